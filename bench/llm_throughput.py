@@ -1,0 +1,141 @@
+"""LLM client throughput against the loopback OpenAI-compatible test server (no network).
+
+    .venv/bin/python bench/llm_throughput.py [--latency-ms 100] [--levels 1,8,32,64]
+
+Prints, for the client in this process (the server runs in a child process so its CPU
+is not counted):
+
+* forecasts per second at each concurrency level with the server's fixed latency, and the
+  ratio to the ideal ``concurrency / latency`` (target >= 0.9 at 64);
+* client CPU milliseconds per forecast with zero latency (process CPU time, cache off;
+  target <= 2 ms);
+* mean prompt tokens of the customer-specific part (the user message: the narrative) for
+  12-month CDNOW histories (target <= 300), with o200k_base when its file is in
+  tiktoken's cache, else the calibrated approximation (the method is printed).
+
+The loopback server is not a language model: these figures measure the client's
+overhead, not any model's speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from llm.config import RetryPolicy  # noqa: E402
+from llm.forecaster import LLMForecaster  # noqa: E402
+from llm_server import STAND_IN_NARRATIVE_VERSION, LoopbackLLMServer, make_histories, stand_in_narrate  # noqa: E402
+from structurer.schema import BucketScheme  # noqa: E402
+
+SCHEME = BucketScheme(edges=(15.0, 29.3), currency="USD")
+
+
+def _serve(latency_s: float, conn) -> None:
+    with LoopbackLLMServer(latency_s=latency_s, max_requests=100_000, lifetime_s=600) as server:
+        conn.send(server.base_url)
+        while conn.recv() == "cpu":  # anything else: stop
+            conn.send(time.process_time())
+
+
+class ServerProcess:
+    """The loopback server in a child process (its CPU is not the client's)."""
+
+    def __init__(self, latency_s: float) -> None:
+        self._conn, child = mp.Pipe()
+        self._process = mp.Process(target=_serve, args=(latency_s, child), daemon=True)
+
+    def __enter__(self) -> "ServerProcess":
+        self._process.start()
+        self.base_url = self._conn.recv()
+        return self
+
+    def cpu_s(self) -> float:
+        """The server process's CPU time so far."""
+        self._conn.send("cpu")
+        return self._conn.recv()
+
+    def __exit__(self, *exc: object) -> None:
+        self._conn.send("stop")
+        self._process.join(10)
+
+
+def _forecaster(base_url: str, concurrency: int, narrate=stand_in_narrate) -> LLMForecaster:
+    return LLMForecaster(
+        SCHEME, model="loopback-test-model", base_url=base_url, concurrency=concurrency,
+        use_cache=False, timeout=30.0, narrate=narrate, narrative_version=STAND_IN_NARRATIVE_VERSION,
+        retry=RetryPolicy(max_attempts=1),
+    )
+
+
+def throughput(latency_s: float, levels: list[int]) -> None:
+    print(f"throughput, server latency {latency_s * 1000:.0f} ms")
+    with ServerProcess(latency_s) as server:
+        for concurrency in levels:
+            n = max(40, concurrency * 10)
+            histories = make_histories(n, seed=concurrency)
+            forecaster = _forecaster(server.base_url, concurrency)
+            server_cpu, client_cpu, started = server.cpu_s(), time.process_time(), time.perf_counter()
+            records = forecaster.forecast_many(histories)
+            elapsed = time.perf_counter() - started
+            client_cpu, server_cpu = time.process_time() - client_cpu, server.cpu_s() - server_cpu
+            failed = [r.detail for r in records if r.status != "ok"]
+            assert not failed, failed[:3]
+            rate, ideal = n / elapsed, concurrency / latency_s
+            print(f"  concurrency {concurrency:3d}: {n:4d} forecasts in {elapsed:6.2f} s = "
+                  f"{rate:7.1f}/s, ideal {ideal:6.1f}/s, ratio {rate / ideal:.2f} "
+                  f"(CPU per forecast: client {client_cpu / n * 1000:.2f} ms, server {server_cpu / n * 1000:.2f} ms)")
+
+
+def cpu_per_forecast(n: int, concurrency: int) -> None:
+    with ServerProcess(0.0) as server:
+        histories = make_histories(n, seed=1)
+        forecaster = _forecaster(server.base_url, concurrency)
+        forecaster.forecast_many(histories[:50])  # warm up imports, pool and caches
+        cpu, wall = time.process_time(), time.perf_counter()
+        records = forecaster.forecast_many(histories)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        assert all(r.status == "ok" for r in records)
+    print(f"client CPU, zero latency, concurrency {concurrency}, cache off: "
+          f"{cpu / n * 1000:.2f} ms per forecast ({n} forecasts, {cpu:.2f} s CPU in {wall:.2f} s)")
+
+
+def prompt_tokens() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from forecaster.datasets import load_dataset
+    from llm.ledger import TokenCounter
+    from llm.prompt import system_prompt
+    from narrator.narrative import render_narratives
+
+    panel = load_dataset("cdnow").panel
+    anchor = pd.Period("1998-01", "M")  # 12 full months of history for the whole cohort
+    narratives = render_narratives(panel.histories(anchor, 12))
+    counter = TokenCounter()
+    counts = np.array([counter.count(text) for text in narratives])
+    system = counter.count(system_prompt(SCHEME))
+    print(f"prompt tokens ({counter.method}), CDNOW anchor {anchor}, {len(counts):,} customers: "
+          f"user message mean {counts.mean():.1f}, p95 {np.percentile(counts, 95):.0f}, max {counts.max()}; "
+          f"shared system prompt {system}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency-ms", type=float, default=100.0)
+    parser.add_argument("--levels", default="1,8,32,64")
+    parser.add_argument("--cpu-forecasts", type=int, default=2000)
+    parser.add_argument("--cpu-concurrency", type=int, default=8)
+    args = parser.parse_args()
+    throughput(args.latency_ms / 1000, [int(x) for x in args.levels.split(",")])
+    cpu_per_forecast(args.cpu_forecasts, args.cpu_concurrency)
+    prompt_tokens()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""`forecaster evaluate`: the offline backtest from a dataset to a report folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from forecaster import pipeline
+from forecaster.datasets import Dataset
+from forecaster.errors import UserError
+from models.evaluate import EvaluationResult, arm_columns, evaluate
+from narrator.panel import MonthlyPanel, parse_month
+from structurer.schema import BucketScheme
+
+DEFAULT_TEST_MONTHS = 3
+
+
+@dataclass
+class EvaluationSetup:
+    """Everything the report states about how the numbers were made."""
+
+    dataset: Dataset
+    panel: MonthlyPanel
+    test_anchors: list[pd.Period]
+    scheme: BucketScheme
+    representative_spend: np.ndarray
+    provider: str
+    model: str
+    prompt_version: str
+    seed: int
+    sample_customers: int | None
+    n_resamples: int
+    arms_not_run: dict[str, str] = field(default_factory=dict)
+    ledger: dict | None = None
+
+
+def parse_test_anchors(text: str | None, panel: MonthlyPanel) -> list[pd.Period]:
+    """``A..B`` (inclusive) or ``A``; default: the last 3 months with a known outcome."""
+    known = pipeline.anchors_with_outcome(panel)
+    if text is None:
+        return known[-DEFAULT_TEST_MONTHS:]
+    try:
+        first, _, last = text.partition("..")
+        a, b = parse_month(first), parse_month(last or first)
+    except ValueError as exc:
+        raise UserError(f"--test-anchors {text}: {exc}; use A..B, e.g. 1998-04..1998-06") from exc
+    chosen = [m for m in known if a <= m <= b]
+    if a > b or not chosen or chosen[0] != a or chosen[-1] != b:
+        raise UserError(f"--test-anchors {text}: test anchors must lie within {known[0]}..{known[-1]}")
+    if known.index(chosen[0]) < 3:
+        raise UserError(f"--test-anchors {text}: leave at least three earlier anchors for training "
+                        f"and validation (first possible test anchor: {known[3]})")
+    return chosen
+
+
+def _scheme_and_spend(panel: MonthlyPanel, first_test: pd.Period) -> tuple[BucketScheme, np.ndarray]:
+    scheme = pipeline.fit_scheme(panel, first_test)
+    train_spend = panel.spend[:, : panel.column(first_test)]
+    return scheme, scheme.representative_spend(train_spend[train_spend > 0])
+
+
+def prepare(dataset: Dataset, test_anchors: str | None, sample_customers: int | None, seed: int,
+            n_resamples: int = 1000) -> EvaluationSetup:
+    panel = dataset.panel
+    anchors = parse_test_anchors(test_anchors, panel)
+    if sample_customers is not None:
+        panel = pipeline.sample_panel(panel, sample_customers, anchors[0], seed)
+    scheme, rep = _scheme_and_spend(panel, anchors[0])
+    return EvaluationSetup(dataset=dataset, panel=panel, test_anchors=anchors, scheme=scheme,
+                           representative_spend=rep, provider="empirical", model="", prompt_version="",
+                           seed=seed, sample_customers=sample_customers, n_resamples=n_resamples)
+
+
+def add_oracle(rows: pd.DataFrame, setup: EvaluationSetup) -> pd.DataFrame:
+    """The synthetic generator's best possible forecast for the test rows (Monte Carlo from
+    the latent parameters; the realised death month stays hidden)."""
+    from forecaster.synthetic import oracle_bucket_probabilities
+
+    cols = [f"oracle_p_{b}" for b in setup.scheme.ids]
+    parts = []
+    for anchor in setup.test_anchors:
+        cut = setup.panel.before(anchor)
+        ids, probs, spend = oracle_bucket_probabilities(setup.dataset.latent, cut, anchor,
+                                                        np.asarray(setup.scheme.edges), seed=setup.seed)
+        part = pd.DataFrame(probs, columns=cols)
+        part["oracle_expected_spend"] = spend
+        part["customer_id"] = ids
+        part["anchor"] = str(anchor)
+        parts.append(part)
+    return rows.merge(pd.concat(parts), on=["customer_id", "anchor"], how="left")
+
+
+def run(setup: EvaluationSetup, forecast_fn: pipeline.ForecastFn,
+        progress: Callable[[str], None] | None = None,
+        empirical_fn: pipeline.ForecastFn | None = None) -> EvaluationResult:
+    """``forecast_fn`` is the run's provider; ``empirical_fn`` the empirical forecaster kept
+    beside an LLM provider (None when the provider is already the empirical one)."""
+    panel = setup.panel
+    anchors = [a for a in pipeline.anchors_with_outcome(panel) if a <= setup.test_anchors[-1]]
+    rows, spec = pipeline.build_rows(panel, anchors, setup.scheme, forecast_fn, with_btyd=True,
+                                     progress=(lambda a: progress(f"행 생성 {a}")) if progress else None,
+                                     empirical_fn=empirical_fn)
+    if setup.dataset.latent is not None:
+        rows = add_oracle(rows, setup)
+    else:
+        setup.arms_not_run["oracle"] = "합성 데이터가 아니어서 잠재 모수를 알 수 없으므로 oracle 구간은 계산하지 않았습니다."
+    xgb_cols = arm_columns(spec.base, spec.forecaster, spec.btyd, spec.empirical)
+    return evaluate(rows, [str(a) for a in setup.test_anchors], setup.scheme, setup.representative_spend,
+                    xgb_cols, seed=setup.seed, n_resamples=setup.n_resamples,
+                    progress=(lambda t: progress(f"검증 {t}")) if progress else None)

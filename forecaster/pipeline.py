@@ -1,0 +1,149 @@
+"""The one place that knows the whole order: panel -> histories -> forecasts -> rows.
+
+Rows are (customer, anchor month). Each anchor's row is built from ``panel.before(anchor)``
+only — the baseline features, the forecaster's answer and the BTYD fit alike — and then
+labelled with the anchor month's outcome.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from models.btyd import BTYDModel
+from models.empirical import EmpiricalForecaster
+from models.features import baseline_feature_names, baseline_features
+from narrator.panel import HistoryBatch, MonthlyPanel
+from structurer.features import PREFIX as FC_PREFIX
+from structurer.features import forecast_feature_names
+from structurer.schema import BucketScheme
+
+HISTORY_MONTHS = 12
+EMPIRICAL_PREFIX = "emp_"
+BTYD_COLUMNS = ["btyd_p_purchase", "btyd_expected_orders", "btyd_expected_spend"]
+
+# anchor, that anchor's histories, the cut panel -> forecast feature frame by customer id
+ForecastFn = Callable[[pd.Period, HistoryBatch, MonthlyPanel], pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    """Which column groups a row frame holds."""
+
+    base: list[str]
+    forecaster: list[str]
+    btyd: list[str]
+    empirical: list[str]  # the empirical forecaster beside an LLM one (prefix emp_)
+
+
+def anchors_with_outcome(panel: MonthlyPanel) -> list[pd.Period]:
+    """Every anchor with at least one month of history and a known outcome."""
+    return list(pd.period_range(panel.first_month + 1, panel.last_month, freq="M"))
+
+
+def empirical_forecast_fn(scheme: BucketScheme) -> ForecastFn:
+    """The offline forecaster, refitted at every anchor on that anchor's past only."""
+
+    def forecast(anchor: pd.Period, batch: HistoryBatch, cut: MonthlyPanel) -> pd.DataFrame:
+        return EmpiricalForecaster(scheme).fit(cut).forecast_features(batch)
+
+    return forecast
+
+
+def btyd_features(cut: MonthlyPanel) -> pd.DataFrame:
+    pred = BTYDModel().fit(cut).predict(cut).set_index("customer_id")
+    return pred.rename(columns={
+        "p_purchase_next_month": "btyd_p_purchase",
+        "expected_orders_next_month": "btyd_expected_orders",
+        "expected_spend_next_month": "btyd_expected_spend",
+    })[BTYD_COLUMNS]
+
+
+def anchor_rows(
+    panel: MonthlyPanel,
+    anchor: pd.Period,
+    scheme: BucketScheme,
+    forecast_fn: ForecastFn | None,
+    with_btyd: bool,
+    history_months: int = HISTORY_MONTHS,
+    empirical_fn: ForecastFn | None = None,
+) -> pd.DataFrame:
+    """Rows of one anchor: ids, features and (when the month is in the data) the outcome.
+    A forecaster that answered for only some customers leaves the others' columns NaN."""
+    cut = panel.before(anchor)
+    batch = HistoryBatch.from_panel(cut, anchor, history_months)
+    frame = baseline_features(batch)
+    if forecast_fn is not None:
+        fc = forecast_fn(anchor, batch, cut).reindex(frame.index)
+        frame = frame.join(fc[forecast_feature_names(scheme)])
+    if empirical_fn is not None:
+        emp = empirical_fn(anchor, batch, cut).reindex(frame.index)
+        emp.columns = [EMPIRICAL_PREFIX + c[len(FC_PREFIX):] for c in emp.columns]
+        frame = frame.join(emp[forecast_feature_names(scheme, EMPIRICAL_PREFIX)])
+    if with_btyd:
+        frame = frame.join(btyd_features(cut))
+    frame = frame.reset_index()
+    frame.insert(1, "anchor", str(anchor))
+    if anchor <= panel.last_month:
+        ids, spend, _ = panel.outcome(anchor)
+        if not np.array_equal(ids, frame["customer_id"].to_numpy()):
+            raise AssertionError("outcome and history populations differ")
+        frame["spend"] = spend
+        frame["label"] = scheme.assign(spend)
+    return frame
+
+
+def build_rows(
+    panel: MonthlyPanel,
+    anchors: list[pd.Period],
+    scheme: BucketScheme,
+    forecast_fn: ForecastFn | None,
+    with_btyd: bool = True,
+    history_months: int = HISTORY_MONTHS,
+    progress: Callable[[pd.Period], None] | None = None,
+    empirical_fn: ForecastFn | None = None,
+) -> tuple[pd.DataFrame, RowSpec]:
+    frames = []
+    for anchor in anchors:
+        frames.append(anchor_rows(panel, anchor, scheme, forecast_fn, with_btyd, history_months, empirical_fn))
+        if progress is not None:
+            progress(anchor)
+    rows = pd.concat(frames, ignore_index=True)
+    spec = RowSpec(
+        base=baseline_feature_names(),
+        forecaster=forecast_feature_names(scheme) if forecast_fn is not None else [],
+        btyd=BTYD_COLUMNS if with_btyd else [],
+        empirical=forecast_feature_names(scheme, EMPIRICAL_PREFIX) if empirical_fn is not None else [],
+    )
+    return rows, spec
+
+
+def fit_scheme(panel: MonthlyPanel, before: pd.Period) -> BucketScheme:
+    """Bucket edges at the terciles of positive monthly spend in months before ``before``."""
+    cut = panel.spend[:, : panel.column(before)]
+    return BucketScheme.fit(cut[cut > 0], panel.currency, fitted_on=f"{panel.first_month}..{before - 1}")
+
+
+def sample_panel(panel: MonthlyPanel, n: int, before: pd.Period, seed: int = 0) -> MonthlyPanel:
+    """A stratified random sample of ``n`` customers acquired before ``before``, by how many
+    months they had bought in before it (1, 2, 3–5, 6+): the strata use no later data."""
+    acquired = np.flatnonzero(panel.first_idx < panel.column(before))
+    if n >= len(acquired):
+        keep = acquired
+    else:
+        active = (panel.orders[acquired, : panel.column(before)] > 0).sum(axis=1)
+        strata = np.digitize(active, [2, 3, 6])
+        rng = np.random.default_rng(seed)
+        keep_parts = []
+        for s in np.unique(strata):
+            members = acquired[strata == s]
+            take = int(round(n * len(members) / len(acquired)))
+            keep_parts.append(rng.choice(members, size=min(take, len(members)), replace=False))
+        keep = np.sort(np.concatenate(keep_parts))
+    return MonthlyPanel(
+        customer_ids=panel.customer_ids[keep], start=panel.start, spend=panel.spend[keep],
+        orders=panel.orders[keep], first_idx=panel.first_idx[keep], currency=panel.currency,
+    )

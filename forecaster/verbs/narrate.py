@@ -1,0 +1,117 @@
+"""``forecaster narrate CUSTOMER_ID --anchor YYYY-MM``: print the Korean narrative exactly as
+it would be sent to the LLM (no LLM call)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import pandas as pd
+import typer
+
+from forecaster.datasets import Dataset
+from forecaster.errors import UserError
+from forecaster.verbs.options import (
+    AmountColOption,
+    CurrencyOption,
+    CustomerColOption,
+    DataOption,
+    DateColOption,
+    OrderColOption,
+    dataset_from_options,
+)
+from narrator.narrative import NarrativeTemplateError, render_narrative
+from narrator.panel import NOT_ACQUIRED, MonthlyPanel, parse_month
+
+DEFAULT_HISTORY_MONTHS = 12
+
+
+def _parse_anchor(text: str | pd.Period) -> pd.Period:
+    try:
+        return parse_month(text)
+    except ValueError:
+        raise UserError(f"--anchor '{text}' is not a month of the form YYYY-MM (e.g. 1998-01)") from None
+
+
+def _customer_row(panel: MonthlyPanel, customer_id: str, data_name: str) -> int:
+    """Row of ``customer_id``; a number also matches an id written with leading zeros
+    (CDNOW's ``00001`` as ``1``), when exactly one id does."""
+    try:
+        return panel.row_of(customer_id)
+    except KeyError:
+        pass
+    if customer_id.isdigit():
+        stripped = pd.Series(panel.customer_ids).str.lstrip("0")
+        matches = np.flatnonzero((stripped == customer_id.lstrip("0")).to_numpy())
+        if len(matches) == 1:
+            return int(matches[0])
+    examples = ", ".join(str(c) for c in panel.customer_ids[:3])
+    raise UserError(
+        f"customer '{customer_id}' is not in the data '{data_name}'; check the id "
+        f"(ids there look like {examples})"
+    )
+
+
+def customer_narrative(
+    dataset: Dataset,
+    customer_id: str,
+    anchor_text: str | pd.Period,
+    history_months: int = DEFAULT_HISTORY_MONTHS,
+    template_dir: Path | None = None,
+) -> str:
+    """The narrative of one customer at one anchor; UserError for anything the user can fix."""
+    anchor = _parse_anchor(anchor_text)
+    if history_months < 1:
+        raise UserError(f"--history-months {history_months}: give a whole number of months >= 1 (e.g. 12)")
+    panel = dataset.panel
+    try:
+        panel.check_anchor(anchor)
+    except ValueError as exc:
+        raise UserError(f"--anchor: {exc} (data '{dataset.name}')") from None
+    row = _customer_row(panel, customer_id, dataset.name)
+    found_id = str(panel.customer_ids[row])
+    first = int(panel.first_idx[row])
+    if first == NOT_ACQUIRED:
+        raise UserError(f"customer '{found_id}' has no purchase in the data (only returns), so there is no history")
+    if first >= panel.column(anchor):
+        first_month = panel.first_month + first
+        raise UserError(
+            f"customer '{found_id}' made their first purchase in {first_month}, so has no history "
+            f"before {anchor}; choose --anchor {first_month + 1} or later"
+        )
+    history = panel.histories(anchor, history_months).get(found_id)
+    try:
+        return render_narrative(history, template_dir)
+    except NarrativeTemplateError as exc:
+        raise UserError(f"--templates: {exc}") from None
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("narrate")
+    def narrate(
+        customer_id: Annotated[str, typer.Argument(metavar="CUSTOMER_ID", help="The customer's id in the data.")],
+        anchor: Annotated[
+            str, typer.Option("--anchor", metavar="YYYY-MM", help="The month to forecast; history ends the month before.")
+        ],
+        data: DataOption = "cdnow",
+        history_months: Annotated[
+            int, typer.Option("--history-months", metavar="H", help="Months of history to narrate.")
+        ] = DEFAULT_HISTORY_MONTHS,
+        templates: Annotated[
+            Path | None,
+            typer.Option("--templates", metavar="DIR", help="Folder with your own narrative.j2 (same variables)."),
+        ] = None,
+        customer_col: CustomerColOption = None,
+        date_col: DateColOption = None,
+        amount_col: AmountColOption = None,
+        order_col: OrderColOption = None,
+        currency: CurrencyOption = None,
+    ) -> None:
+        """Print a customer's Korean narrative exactly as it would be sent (no LLM call)."""
+        _parse_anchor(anchor)  # a typo fails before the data is loaded
+        dataset = dataset_from_options(
+            data, customer_col=customer_col, date_col=date_col, amount_col=amount_col,
+            order_col=order_col, currency=currency,
+        )
+        print(customer_narrative(dataset, customer_id, anchor, history_months, templates))

@@ -1,0 +1,309 @@
+"""The one structured call: re-asks for unusable answers over transport retries.
+
+Two retry layers, one per cause, never multiplied into each other's counts:
+
+* **Transport** (this module's ``_send``): 429, timeouts, connection errors and 5xx are
+  retried by tenacity, with the SDK's own retries switched off (``max_retries=0``). We
+  retry here rather than in the SDK because the record and the ledger must count retries
+  apart from re-asks, a 429 whose code is ``insufficient_quota`` must stop the run instead
+  of being retried, and the final failure needs a typed reason — none of which the SDK's
+  internal loop exposes. ``retry-after-ms`` / ``Retry-After`` are honoured as the SDK does.
+* **Re-ask** (``StructuredCaller.ask``): an answer that is not JSON, fails validation, is a
+  refusal or was cut off by the length limit is sent back with the error and asked again
+  (instructor-style), at most ``max_reasks`` times; then a typed ``failed`` outcome.
+
+Whatever the server claims about structured outputs, ``message.content`` is validated by
+pydantic here. Tokens are summed over every answer received, unusable ones included.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import httpx2
+import openai
+from pydantic import ValidationError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_random_exponential
+
+from forecaster.errors import UserError
+from llm.config import LLMConfig, RetryPolicy
+from llm.prompt import InvalidKind, Message, reask_message
+from structurer.schema import FailureReason, SpendForecastBase, strict_json_schema
+
+RESPONSE_FORMAT_NAME = "spend_forecast"
+
+
+class RunAborted(UserError):
+    """The whole run must stop now (quota exhausted, key rejected): one clear line."""
+
+
+class TransportGaveUp(Exception):
+    """A request failed for a transport reason and will not be retried (any more)."""
+
+    def __init__(self, reason: FailureReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class CallOutcome:
+    """What one customer's structured call produced and what it cost."""
+
+    answer: SpendForecastBase | None = None
+    answer_json: str | None = None  # the validated answer, as cached
+    reason: FailureReason | None = None
+    detail: str | None = None
+    requests: int = 0  # HTTP requests sent = 1 + re-asks + transport retries
+    reasks: int = 0
+    transport_retries: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.answer is not None
+
+
+class Reply(NamedTuple):
+    """The parts of a chat completion that decide whether the answer is usable."""
+
+    content: str | None
+    refusal: str | None
+    finish_reason: str | None
+    tokens_in: int
+    tokens_out: int
+
+
+class Unusable(NamedTuple):
+    kind: InvalidKind
+    error: str
+    said: str  # what the assistant said, echoed back before the re-ask
+
+
+def response_format(model: type[SpendForecastBase]) -> dict[str, Any]:
+    """Strict json_schema response format for ``model`` (OpenAI structured outputs)."""
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": RESPONSE_FORMAT_NAME, "strict": True, "schema": strict_json_schema(model)},
+    }
+
+
+def make_async_client(config: LLMConfig) -> openai.AsyncOpenAI:
+    """One client per run, its connection pool sized to the concurrency, SDK retries off."""
+    limits = httpx2.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency)
+    http_client = openai.DefaultAsyncHttpxClient(limits=limits, timeout=config.timeout_s)
+    return openai.AsyncOpenAI(
+        api_key=config.api_key,
+        base_url=config.endpoint,
+        timeout=config.timeout_s,
+        max_retries=0,
+        http_client=http_client,
+    )
+
+
+# -- transport errors ------------------------------------------------------------------------
+
+
+def _describe(exc: BaseException) -> str:
+    """One line: the error and, when wrapped, its root cause (e.g. a cassette miss)."""
+    text = f"{type(exc).__name__}: {exc}"
+    cause = exc.__cause__
+    if cause is not None:
+        text += f" (caused by {type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''})"
+    return text.replace("\n", " ")
+
+
+def fatal_message(exc: BaseException) -> str | None:
+    """The one-line reason to stop the whole run, or None if the error is not fatal."""
+    if isinstance(exc, openai.RateLimitError) and "insufficient_quota" in (exc.code, exc.type):
+        return ("LLM 호출을 멈췄습니다: API 사용 한도가 소진되었습니다 (429 insufficient_quota). "
+                "결제 정보나 사용 한도를 확인한 뒤 다시 실행하세요.")
+    if isinstance(exc, openai.AuthenticationError):
+        return ("LLM 호출을 멈췄습니다: API 키가 거부되었습니다 (401). "
+                "OPENAI_API_KEY와 OPENAI_BASE_URL을 확인하세요.")
+    if isinstance(exc, openai.PermissionDeniedError):
+        return ("LLM 호출을 멈췄습니다: 이 키로는 모델에 접근할 수 없습니다 (403). "
+                "키의 권한과 --model 값을 확인하세요.")
+    return None
+
+
+def transport_reason(exc: BaseException) -> FailureReason:
+    """The typed failure reason of a transport error."""
+    if isinstance(exc, openai.APITimeoutError):
+        return "timeout"
+    if isinstance(exc, openai.APIConnectionError):
+        return "connection_error"
+    if isinstance(exc, openai.RateLimitError):
+        return "rate_limited"
+    if isinstance(exc, openai.APIStatusError) and exc.status_code == 408:
+        return "timeout"  # the server's own request timeout
+    if isinstance(exc, openai.APIStatusError) and (exc.status_code >= 500 or exc.status_code == 409):
+        return "server_error"  # 409: a lock timeout on the server, retried like the SDK does
+    if isinstance(exc, openai.BadRequestError):
+        return "bad_request"
+    return "other"
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Worth retrying: rate limits (not quota), timeouts, connection errors, 5xx."""
+    if fatal_message(exc) is not None:
+        return False
+    return transport_reason(exc) in ("timeout", "connection_error", "rate_limited", "server_error")
+
+
+def retry_after_s(exc: BaseException | None) -> float | None:
+    """Seconds the server asked us to wait: ``retry-after-ms``, else ``Retry-After`` as
+    seconds or as an HTTP date; None when absent or unreadable."""
+    if not isinstance(exc, openai.APIStatusError):
+        return None
+    headers = exc.response.headers
+    for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) / divisor)
+        except ValueError:
+            pass
+    date = headers.get("retry-after")
+    if date:
+        try:
+            return max(0.0, email.utils.parsedate_to_datetime(date).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+class _WaitRetryAfterOrJitter:
+    """tenacity wait: the server's Retry-After when given (capped), else full jitter."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._policy = policy
+        self._jitter = wait_random_exponential(multiplier=policy.initial_backoff_s, max=policy.max_backoff_s)
+
+    def __call__(self, state: RetryCallState) -> float:
+        asked = retry_after_s(state.outcome.exception() if state.outcome else None)
+        if asked is not None:
+            return min(asked, self._policy.max_retry_after_s)
+        return self._jitter(state)
+
+
+# -- answers ---------------------------------------------------------------------------------
+
+
+def reply_from_completion(data: dict[str, Any]) -> Reply:
+    """Read a chat-completion JSON body (a dict, as sent by the server)."""
+    choice = (data.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    usage = data.get("usage") or {}
+    return Reply(
+        content=message.get("content"),
+        refusal=message.get("refusal"),
+        finish_reason=choice.get("finish_reason"),
+        tokens_in=int(usage.get("prompt_tokens") or 0),
+        tokens_out=int(usage.get("completion_tokens") or 0),
+    )
+
+
+def judge(reply: Reply, model: type[SpendForecastBase]) -> SpendForecastBase | Unusable:
+    """The validated answer, or why it cannot be used."""
+    said = reply.content or ""
+    if reply.refusal:
+        return Unusable("refusal", reply.refusal, reply.refusal)
+    if reply.finish_reason == "content_filter":
+        return Unusable("refusal", "finish_reason=content_filter", said)
+    if reply.finish_reason == "length":
+        return Unusable("truncated", "finish_reason=length", said)
+    if not said.strip():
+        return Unusable("invalid_json", "the answer was empty", said)
+    try:
+        return model.model_validate_json(said)
+    except ValidationError as exc:
+        kind: InvalidKind = "invalid_json" if any(e["type"] == "json_invalid" for e in exc.errors()) else "validation_error"
+        return Unusable(kind, str(exc), said)
+
+
+class StructuredCaller:
+    """Asks one model for one ``SpendForecast`` per message list, through one client."""
+
+    def __init__(self, client: openai.AsyncOpenAI, config: LLMConfig, model: type[SpendForecastBase]) -> None:
+        self._client = client
+        self._config = config
+        self._model = model
+        # everything but the messages is the same for every request: serialised once
+        fixed = {"model": config.model, "response_format": response_format(model), **config.sampling}
+        self._body_head = json.dumps(fixed, ensure_ascii=False, separators=(",", ":"))[:-1] + ',"messages":'
+        self._wait = _WaitRetryAfterOrJitter(config.retry)
+
+    async def ask(self, messages: list[Message]) -> CallOutcome:
+        """Send, judge, re-ask with the error up to ``max_reasks`` times; never raises for
+        one customer's failure (only :class:`RunAborted` escapes)."""
+        outcome = CallOutcome()
+        conversation = list(messages)
+        started = time.perf_counter()
+        try:
+            for round_ in range(self._config.max_reasks + 1):
+                reply = await self._send(conversation, outcome)
+                outcome.tokens_in += reply.tokens_in
+                outcome.tokens_out += reply.tokens_out
+                verdict = judge(reply, self._model)
+                if not isinstance(verdict, Unusable):
+                    outcome.answer = verdict
+                    outcome.answer_json = verdict.model_dump_json()
+                    break
+                if round_ == self._config.max_reasks:
+                    outcome.reason, outcome.detail = verdict.kind, verdict.error[:2000]
+                    break
+                conversation += [{"role": "assistant", "content": verdict.said}, reask_message(verdict.kind, verdict.error)]
+                outcome.reasks += 1
+        except TransportGaveUp as exc:
+            outcome.reason, outcome.detail = exc.reason, exc.detail
+        outcome.latency_s = time.perf_counter() - started
+        return outcome
+
+    async def _send(self, conversation: list[Message], outcome: CallOutcome) -> Reply:
+        """One answer from the server, retrying transport failures (counted in ``outcome``)."""
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._config.retry.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception(_is_transient),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    outcome.requests += 1
+                    if attempt.retry_state.attempt_number > 1:
+                        outcome.transport_retries += 1
+                    return await self._post(conversation)
+        except openai.APIError as exc:
+            message = fatal_message(exc)
+            if message is not None:
+                raise RunAborted(message) from exc
+            raise TransportGaveUp(transport_reason(exc), _describe(exc)) from exc
+        raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+    async def _post(self, conversation: list[Message]) -> Reply:
+        # The SDK's generic ``post`` (its documented way to call any endpoint) with the body
+        # already serialised, instead of ``chat.completions.create``: the typed method walks
+        # the whole request (schema included) through its parameter transformer, deep-copies
+        # it and builds a typed ChatCompletion — more client CPU per call than everything
+        # else here together (bench/llm_throughput.py). Same client, auth, headers, timeout.
+        body = self._body_head + json.dumps(conversation, ensure_ascii=False, separators=(",", ":")) + "}"
+        response = await self._client.post(
+            "/chat/completions",
+            cast_to=httpx2.Response,
+            content=body.encode("utf-8"),
+            options={"headers": {"Content-Type": "application/json"}},
+        )
+        try:
+            return reply_from_completion(json.loads(response.content))
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise TransportGaveUp("other", f"the server's reply is not a chat completion: {exc}") from exc

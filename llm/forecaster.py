@@ -1,0 +1,220 @@
+"""``LLMForecaster``: each customer's Korean narrative -> one structured LLM forecast.
+
+One async core (``aforecast_many``); ``forecast_many`` runs it with ``asyncio.run``.
+Customers run concurrently under a semaphore, through one ``AsyncOpenAI`` client per run.
+Every validated answer is written to the SQLite cache the moment it arrives, so a re-run
+or a resumed killed run sends nothing twice. One customer's failure is a ``failed``
+record with a typed reason; only a fatal error (quota, key) stops the run, cancelling the
+requests in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from llm.cache import CachedAnswer, ResponseCache, request_keyer
+from llm.client import CallOutcome, RunAborted, StructuredCaller, make_async_client, response_format
+from llm.config import LLMConfig, RetryPolicy, resolve_config
+from llm.ledger import DryRunEstimate, PriceTable, TokenCounter, UsageLedger, estimate_run
+from llm.prompt import Message, build_messages, prompt_version, system_prompt
+from narrator.panel import CustomerHistory
+from structurer.schema import BucketScheme, ForecastRecord, spend_forecast_model
+
+Narrate = Callable[[CustomerHistory], str]
+Progress = Callable[[ForecastRecord], None]
+
+
+class LLMForecastRecord(ForecastRecord):
+    """A ``ForecastRecord`` that also counts re-asks and transport retries apart.
+    ``attempts`` is the number of HTTP requests sent for this customer (0 on a cache hit)."""
+
+    reasks: int = 0
+    transport_retries: int = 0
+
+
+def _default_narrator() -> tuple[Narrate, str]:
+    # Imported lazily: the narrative stage is optional for callers that pass their own.
+    from narrator.narrative import render_narrative
+    from prompts import NARRATIVE_VERSION
+
+    return render_narrative, NARRATIVE_VERSION
+
+
+def _unwrap(group: BaseExceptionGroup) -> BaseException:
+    """The exception to show for a failed task group: the fatal :class:`RunAborted` when
+    there is one, else a lone exception as itself, else the whole group."""
+    aborted = group.subgroup(RunAborted)
+    if aborted is not None:
+        return aborted.exceptions[0]
+    return group.exceptions[0] if len(group.exceptions) == 1 else group
+
+
+@dataclass
+class _Run:
+    """What every customer of one run shares."""
+
+    system: str
+    caller: StructuredCaller | None  # None in a dry run
+    cache: ResponseCache | None
+    semaphore: asyncio.Semaphore | None
+
+
+class LLMForecaster:
+    """Forecasts with an OpenAI-compatible LLM. ``provider`` is ``"llm"``."""
+
+    provider = "llm"
+
+    def __init__(
+        self,
+        scheme: BucketScheme,
+        model: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        concurrency: int = 8,
+        max_reasks: int = 2,
+        cache_dir: str | Path | None = None,
+        timeout: float = 60.0,
+        narrate: Narrate | None = None,
+        narrative_version: str | None = None,
+        use_cache: bool = True,
+        max_tokens: int = 800,
+        retry: RetryPolicy | None = None,
+        prices: PriceTable | None = None,
+        config: LLMConfig | None = None,
+    ) -> None:
+        self.scheme = scheme
+        self.config = config or resolve_config(
+            model, base_url, api_key,
+            concurrency=concurrency, max_reasks=max_reasks, timeout_s=timeout,
+            cache_dir=Path(cache_dir) if cache_dir is not None else None,
+            use_cache=use_cache, max_tokens=max_tokens, retry=retry or RetryPolicy(),
+        )
+        if narrate is None:
+            narrate, default_version = _default_narrator()
+            narrative_version = narrative_version or default_version
+        self._narrate = narrate
+        self.prompt_version = prompt_version(narrative_version or getattr(narrate, "__name__", "custom"))
+        self._model = spend_forecast_model(scheme)
+        self._schema = response_format(self._model)["json_schema"]["schema"]
+        self.ledger = UsageLedger(self.config.model, prices or PriceTable.load())
+        self._key = request_keyer(
+            self.config.endpoint, self.config.model, self.prompt_version, self._schema, self.config.sampling
+        )
+
+    @property
+    def model(self) -> str:
+        return self.config.model
+
+    # -- public entry points -------------------------------------------------------------------
+
+    def forecast_many(self, histories: Iterable[CustomerHistory], progress: Progress | None = None) -> list[ForecastRecord]:
+        """Synchronous entry: runs :meth:`aforecast_many` in a fresh event loop."""
+        return asyncio.run(self.aforecast_many(histories, progress))
+
+    async def aforecast_many(
+        self, histories: Iterable[CustomerHistory], progress: Progress | None = None
+    ) -> list[ForecastRecord]:
+        """One record per history, in input order. Raises :class:`RunAborted` (and cancels
+        every request in flight) when the quota is exhausted or the key is rejected."""
+        histories = list(histories)
+        results: list[ForecastRecord | None] = [None] * len(histories)
+        cache = self._open_cache()
+        try:
+            async with make_async_client(self.config) as client:
+                run = _Run(
+                    system=system_prompt(self.scheme),
+                    caller=StructuredCaller(client, self.config, self._model),
+                    cache=cache,
+                    semaphore=asyncio.Semaphore(self.config.concurrency),
+                )
+                try:
+                    async with asyncio.TaskGroup() as group:
+                        for i, history in enumerate(histories):
+                            group.create_task(self._forecast_one(run, i, history, results, progress))
+                except BaseExceptionGroup as group:
+                    raise _unwrap(group) from None
+        finally:
+            if cache is not None:
+                cache.close()
+        return [r for r in results if r is not None]
+
+    def dry_run(self, histories: Iterable[CustomerHistory], counter: TokenCounter | None = None) -> DryRunEstimate:
+        """Calls, tokens and cost this run would need; nothing is sent."""
+        histories = list(histories)
+        system = system_prompt(self.scheme)
+        cache = self._open_cache()
+        try:
+            pending = []
+            for history in histories:
+                messages = build_messages(system, self._narrate(history))
+                if cache is None or cache.get(self._key(messages)) is None:
+                    pending.append(messages)
+        finally:
+            if cache is not None:
+                cache.close()
+        return estimate_run(self.config.model, len(histories), pending, self._schema, self.ledger.prices, counter)
+
+    def messages_for(self, history: CustomerHistory) -> list[Message]:
+        """The exact messages one customer's first ask sends (for `explain` and tests)."""
+        return build_messages(system_prompt(self.scheme), self._narrate(history))
+
+    # -- one customer --------------------------------------------------------------------------
+
+    async def _forecast_one(
+        self, run: _Run, i: int, history: CustomerHistory,
+        results: list[ForecastRecord | None], progress: Progress | None,
+    ) -> None:
+        messages = build_messages(run.system, self._narrate(history))
+        key = self._key(messages) if run.cache is not None else ""
+        cached = run.cache.get(key) if run.cache is not None else None
+        if cached is not None:
+            record = self._from_cache(history, cached)
+        else:
+            assert run.semaphore is not None and run.caller is not None
+            async with run.semaphore:
+                outcome = await run.caller.ask(messages)
+                # written before the slot is released: once a slot moves on, its answer is safe
+                if outcome.ok and run.cache is not None:
+                    run.cache.put(key, outcome.answer_json or "", outcome.tokens_in, outcome.tokens_out, self.config.model)
+            record = self._from_outcome(history, outcome)
+        self.ledger.add(record)
+        results[i] = record
+        if progress is not None:
+            progress(record)
+
+    def _open_cache(self) -> ResponseCache | None:
+        return ResponseCache(self.config.cache_dir) if self.config.use_cache else None
+
+    def _record(self, history: CustomerHistory, **fields: Any) -> LLMForecastRecord:
+        return LLMForecastRecord(
+            customer_id=history.customer_id,
+            anchor=str(history.anchor),
+            provider=self.provider,
+            model=self.config.model,
+            prompt_version=self.prompt_version,
+            **fields,
+        )
+
+    def _from_cache(self, history: CustomerHistory, cached: CachedAnswer) -> LLMForecastRecord:
+        return self._record(
+            history, status="ok", forecast=self._model.model_validate_json(cached.answer_json),
+            attempts=0, tokens_in=cached.tokens_in, tokens_out=cached.tokens_out, cache_hit=True,
+        )
+
+    def _from_outcome(self, history: CustomerHistory, outcome: CallOutcome) -> LLMForecastRecord:
+        return self._record(
+            history,
+            status="ok" if outcome.ok else "failed",
+            reason=outcome.reason,
+            detail=outcome.detail,
+            forecast=outcome.answer,
+            attempts=outcome.requests,
+            reasks=outcome.reasks,
+            transport_retries=outcome.transport_retries,
+            tokens_in=outcome.tokens_in,
+            tokens_out=outcome.tokens_out,
+            latency_s=outcome.latency_s,
+        )

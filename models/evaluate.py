@@ -1,0 +1,232 @@
+"""The out-of-time backtest: expanding-window origins, every arm on the same test rows.
+
+For each test anchor T the origin's training rows are the anchors strictly before T; the
+last of them, V, is the validation anchor (early stopping, the purchase threshold, the
+persistence mixing weight) and the model is fitted on anchors before V. Nothing is tuned on
+a test anchor. The bucket scheme and each bucket's representative spend come from months
+before the first test anchor (the caller fits them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from models import arms, bootstrap, metrics
+from models.xgb import HurdleXGB
+from structurer.schema import BucketScheme
+
+BOOTSTRAP_METRICS = {
+    "rps": (bootstrap.RPS, "probs"),
+    "log_loss": (bootstrap.LOG_LOSS, "probs"),
+    "brier": (bootstrap.BRIER, "probs"),
+    "spend_mae": (bootstrap.MAE, "spend"),
+    "pr_auc": (lambda p, b: metrics.pr_auc(p, b), "purchase"),
+}
+LEARNING_CURVE_SIZES = (100, 1_000, 10_000)
+
+
+@dataclass
+class EvaluationResult:
+    predictions: pd.DataFrame
+    metrics: dict
+    importance: pd.DataFrame
+    shap: pd.DataFrame
+    models: dict[str, HurdleXGB] = field(default_factory=dict)
+
+
+def arm_columns(base: list[str], forecaster: list[str], btyd: list[str],
+                empirical: list[str] = ()) -> dict[str, list[str]]:
+    """Feature columns of each XGBoost arm. ``forecaster`` is the run's provider (the
+    empirical one offline, the LLM with --provider llm); ``empirical`` is the empirical
+    forecaster kept beside an LLM so both are always compared."""
+    cols = {"xgb_base": base}
+    if btyd:
+        cols["xgb_base+btyd"] = base + btyd
+    if forecaster:
+        cols["xgb_base+forecaster"] = base + forecaster
+    if empirical:
+        cols["xgb_base+empirical"] = base + list(empirical)
+    return cols
+
+
+def _arm_outputs(train, val, target, rep, scheme, xgb_cols, prob_cols, has_oracle, seed, models):
+    """Every arm's output on ``target`` (val or test rows)."""
+    out = {
+        "climatology": arms.climatology_arm(train, target, rep),
+        "persistence": arms.persistence_arm(train, val, target, rep, scheme.assign),
+    }
+    if "btyd_p_purchase" in target.columns:
+        out["btyd"] = arms.btyd_arm(train, target, rep)
+    for arm, prefix in (("forecaster", "fc_"), ("empirical", "emp_")):
+        if f"{prefix}p_b0" in target.columns:
+            out[arm] = arms.forecaster_arm(train, target, rep, [f"{prefix}p_{b}" for b in scheme.ids],
+                                           f"{prefix}expected_spend")
+    for name, cols in xgb_cols.items():
+        out[name] = arms.xgb_output(models[name], target, rep)
+    if has_oracle:
+        out["oracle"] = arms.oracle_arm(target, prob_cols)
+    return out
+
+
+def _prediction_frame(target: pd.DataFrame, arm: str, out: arms.ArmOutput, threshold: float, scheme) -> pd.DataFrame:
+    frame = pd.DataFrame({
+        "customer_id": target["customer_id"].to_numpy(),
+        "anchor": target["anchor"].to_numpy(),
+        "arm": arm,
+        "label_bucket": target["label"].to_numpy(),
+        "actual_spend": target["spend"].to_numpy(),
+        "one_time_buyer": (target["lifetime_orders"].to_numpy() <= 1),
+    })
+    for j, bid in enumerate(scheme.ids):
+        frame[f"p_{bid}"] = out.probs[:, j]
+    frame["purchase_prob"] = 1.0 - out.probs[:, 0]
+    frame["expected_spend"] = out.expected_spend
+    frame["threshold"] = threshold
+    return frame
+
+
+def run_origin(rows: pd.DataFrame, test_anchor: str, scheme: BucketScheme, rep: np.ndarray,
+               xgb_cols: dict[str, list[str]], seed: int) -> tuple[pd.DataFrame, dict, dict[str, HurdleXGB]]:
+    anchors = sorted(a for a in rows["anchor"].unique() if a < test_anchor)
+    if len(anchors) < 2:
+        raise ValueError(f"test anchor {test_anchor} needs at least two earlier anchors (training + validation)")
+    val_anchor = anchors[-1]
+    train = rows[rows["anchor"] < val_anchor]
+    val = rows[rows["anchor"] == val_anchor]
+    test = rows[rows["anchor"] == test_anchor]
+    models = {name: arms.fit_xgb(train, val, cols, scheme.n_buckets, seed) for name, cols in xgb_cols.items()}
+    has_oracle = "oracle_p_b0" in rows.columns
+    oracle_cols = [f"oracle_p_{b}" for b in scheme.ids]
+    # the climatology/btyd/forecaster arms may use the validation anchor too: it is training data
+    train_all = rows[rows["anchor"] < test_anchor]
+    val_out = _arm_outputs(train, val, val, rep, scheme, xgb_cols, oracle_cols, False, seed, models)
+    test_out = _arm_outputs(train_all, val, test, rep, scheme, xgb_cols, oracle_cols, has_oracle, seed, models)
+    b_val = val["label"].to_numpy() > 0
+    frames, notes = [], {}
+    for arm, out in test_out.items():
+        thr = metrics.best_f1_threshold(1 - val_out[arm].probs[:, 0], b_val) if arm in val_out else np.nan
+        frames.append(_prediction_frame(test, arm, out, thr, scheme))
+        notes[arm] = out.note
+    info = {"validation_anchor": val_anchor, "training_anchors": [anchors[0], anchors[-2]],
+            "n_train": int(len(train)), "n_val": int(len(val)), "n_test": int(len(test)), "notes": notes}
+    return pd.concat(frames, ignore_index=True), info, models
+
+
+def _scores(pred: pd.DataFrame, scheme: BucketScheme) -> dict[str, float]:
+    probs = pred[[f"p_{b}" for b in scheme.ids]].to_numpy()
+    thr = pred["threshold"].to_numpy()
+    scores = metrics.score_arm(probs, pred["label_bucket"].to_numpy(), pred["expected_spend"].to_numpy(),
+                               pred["actual_spend"].to_numpy())
+    # each row decided at its own origin's validation-tuned threshold
+    if np.isfinite(thr).all():
+        decided = (pred["purchase_prob"].to_numpy() >= thr).astype(float)
+        scores["f1_at_threshold"] = metrics.f1_at_threshold(decided, (pred["label_bucket"] > 0).to_numpy(), 0.5)
+    return scores
+
+
+def score_predictions(pred: pd.DataFrame, scheme: BucketScheme) -> dict:
+    """Per arm: pooled scores, per-anchor scores, per-segment scores; skill vs climatology
+    and (when present) the ratio of RPS to the oracle's."""
+    out: dict = {}
+    for arm, group in pred.groupby("arm", sort=False):
+        entry = {"pooled": _scores(group, scheme),
+                 "by_anchor": {a: _scores(g, scheme) for a, g in group.groupby("anchor")},
+                 "by_segment": {("one_time" if k else "repeat"): _scores(g, scheme)
+                                for k, g in group.groupby("one_time_buyer")}}
+        out[arm] = entry
+    for reference, key in (("climatology", "rps_skill"), ("oracle", "rps_ratio_to_oracle")):
+        if reference not in out:
+            continue
+        for arm, entry in out.items():
+            ref = out[reference]
+            fn = metrics.rps_skill if key == "rps_skill" else (lambda m, r: m / r)
+            entry["pooled"][key] = fn(entry["pooled"]["rps"], ref["pooled"]["rps"])
+            for a, s in entry["by_anchor"].items():
+                s[key] = fn(s["rps"], ref["by_anchor"][a]["rps"])
+    return out
+
+
+def _inputs(pred: pd.DataFrame, kind: str, scheme: BucketScheme) -> tuple:
+    y = pred["label_bucket"].to_numpy()
+    if kind == "probs":
+        return pred[[f"p_{b}" for b in scheme.ids]].to_numpy(), y
+    if kind == "spend":
+        return pred["expected_spend"].to_numpy(), pred["actual_spend"].to_numpy()
+    return pred["purchase_prob"].to_numpy(), (y > 0).astype(float)
+
+
+def bootstrap_differences(pred: pd.DataFrame, scheme: BucketScheme, n_resamples: int, seed: int) -> dict:
+    """``xgb_base+X - xgb_base`` for every augmented arm, paired over customers."""
+    base = pred[pred["arm"] == "xgb_base"].sort_values(["anchor", "customer_id"])
+    out = {}
+    for arm in [a for a in pred["arm"].unique() if a.startswith("xgb_base+")]:
+        other = pred[pred["arm"] == arm].sort_values(["anchor", "customer_id"])
+        groups = base["customer_id"].to_numpy()
+        out[f"{arm} - xgb_base"] = {
+            name: bootstrap.paired_bootstrap(fn, _inputs(base, kind, scheme), _inputs(other, kind, scheme),
+                                             groups, n_resamples=n_resamples, seed=seed)
+            for name, (fn, kind) in BOOTSTRAP_METRICS.items()
+        }
+    return out
+
+
+def learning_curve(rows: pd.DataFrame, test_anchor: str, scheme: BucketScheme, rep: np.ndarray,
+                   xgb_cols: dict[str, list[str]], seed: int, sizes=LEARNING_CURVE_SIZES) -> list[dict]:
+    """Baseline vs augmented RPS on the last test anchor when training on n customers."""
+    anchors = sorted(a for a in rows["anchor"].unique() if a < test_anchor)
+    val_anchor = anchors[-1]
+    history = rows[rows["anchor"] < test_anchor]
+    test = rows[rows["anchor"] == test_anchor]
+    customers = np.sort(history["customer_id"].unique())
+    rng = np.random.default_rng(seed)
+    curve = []
+    for n in sizes:
+        if n > len(customers):
+            continue
+        chosen = set(rng.choice(customers, size=n, replace=False))
+        part = history[history["customer_id"].isin(chosen)]
+        train, val = part[part["anchor"] < val_anchor], part[part["anchor"] == val_anchor]
+        point = {"customers": n, "rows": int(len(train))}
+        for name in ("xgb_base", "xgb_base+forecaster"):
+            if name not in xgb_cols:
+                continue
+            try:
+                model = arms.fit_xgb(train, val, xgb_cols[name], scheme.n_buckets, seed)
+            except ValueError as exc:  # too few purchases in a tiny sample
+                point[name] = None
+                point[f"{name}_note"] = str(exc)
+                continue
+            point[name] = metrics.rps(model.predict_proba(test), test["label"].to_numpy())
+        curve.append(point)
+    return curve
+
+
+def evaluate(rows: pd.DataFrame, test_anchors: list[str], scheme: BucketScheme, rep: np.ndarray,
+             xgb_cols: dict[str, list[str]], seed: int = 0, n_resamples: int = 1000,
+             progress: Callable[[str], None] | None = None) -> EvaluationResult:
+    frames, origins, last_models = [], {}, {}
+    for t in test_anchors:
+        pred, info, last_models = run_origin(rows, t, scheme, rep, xgb_cols, seed)
+        frames.append(pred)
+        origins[t] = info
+        if progress:
+            progress(t)
+    predictions = pd.concat(frames, ignore_index=True)
+    result = {
+        "origins": origins,
+        "arms": score_predictions(predictions, scheme),
+        "differences": bootstrap_differences(predictions, scheme, n_resamples, seed),
+        "learning_curve": learning_curve(rows, test_anchors[-1], scheme, rep, xgb_cols, seed),
+    }
+    final_name = "xgb_base+forecaster" if "xgb_base+forecaster" in last_models else "xgb_base"
+    final = last_models[final_name]
+    test_rows = rows[rows["anchor"] == test_anchors[-1]]
+    contrib = final.purchase_contributions(test_rows).drop(columns="bias")
+    shap = contrib.abs().mean().rename("mean_abs_shap").to_frame()
+    importance = final.importance().join(shap)
+    result["importance_model"] = final_name
+    return EvaluationResult(predictions, result, importance, shap, last_models)

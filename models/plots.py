@@ -1,0 +1,220 @@
+"""The report's figures as PNG bytes (matplotlib, Agg backend, no display needed).
+
+Every function takes plain arrays or frames and returns the PNG; the report decides where
+it goes (a file next to ``report.md``, a base64 data URI inside ``report.html``). Korean
+labels use the NanumGothic font shipped inside the ``koreanize_matplotlib`` package,
+registered by file so the figures do not depend on the fonts installed on the machine.
+
+Curves are computed from the predictions frame and downsampled to at most
+``CURVE_POINTS`` points per arm, which keeps the whole set of figures to a few seconds on
+hundreds of thousands of rows.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+from importlib import resources
+from typing import Iterator
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: no display, no GUI toolkit
+
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
+from sklearn.metrics import precision_recall_curve  # noqa: E402
+
+from models import metrics  # noqa: E402
+
+FONT_PACKAGE = "koreanize_matplotlib"
+FONT_FILE = "NanumGothic.ttf"
+CURVE_POINTS = 300
+RELIABILITY_BINS = 10
+DPI = 110
+
+
+@lru_cache(maxsize=1)
+def use_korean_font() -> str:
+    """Register NanumGothic from the ``koreanize_matplotlib`` package and make it the
+    default family; returns the family name. Without it Hangul renders as empty boxes."""
+    font_path = resources.files(FONT_PACKAGE).joinpath("fonts", FONT_FILE)
+    with resources.as_file(font_path) as path:
+        font_manager.fontManager.addfont(str(path))
+        family = font_manager.FontProperties(fname=str(path)).get_name()
+    matplotlib.rcParams["font.family"] = family
+    matplotlib.rcParams["axes.unicode_minus"] = False  # NanumGothic has no U+2212 minus
+    return family
+
+
+def _png(fig: plt.Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _figure(width: float = 6.4, height: float = 4.8) -> tuple[plt.Figure, plt.Axes]:
+    use_korean_font()
+    fig, ax = plt.subplots(figsize=(width, height))
+    ax.grid(True, alpha=0.3)
+    return fig, ax
+
+
+def by_arm(predictions: pd.DataFrame, arms: list[str]) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """(arm, purchase score, purchased?) for each arm in ``arms`` order."""
+    groups = dict(tuple(predictions.groupby("arm", sort=False)))
+    for arm in arms:
+        if arm in groups:
+            g = groups[arm]
+            yield arm, g["purchase_prob"].to_numpy(dtype=float), (g["label_bucket"].to_numpy() > 0)
+
+
+def _thin(*columns: np.ndarray, points: int = CURVE_POINTS) -> list[np.ndarray]:
+    """Every column at the same evenly spaced indices, first and last kept."""
+    n = len(columns[0])
+    if n <= points:
+        return list(columns)
+    idx = np.unique(np.linspace(0, n - 1, points).round().astype(int))
+    return [c[idx] for c in columns]
+
+
+# -- purchase probability ------------------------------------------------------------------
+
+
+def reliability_bins(score: np.ndarray, bought: np.ndarray, n_bins: int = RELIABILITY_BINS) -> dict[str, list]:
+    """Equal-width bins of the purchase probability: per non-empty bin the mean predicted
+    probability, the observed purchase rate and the row count (the points of a
+    reliability diagram; DeGroot & Fienberg 1983)."""
+    bins = np.clip((score * n_bins).astype(int), 0, n_bins - 1)
+    count = np.bincount(bins, minlength=n_bins)
+    mean_p = np.bincount(bins, weights=score, minlength=n_bins)
+    rate = np.bincount(bins, weights=bought.astype(float), minlength=n_bins)
+    keep = count > 0
+    return {
+        "bin": np.flatnonzero(keep).tolist(),
+        "mean_predicted": (mean_p[keep] / count[keep]).tolist(),
+        "observed_rate": (rate[keep] / count[keep]).tolist(),
+        "count": count[keep].astype(int).tolist(),
+    }
+
+
+def reliability_diagram(bins_by_arm: dict[str, dict[str, list]], labels: dict[str, str]) -> bytes:
+    """Observed purchase rate against mean predicted probability, one line per arm."""
+    fig, ax = _figure()
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="완전 보정")
+    for arm, b in bins_by_arm.items():
+        ax.plot(b["mean_predicted"], b["observed_rate"], marker="o", markersize=3, linewidth=1.2,
+                label=labels.get(arm, arm))
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="예측 구매 확률 (구간 평균)", ylabel="실제 구매 비율",
+           title=f"구매 확률 신뢰도 도표 ({RELIABILITY_BINS}개 구간)")
+    ax.legend(fontsize=7, loc="upper left")
+    return _png(fig)
+
+
+def pr_curves(predictions: pd.DataFrame, arms: list[str], labels: dict[str, str]) -> bytes:
+    """Precision-recall curve of the purchase probability per arm, with the base rate."""
+    fig, ax = _figure()
+    base_rate = None
+    for arm, score, bought in by_arm(predictions, arms):
+        if not bought.any():
+            continue
+        precision, recall, _ = precision_recall_curve(bought, score)
+        recall, precision = _thin(recall, precision)
+        ax.step(recall, precision, where="post", linewidth=1.2, label=labels.get(arm, arm))
+        base_rate = bought.mean()
+    if base_rate is not None:
+        ax.axhline(base_rate, color="grey", linestyle="--", linewidth=1, label=f"무작위 (기본 구매율 {base_rate:.1%})")
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="재현율 (recall)", ylabel="정밀도 (precision)",
+           title="구매 여부 정밀도-재현율 곡선")
+    ax.legend(fontsize=7, loc="upper right")
+    return _png(fig)
+
+
+def cumulative_gains(score: np.ndarray, bought: np.ndarray, points: int = CURVE_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """(share of customers targeted, share of purchasers reached) when customers are taken
+    in descending order of score; ties are broken by a stable sort, which is invisible at
+    plotting resolution."""
+    order = np.argsort(-score, kind="mergesort")
+    reached = np.r_[0.0, np.cumsum(bought[order]) / max(int(bought.sum()), 1)]
+    targeted = np.arange(len(score) + 1) / len(score)
+    return tuple(_thin(targeted, reached, points=points))  # type: ignore[return-value]
+
+
+def gains_chart(predictions: pd.DataFrame, arms: list[str], labels: dict[str, str]) -> bytes:
+    fig, ax = _figure()
+    for arm, score, bought in by_arm(predictions, arms):
+        x, y = cumulative_gains(score, bought)
+        ax.plot(x, y, linewidth=1.2, label=labels.get(arm, arm))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="무작위")
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="구매 확률 상위 고객 비율", ylabel="포착한 구매 고객 비율",
+           title="누적 이득 곡선 (cumulative gains)")
+    ax.legend(fontsize=7, loc="lower right")
+    return _png(fig)
+
+
+# -- buckets -------------------------------------------------------------------------------
+
+
+def confusion_counts(predictions: pd.DataFrame, arm: str, n_buckets: int) -> np.ndarray:
+    """Rows = observed bucket, columns = most probable bucket, pooled over test anchors."""
+    g = predictions[predictions["arm"] == arm]
+    probs = g[[f"p_b{k}" for k in range(n_buckets)]].to_numpy(dtype=float)
+    return metrics.confusion(g["label_bucket"].to_numpy(), probs.argmax(axis=1), n_buckets)
+
+
+def confusion_matrix(counts: np.ndarray, bucket_labels: list[str], title: str) -> bytes:
+    """Counts in each cell; the colour is the share of its row (observed bucket)."""
+    fig, ax = _figure(6.4, 5.4)
+    ax.grid(False)
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), n in np.ndenumerate(counts):
+        ax.text(j, i, f"{n:,}\n({share[i, j]:.0%})", ha="center", va="center", fontsize=8,
+                color="white" if share[i, j] > 0.6 else "black")
+    ticks = range(len(bucket_labels))
+    ax.set_xticks(ticks, bucket_labels, rotation=20, ha="right", fontsize=8)
+    ax.set_yticks(ticks, bucket_labels, fontsize=8)
+    ax.set(xlabel="예측 구간 (가장 확률이 높은 구간)", ylabel="실제 구간", title=title)
+    return _png(fig)
+
+
+# -- model ---------------------------------------------------------------------------------
+
+
+def importance_chart(top: pd.DataFrame, model_label: str) -> bytes:
+    """The ranked top features (index = feature name, already sorted): each booster's share
+    of total gain, and the mean |SHAP| of the purchase booster (log-odds), side by side."""
+    use_korean_font()
+    top = top.iloc[::-1]  # barh draws bottom-up: the first feature goes on top
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 0.32 * len(top) + 1.6), sharey=True)
+    y = np.arange(len(top))
+    left.barh(y - 0.2, top["purchase_gain_share"].fillna(0), height=0.4, label="구매 모델")
+    left.barh(y + 0.2, top["bucket_gain_share"].fillna(0), height=0.4, label="구간 모델")
+    left.set_yticks(y, top.index, fontsize=8)
+    left.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    left.set(xlabel="총 gain 중 비중", title="gain 비중")
+    left.legend(fontsize=7, loc="lower right")
+    right.barh(y, top["mean_abs_shap"].fillna(0), color="tab:green")
+    right.set(xlabel="평균 |SHAP| (구매 log-odds)", title="평균 |SHAP|")
+    for ax in (left, right):
+        ax.grid(True, axis="x", alpha=0.3)
+    fig.suptitle(f"특성 중요도 상위 {len(top)}개 ({model_label})")
+    return _png(fig)
+
+
+def learning_curve_chart(curve: list[dict], labels: dict[str, str]) -> bytes:
+    """Test RPS against the number of training customers (log scale)."""
+    fig, ax = _figure()
+    for arm in ("xgb_base", "xgb_base+forecaster"):
+        pts = [(p["customers"], p[arm]) for p in curve if p.get(arm) is not None]
+        if pts:
+            x, y = zip(*pts)
+            ax.plot(x, y, marker="o", linewidth=1.2, label=labels.get(arm, arm))
+    ax.set_xscale("log")
+    ax.set(xlabel="학습 고객 수 (로그 축)", ylabel="RPS (낮을수록 좋음)", title="학습 곡선: 마지막 평가 월의 RPS")
+    ax.legend(fontsize=8)
+    return _png(fig)

@@ -1,0 +1,278 @@
+"""Customer histories -> short Korean narratives, rendered by a Jinja template.
+
+The bundled template is ``prompts/narrative.j2`` (version ``prompts.NARRATIVE_VERSION``); a
+user may pass a folder of their own holding a ``narrative.j2`` that uses the same variables.
+Templates run in Jinja's ``SandboxedEnvironment`` (no access to private attributes or
+unsafe callables), with ``StrictUndefined`` (a misspelt variable is an error, not an empty
+string) and no autoescaping (the output is plain text).
+
+Template variables (every amount is already formatted with the dataset's currency, every
+month is already a Korean label such as ``1997년 7월``):
+
+==========================  ====================================================================
+``anchor_month``            the month being forecast (``1998년 1월``)
+``first_month``             month of the first purchase
+``tenure_months``           months from the first purchase month to the anchor month (int)
+``window_months``           months shown in the record: up to H, never before the first purchase
+``window_from_first``       True when the record starts at the first purchase month
+``window_span``             label of the record's months (``1997년 2월~1998년 1월``)
+``active_months``           months of the record with a purchase (int)
+``lifetime_orders``         orders since the first purchase (int)
+``lifetime_spend``          spend since the first purchase
+``lifetime_active_months``  months with a purchase since the first purchase (int)
+``average_order``           ``lifetime_spend / lifetime_orders``
+``last_month``              month of the last purchase
+``months_since_last``       anchor month minus last purchase month (1 = the month just before)
+``trend``                   ``short`` (record of 3 months or fewer), ``none`` (no purchase in
+                            either part), ``up``, ``down`` or ``flat``: the mean monthly spend of
+                            the last 3 months against that of the earlier months of the record,
+                            ``up`` above ``TREND_RATIO`` times, ``down`` below 1/``TREND_RATIO``
+``recent_months``           3 (the length of the recent part)
+``recent_average``          mean monthly spend of the last 3 months
+``earlier_months``          months of the record before those 3 (int, 0 when ``short``)
+``earlier_average``         mean monthly spend of those earlier months
+``months``                  the record, oldest first: items with ``label`` (a month or a span
+                            of consecutive months without purchase, ``1997년 7월~10월``),
+                            ``purchased`` (bool), ``orders`` (int) and ``spend``
+``currency``                the currency code (``USD``, ``KRW``)
+==========================  ====================================================================
+
+Filters: ``josa`` (``{{ last_month | josa('으로/로') }}``), ``amount``, ``month``,
+``month_span`` (see :mod:`narrator.korean`). Nothing that identifies the customer is
+given to the template.
+
+The batch path computes every figure for the whole :class:`HistoryBatch` with numpy first
+(each distinct amount is formatted once), so only the template rendering runs per customer.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from itertools import repeat
+from pathlib import Path
+from typing import Any, Iterator, NamedTuple
+
+import jinja2
+import numpy as np
+from jinja2.sandbox import SandboxedEnvironment
+
+from narrator.korean import format_minor_amount, format_month, format_month_span, install_filters, minor_unit_scale
+from narrator.panel import CustomerHistory, HistoryBatch, month_ordinal, ordinal_to_period
+from prompts import NARRATIVE_TEMPLATE, NARRATIVE_VERSION, template_dir_or_default, template_version
+
+RECENT_MONTHS = 3
+TREND_RATIO = 1.2  # a 20% change in mean monthly spend counts as a trend
+
+
+class NarrativeTemplateError(ValueError):
+    """A user's narrative template is missing, does not parse, or fails when rendered."""
+
+
+class MonthLine(NamedTuple):
+    """One line of the month-by-month record (a tuple: templates may unpack it, as the
+    bundled one does because it is the fastest under the sandbox, or use ``m.label``)."""
+
+    label: str
+    purchased: bool
+    orders: int
+    spend: str
+
+
+@lru_cache(maxsize=8)
+def _environment(folder: Path) -> SandboxedEnvironment:
+    environment = SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(str(folder)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    install_filters(environment)
+    return environment
+
+
+def load_narrative_template(template_dir: Path | str | None = None) -> jinja2.Template:
+    """The compiled ``narrative.j2`` of ``template_dir`` (default: the bundled one)."""
+    folder = template_dir_or_default(template_dir)
+    try:
+        return _environment(folder).get_template(NARRATIVE_TEMPLATE)
+    except jinja2.TemplateNotFound:
+        raise NarrativeTemplateError(
+            f"template folder {folder} has no {NARRATIVE_TEMPLATE}: add one or leave out the folder"
+        ) from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise NarrativeTemplateError(f"{exc.filename or NARRATIVE_TEMPLATE}, line {exc.lineno}: {exc.message}") from None
+
+
+def narrative_version(template_dir: Path | str | None = None) -> str:
+    """The version of the narrative wording in use (goes into cache keys and reports)."""
+    return template_version(NARRATIVE_TEMPLATE, NARRATIVE_VERSION, template_dir)
+
+
+def render_narrative(history: CustomerHistory, template_dir: Path | str | None = None) -> str:
+    """The narrative of one customer (identical to the batch path's text for them)."""
+    return render_narratives(_batch_of_one(history), template_dir)[0]
+
+
+def render_narratives(batch: HistoryBatch, template_dir: Path | str | None = None) -> list[str]:
+    """The narratives of a whole anchor population, in the batch's order."""
+    template = load_narrative_template(template_dir)
+    contexts = _batch_contexts(batch)
+    try:
+        return [template.render(context) for context in contexts]
+    except jinja2.TemplateError as exc:  # includes sandbox SecurityError and UndefinedError
+        raise NarrativeTemplateError(f"{NARRATIVE_TEMPLATE} failed to render: {exc}") from None
+
+
+def _batch_of_one(history: CustomerHistory) -> HistoryBatch:
+    """A one-row batch whose window is exactly ``history``'s, so both paths share one code."""
+    first_ord = month_ordinal(history.first_month)
+    return HistoryBatch(
+        customer_ids=np.array([history.customer_id], dtype=object),
+        anchor=history.anchor,
+        history_months=len(history.spend),
+        spend=np.array([history.spend], dtype=np.float64),
+        orders=np.array([history.orders], dtype=np.int32),
+        first_idx=np.array([0], dtype=np.int32),
+        panel_start=first_ord,
+        last_idx=np.array([month_ordinal(history.last_purchase_month) - first_ord]),
+        lifetime_spend=np.array([history.lifetime_spend]),
+        lifetime_orders=np.array([history.lifetime_orders]),
+        lifetime_active_months=np.array([history.lifetime_active_months]),
+        currency=history.currency,
+    )
+
+
+def _format_amounts(values: np.ndarray, currency: str) -> np.ndarray:
+    """Every amount formatted, each distinct (minor-unit) amount only once."""
+    minor = np.rint(np.nan_to_num(values) * minor_unit_scale(currency)).astype(np.int64)
+    distinct, inverse = np.unique(minor, return_inverse=True)
+    texts = np.array([format_minor_amount(int(m), currency) for m in distinct], dtype=object)
+    return texts[inverse.reshape(values.shape)]
+
+
+def _month_labels(first_ordinal: int, last_ordinal: int) -> np.ndarray:
+    """Korean labels of consecutive months, indexed by ``ordinal - first_ordinal``."""
+    return np.array(
+        [format_month(ordinal_to_period(o)) for o in range(first_ordinal, last_ordinal + 1)], dtype=object
+    )
+
+
+def _trend_codes(spend: np.ndarray, window: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(code, recent mean, earlier months, earlier mean) per row; see the module docstring."""
+    recent = np.nansum(spend[:, -RECENT_MONTHS:], axis=1) / RECENT_MONTHS
+    earlier_months = np.maximum(window - RECENT_MONTHS, 0)
+    earlier = np.nansum(spend[:, :-RECENT_MONTHS], axis=1) / np.maximum(earlier_months, 1)
+    code = np.select(
+        [
+            window <= RECENT_MONTHS,
+            (recent == 0) & (earlier == 0),
+            recent > earlier * TREND_RATIO,
+            recent * TREND_RATIO < earlier,
+        ],
+        ["short", "none", "up", "down"],
+        default="flat",
+    ).astype(object)
+    return code, recent, earlier_months, earlier
+
+
+def _span_labels(periods: list, *, with_year: bool) -> np.ndarray:
+    """(h, h) table: label of the months from ``periods[i]`` to ``periods[j]`` (j >= i)."""
+    h = len(periods)
+    table = np.empty((h, h), dtype=object)
+    for i in range(h):
+        for j in range(i, h):
+            table[i, j] = format_month_span(periods[i], periods[j], with_year=with_year)
+    return table
+
+
+def _record_lines(batch: HistoryBatch, window: np.ndarray, periods: list) -> list[list[MonthLine]]:
+    """The month-by-month record of every row, consecutive months without purchase merged.
+
+    A line starts at the first month of the window, at every month with a purchase and at
+    the month after one; it ends where the row's next line starts (or at the last month).
+    A label names its year only on a row's first line and where the year changes, which
+    saves about four tokens a line.
+    """
+    n, h = batch.spend.shape
+    col = np.arange(h)
+    first_col = (h - window)[:, None]
+    in_window = col[None, :] >= first_col
+    purchased = in_window & ((batch.orders > 0) | (batch.spend > 0))
+    after_purchase = np.zeros_like(purchased)
+    after_purchase[:, 1:] = purchased[:, :-1]
+    row_start = col[None, :] == first_col
+    starts = in_window & (purchased | after_purchase | row_start)
+
+    rows, cols = np.nonzero(starts)  # row-major: each row's lines in month order
+    ends = np.full_like(cols, h - 1)
+    same_row = rows[1:] == rows[:-1]
+    ends[:-1][same_row] = cols[1:][same_row] - 1
+    year = np.array([p.year for p in periods])
+    new_year = row_start[rows, cols] | (year[cols] != year[np.maximum(cols - 1, 0)])
+    labels = np.where(
+        new_year,
+        _span_labels(periods, with_year=True)[cols, ends],
+        _span_labels(periods, with_year=False)[cols, ends],
+    )
+    bought = purchased[rows, cols]
+    spend_text = _format_amounts(np.where(bought, batch.spend[rows, cols], 0.0), batch.currency)
+    lines = [
+        MonthLine(label, flag, count, text)
+        for label, flag, count, text in zip(
+            labels.tolist(), bought.tolist(), batch.orders[rows, cols].tolist(), spend_text.tolist()
+        )
+    ]
+    bounds = np.searchsorted(rows, np.arange(n + 1)).tolist()
+    return [lines[bounds[i] : bounds[i + 1]] for i in range(n)]
+
+
+def _batch_contexts(batch: HistoryBatch) -> Iterator[dict[str, Any]]:
+    """The template variables of every row, made as they are rendered (see the module
+    docstring)."""
+    n, h = batch.spend.shape
+    if n == 0:
+        return iter([])
+    anchor_ord = month_ordinal(batch.anchor)
+    first_ord = batch.panel_start + batch.first_idx.astype(np.int64)
+    last_ord = batch.panel_start + batch.last_idx.astype(np.int64)
+    window_start = np.maximum(first_ord, anchor_ord - h)
+    window = anchor_ord - window_start
+
+    label_base = int(first_ord.min())
+    labels = _month_labels(label_base, anchor_ord)
+    periods = [ordinal_to_period(o) for o in range(anchor_ord - h, anchor_ord)]
+
+    purchased = (batch.orders > 0) | (batch.spend > 0)
+    trend, recent, earlier_months, earlier = _trend_codes(batch.spend, window)
+    lifetime_orders = batch.lifetime_orders.astype(np.int64)
+    average = batch.lifetime_spend / np.maximum(lifetime_orders, 1)
+    amounts = _format_amounts(np.stack([batch.lifetime_spend, average, recent, earlier]), batch.currency)
+    lines = _record_lines(batch, window, periods)
+
+    columns = {
+        "first_month": labels[first_ord - label_base],
+        "tenure_months": anchor_ord - first_ord,
+        "window_months": window,
+        "window_from_first": window_start == first_ord,
+        "window_span": _span_labels(periods, with_year=True)[h - window, h - 1],
+        "active_months": purchased.sum(axis=1),
+        "lifetime_orders": lifetime_orders,
+        "lifetime_spend": amounts[0],
+        "lifetime_active_months": batch.lifetime_active_months,
+        "average_order": amounts[1],
+        "last_month": labels[last_ord - label_base],
+        "months_since_last": anchor_ord - last_ord,
+        "trend": trend,
+        "recent_average": amounts[2],
+        "earlier_months": earlier_months,
+        "earlier_average": amounts[3],
+    }
+    shared = {
+        "anchor_month": format_month(batch.anchor),
+        "recent_months": RECENT_MONTHS,
+        "currency": batch.currency,
+    }
+    names = [*columns, "months", *shared]
+    rows = zip(*(np.asarray(values).tolist() for values in columns.values()), lines, *map(repeat, shared.values()))
+    return map(dict, map(zip, repeat(names), rows))
