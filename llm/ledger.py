@@ -137,6 +137,7 @@ class TokenCounter:
     def __init__(self, allow_tiktoken: bool = True) -> None:
         self._encoding = _cached_o200k() if allow_tiktoken else None
         self.method = "o200k_base (tiktoken)" if self._encoding else "approximation (no o200k_base file offline)"
+        self._system_counts: dict[str, int] = {}
 
     def count(self, text: str) -> int:
         if self._encoding is not None:
@@ -146,7 +147,13 @@ class TokenCounter:
     def count_messages(self, messages: Iterable[Mapping[str, str]]) -> int:
         total = TOKENS_PER_REPLY
         for message in messages:
-            total += TOKENS_PER_MESSAGE + self.count(message["content"])
+            content = message["content"]
+            if message["role"] == "system":  # the same text for every customer: count it once
+                if content not in self._system_counts:
+                    self._system_counts[content] = self.count(content)
+                total += TOKENS_PER_MESSAGE + self._system_counts[content]
+            else:
+                total += TOKENS_PER_MESSAGE + self.count(content)
         return total
 
 

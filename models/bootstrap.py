@@ -29,6 +29,7 @@ from models import metrics
 
 CONFIDENCE = 0.95
 RESAMPLE_CHUNK = 100  # resamples held in memory at once on the fast path
+PR_AUC_CHUNK = 20  # (resamples x rows) weight matrices are larger: fewer at once
 
 
 @dataclass(frozen=True)
@@ -42,20 +43,44 @@ class RowMetric:
         return float(self.finish(np.asarray(self.rows(*inputs)).mean()))
 
 
-def _abs_error_rows(pred: np.ndarray, actual: np.ndarray) -> np.ndarray:
-    return np.abs(np.asarray(pred, dtype=np.float64) - np.asarray(actual, dtype=np.float64))
-
-
-def _squared_error_rows(pred: np.ndarray, actual: np.ndarray) -> np.ndarray:
-    return (np.asarray(pred, dtype=np.float64) - np.asarray(actual, dtype=np.float64)) ** 2
-
-
 # Ready-made fast-path metrics; inputs are (P, y) or (pred, actual) like models.metrics.
 RPS = RowMetric(metrics.rps_rows)
 LOG_LOSS = RowMetric(metrics.log_loss_rows)
 BRIER = RowMetric(metrics.brier_rows)
-MAE = RowMetric(_abs_error_rows)
-RMSE = RowMetric(_squared_error_rows, finish=np.sqrt)
+MAE = RowMetric(metrics.abs_error_rows)
+RMSE = RowMetric(metrics.squared_error_rows, finish=np.sqrt)
+
+
+class _WeightedAveragePrecision:
+    """PR-AUC (:func:`models.metrics.pr_auc`) with a vectorised bootstrap path: a resample
+    is a weight per row (how often its customer was drawn), so the score order and the tie
+    groups are computed once and each resample is a weighted cumulative sum."""
+
+    def __call__(self, p: np.ndarray, b: np.ndarray) -> float:
+        return metrics.pr_auc(p, b)
+
+    @staticmethod
+    def prepare(p: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        order = np.argsort(-np.asarray(p, dtype=np.float64), kind="mergesort")
+        ps = np.asarray(p, dtype=np.float64)[order]
+        last_of_tie = np.flatnonzero(np.r_[ps[1:] != ps[:-1], True])
+        return order, (np.asarray(b)[order] > 0).astype(np.float64), last_of_tie
+
+    @staticmethod
+    def replicate(prepared: tuple, weights: np.ndarray) -> np.ndarray:
+        """AP of each row of ``weights`` (n_resamples, n_rows in original row order)."""
+        order, hits, last = prepared
+        w = weights[:, order]
+        tp = np.cumsum(w * hits, axis=1)[:, last]
+        seen = np.cumsum(w, axis=1)[:, last]
+        total = tp[:, -1:]
+        precision = np.divide(tp, seen, out=np.zeros_like(tp), where=seen > 0)
+        recall = np.divide(tp, total, out=np.full_like(tp, np.nan), where=total > 0)
+        steps = np.diff(np.concatenate([np.zeros((len(w), 1)), recall], axis=1), axis=1)
+        return (steps * precision).sum(axis=1)
+
+
+PR_AUC = _WeightedAveragePrecision()
 
 
 def _customer_codes(groups: np.ndarray, n_rows: int) -> tuple[np.ndarray, int]:
@@ -105,6 +130,24 @@ def _fast_replicates(
     return np.concatenate(out)
 
 
+def _pr_auc_replicates(
+    metric: _WeightedAveragePrecision,
+    a_inputs: Sequence[np.ndarray],
+    b_inputs: Sequence[np.ndarray],
+    codes: np.ndarray,
+    n_groups: int,
+    n_resamples: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    prep_a, prep_b = metric.prepare(*a_inputs), metric.prepare(*b_inputs)
+    out = []
+    for start in range(0, n_resamples, PR_AUC_CHUNK):
+        counts = _draw_counts(rng, n_groups, min(PR_AUC_CHUNK, n_resamples - start)).astype(np.float64)
+        weights = counts[:, codes]
+        out.append(metric.replicate(prep_b, weights) - metric.replicate(prep_a, weights))
+    return np.concatenate(out)
+
+
 def _slow_replicates(
     metric: Callable[..., float],
     a_inputs: Sequence[np.ndarray],
@@ -124,7 +167,7 @@ def _slow_replicates(
         sizes = row_counts[drawn]
         offsets = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
         idx = rows_by_customer[np.repeat(first_row[drawn], sizes) + offsets]
-        out[r] = metric(*(np.asarray(x)[idx] for x in b_inputs)) - metric(*(np.asarray(x)[idx] for x in a_inputs))
+        out[r] = metric(*(x[idx] for x in b_inputs)) - metric(*(x[idx] for x in a_inputs))
     return out
 
 
@@ -150,10 +193,16 @@ def paired_bootstrap(
     """
     if n_resamples < 1:
         raise ValueError("n_resamples must be at least 1")
+    a_inputs, b_inputs = [np.asarray(x) for x in a_inputs], [np.asarray(x) for x in b_inputs]
     n_rows = _n_rows([*a_inputs, *b_inputs])
     codes, n_groups = _customer_codes(groups, n_rows)
     rng = np.random.default_rng(seed)
-    replicate = _fast_replicates if isinstance(metric_fn, RowMetric) else _slow_replicates
+    if isinstance(metric_fn, RowMetric):
+        replicate = _fast_replicates
+    elif isinstance(metric_fn, _WeightedAveragePrecision):
+        replicate = _pr_auc_replicates
+    else:
+        replicate = _slow_replicates
     diffs = replicate(metric_fn, a_inputs, b_inputs, codes, n_groups, n_resamples, rng)
     value_a, value_b = float(metric_fn(*a_inputs)), float(metric_fn(*b_inputs))
     valid = diffs[np.isfinite(diffs)]

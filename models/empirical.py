@@ -30,6 +30,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel
 
 from narrator.korean import format_amount, josa
 from narrator.panel import CustomerHistory, HistoryBatch, MonthlyPanel, month_ordinal
@@ -170,15 +171,19 @@ class EmpiricalForecaster:
 
     def rationale(self, out: EmpiricalOutput, i: int) -> str:
         """A Korean template sentence that states the numbers used (never an LLM's words)."""
-        q = 1.0 - out.probs[i, 0]
-        pct = josa(f"{q * 100:.0f}%", "으로/로")
-        prior = f"{self.purchase_rate_ * 100:.0f}%"
+        window, active, recency = out.window_months[i], out.active_months[i], out.recency[i]
+        if active == 0:
+            history = f"최근 {window}개월 동안 구매가 없었고 마지막 구매는 {recency}개월 전입니다."
+        elif recency == 1:
+            history = f"최근 {window}개월 중 {active}개월에 구매했고 지난달에도 구매했습니다."
+        else:
+            history = f"최근 {window}개월 중 {active}개월에 구매했고 마지막 구매는 {recency}개월 전입니다."
+        q = josa(f"{(1.0 - out.probs[i, 0]) * 100:.0f}%", "으로/로")
         amount = josa(format_amount(out.mean_positive_spend[i], self.scheme.currency), "으로/로")
         return (
-            f"최근 {out.window_months[i]}개월 중 {out.active_months[i]}개월 구매했고 "
-            f"마지막 구매는 {out.recency[i]}개월 전입니다. 본인 이력과 전체 고객의 월 구매율 "
-            f"{prior}를 섞어 다음 달 구매 확률을 {pct} 추정했고, 구매할 때의 지출은 {amount} 봅니다. "
-            f"(통계 규칙 기반 추정이며 LLM 응답이 아닙니다.)"
+            f"{history} 본인 이력과 전체 고객의 월 구매율({self.purchase_rate_ * 100:.0f}%)을 함께 반영해 "
+            f"다음 달 구매 확률을 {q} 추정했고, 구매한다면 지출은 {amount} 예상합니다. "
+            "(통계 규칙 기반 추정이며 LLM의 응답이 아닙니다.)"
         )
 
     def forecast_many(self, histories: HistoryBatch | Iterable[CustomerHistory]) -> list[ForecastRecord]:
@@ -186,27 +191,38 @@ class EmpiricalForecaster:
         out = self.forecast_arrays(batch)
         model = spend_forecast_model(self.scheme)
         probs_model = model.model_fields["probabilities"].annotation
-        anchor = str(batch.anchor)
+        ids, anchor = self.scheme.ids, str(batch.anchor)
+        probs, spend, orders = out.probs.tolist(), out.expected_spend.tolist(), out.expected_orders.tolist()
+        confidence = out.confidence.tolist()
         records = []
         for i in range(len(out.customer_ids)):
-            # model_construct: the values are valid by construction (probabilities sum to 1
-            # exactly), and validating 50k+ records per second would dominate the run time.
-            forecast = model.model_construct(
-                rationale=self.rationale(out, i),
-                probabilities=probs_model.model_construct(**dict(zip(self.scheme.ids, out.probs[i].tolist()))),
-                expected_spend=float(out.expected_spend[i]),
-                expected_orders=float(out.expected_orders[i]),
-                segment=SEGMENTS[out.segment_idx[i]],
-                trend=TRENDS[out.trend_idx[i]],
-                confidence=float(out.confidence[i]),
-            )
-            records.append(ForecastRecord.model_construct(
-                customer_id=str(out.customer_ids[i]), anchor=anchor, provider=self.provider,
-                model=self.model, prompt_version=self.prompt_version, status="ok", reason=None,
-                detail=None, forecast=forecast, attempts=0, tokens_in=0, tokens_out=0,
-                latency_s=0.0, cache_hit=False,
-            ))
+            forecast = _construct(model, {
+                "rationale": self.rationale(out, i),
+                "probabilities": _construct(probs_model, dict(zip(ids, probs[i]))),
+                "expected_spend": spend[i], "expected_orders": orders[i],
+                "segment": SEGMENTS[out.segment_idx[i]], "trend": TRENDS[out.trend_idx[i]],
+                "confidence": confidence[i],
+            })
+            records.append(_construct(ForecastRecord, {
+                "customer_id": str(out.customer_ids[i]), "anchor": anchor, "provider": self.provider,
+                "model": self.model, "prompt_version": self.prompt_version, "status": "ok", "reason": None,
+                "detail": None, "forecast": forecast, "attempts": 0, "tokens_in": 0, "tokens_out": 0,
+                "latency_s": 0.0, "cache_hit": False,
+            }))
         return records
+
+
+def _construct(cls: type[BaseModel], values: dict) -> BaseModel:
+    """``cls.model_construct(**values)`` without its per-field default handling, for values
+    that are complete and valid by construction (every field given; probabilities sum to 1
+    exactly). Validating or even model_construct-ing 50k+ records a second would dominate
+    the run; tests check these records against full pydantic validation."""
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", values)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
 
 
 def stack_histories(histories: Sequence[CustomerHistory]) -> HistoryBatch:

@@ -24,7 +24,7 @@ BOOTSTRAP_METRICS = {
     "log_loss": (bootstrap.LOG_LOSS, "probs"),
     "brier": (bootstrap.BRIER, "probs"),
     "spend_mae": (bootstrap.MAE, "spend"),
-    "pr_auc": (lambda p, b: metrics.pr_auc(p, b), "purchase"),
+    "pr_auc": (bootstrap.PR_AUC, "purchase"),
 }
 LEARNING_CURVE_SIZES = (100, 1_000, 10_000)
 

@@ -275,16 +275,26 @@ def best_f1_threshold(p: np.ndarray, b: np.ndarray) -> float:
 
 
 # --------------------------------------------------------------------------- spend
+def abs_error_rows(pred: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    """Per-row absolute error ``|pred - actual|``."""
+    pred, actual = _check_pair(pred, actual, "spend MAE")
+    return np.abs(pred - actual)
+
+
+def squared_error_rows(pred: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    """Per-row squared error ``(pred - actual)^2``."""
+    pred, actual = _check_pair(pred, actual, "spend RMSE")
+    return (pred - actual) ** 2
+
+
 def mae(pred: np.ndarray, actual: np.ndarray) -> float:
     """Mean absolute error."""
-    pred, actual = _check_pair(pred, actual, "spend MAE")
-    return float(np.abs(pred - actual).mean())
+    return float(abs_error_rows(pred, actual).mean())
 
 
 def rmse(pred: np.ndarray, actual: np.ndarray) -> float:
     """Root mean squared error."""
-    pred, actual = _check_pair(pred, actual, "spend RMSE")
-    return float(np.sqrt(((pred - actual) ** 2).mean()))
+    return float(np.sqrt(squared_error_rows(pred, actual).mean()))
 
 
 def spearman(pred: np.ndarray, actual: np.ndarray) -> float:

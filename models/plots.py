@@ -1,4 +1,4 @@
-"""The report's figures as PNG bytes (matplotlib, Agg backend, no display needed).
+"""The report's figures as PNG bytes (matplotlib's Agg canvas, no display needed).
 
 Every function takes plain arrays or frames and returns the PNG; the report decides where
 it goes (a file next to ``report.md``, a base64 data URI inside ``report.html``). Korean
@@ -12,23 +12,22 @@ hundreds of thousands of rows.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 from typing import Iterator
 
 import matplotlib
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
+from matplotlib import font_manager
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from sklearn.metrics import precision_recall_curve
 
-matplotlib.use("Agg")  # before pyplot: no display, no GUI toolkit
-
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib import font_manager  # noqa: E402
-from sklearn.metrics import precision_recall_curve  # noqa: E402
-
-from models import metrics  # noqa: E402
+from models import metrics
 
 FONT_PACKAGE = "koreanize_matplotlib"
 FONT_FILE = "NanumGothic.ttf"
@@ -36,32 +35,62 @@ CURVE_POINTS = 300
 RELIABILITY_BINS = 10
 DPI = 110
 
+# what each figure shows, under the figure in the report; {shown} = features in the chart
+CAPTIONS = {
+    "reliability": "구매 확률 신뢰도 도표: 예측 확률을 10개 구간으로 나눠 실제 구매 비율과 비교합니다. "
+                   "대각선에 가까울수록 잘 보정된 것입니다.",
+    "pr_curve": "구매 여부 정밀도-재현율 곡선: 점선은 무작위로 골랐을 때의 정밀도(기본 구매율)입니다.",
+    "gains": "누적 이득 곡선: 구매 확률이 높은 순으로 고객을 골랐을 때 실제 구매 고객을 얼마나 포착하는지 보여 줍니다.",
+    "confusion": "혼동 행렬: 행은 실제 구간, 열은 가장 확률이 높은 예측 구간이며 색은 행 안의 비율입니다.",
+    "importance": "특성 중요도 (상위 {shown}개): 왼쪽은 두 모델 각각의 총 gain 중 비중, 오른쪽은 구매 모델의 "
+                  "평균 |SHAP|입니다.",
+    "learning_curve": "학습 곡선: 학습 고객 수에 따른 마지막 평가 월의 RPS (가로축은 로그 눈금).",
+}
+
+
+def korean_font_path() -> Path:
+    """NanumGothic inside the ``koreanize_matplotlib`` package, found without importing the
+    package (importing it would restyle matplotlib as a side effect)."""
+    spec = importlib.util.find_spec(FONT_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"the {FONT_PACKAGE} package is not installed: pip install koreanize-matplotlib")
+    path = Path(list(spec.submodule_search_locations)[0]) / "fonts" / FONT_FILE
+    if not path.is_file():
+        raise RuntimeError(f"{path} is missing: reinstall koreanize-matplotlib")
+    return path
+
 
 @lru_cache(maxsize=1)
 def use_korean_font() -> str:
-    """Register NanumGothic from the ``koreanize_matplotlib`` package and make it the
-    default family; returns the family name. Without it Hangul renders as empty boxes."""
-    font_path = resources.files(FONT_PACKAGE).joinpath("fonts", FONT_FILE)
-    with resources.as_file(font_path) as path:
-        font_manager.fontManager.addfont(str(path))
-        family = font_manager.FontProperties(fname=str(path)).get_name()
+    """Register NanumGothic by file and make it the default family; returns the family
+    name. Without it Hangul renders as empty boxes."""
+    path = str(korean_font_path())
+    font_manager.fontManager.addfont(path)
+    family = font_manager.FontProperties(fname=path).get_name()
     matplotlib.rcParams["font.family"] = family
     matplotlib.rcParams["axes.unicode_minus"] = False  # NanumGothic has no U+2212 minus
     return family
 
 
-def _png(fig: plt.Figure) -> bytes:
+def _png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
     return buffer.getvalue()
 
 
-def _figure(width: float = 6.4, height: float = 4.8) -> tuple[plt.Figure, plt.Axes]:
+def _figure(width: float = 6.4, height: float = 4.8) -> tuple[Figure, Axes]:
+    """A figure on matplotlib's Agg canvas, outside pyplot: no GUI backend, no global
+    figure registry to leak into."""
     use_korean_font()
-    fig, ax = plt.subplots(figsize=(width, height))
+    fig = Figure(figsize=(width, height))
+    ax = fig.subplots()
     ax.grid(True, alpha=0.3)
     return fig, ax
+
+
+def _legend_below(ax: Axes) -> None:
+    """Below the axes, so the legend of up to eight arms never hides a curve."""
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, frameon=False)
 
 
 def by_arm(predictions: pd.DataFrame, arms: list[str]) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
@@ -111,7 +140,7 @@ def reliability_diagram(bins_by_arm: dict[str, dict[str, list]], labels: dict[st
                 label=labels.get(arm, arm))
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="예측 구매 확률 (구간 평균)", ylabel="실제 구매 비율",
            title=f"구매 확률 신뢰도 도표 ({RELIABILITY_BINS}개 구간)")
-    ax.legend(fontsize=7, loc="upper left")
+    _legend_below(ax)
     return _png(fig)
 
 
@@ -130,18 +159,22 @@ def pr_curves(predictions: pd.DataFrame, arms: list[str], labels: dict[str, str]
         ax.axhline(base_rate, color="grey", linestyle="--", linewidth=1, label=f"무작위 (기본 구매율 {base_rate:.1%})")
     ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="재현율 (recall)", ylabel="정밀도 (precision)",
            title="구매 여부 정밀도-재현율 곡선")
-    ax.legend(fontsize=7, loc="upper right")
+    _legend_below(ax)
     return _png(fig)
 
 
 def cumulative_gains(score: np.ndarray, bought: np.ndarray, points: int = CURVE_POINTS) -> tuple[np.ndarray, np.ndarray]:
     """(share of customers targeted, share of purchasers reached) when customers are taken
-    in descending order of score; ties are broken by a stable sort, which is invisible at
-    plotting resolution."""
+    in descending order of score. Points sit at the ends of groups of tied scores and the
+    line between them is the expected curve when ties are taken in random order, so a
+    constant score gives the random diagonal rather than a row-order artefact."""
     order = np.argsort(-score, kind="mergesort")
-    reached = np.r_[0.0, np.cumsum(bought[order]) / max(int(bought.sum()), 1)]
-    targeted = np.arange(len(score) + 1) / len(score)
-    return tuple(_thin(targeted, reached, points=points))  # type: ignore[return-value]
+    s = score[order]
+    last_of_tie = np.r_[s[1:] != s[:-1], True]
+    reached = np.cumsum(bought[order])[last_of_tie] / max(int(bought.sum()), 1)
+    targeted = np.flatnonzero(last_of_tie) + 1.0
+    x, y = np.r_[0.0, targeted / len(score)], np.r_[0.0, reached]
+    return tuple(_thin(x, y, points=points))  # type: ignore[return-value]
 
 
 def gains_chart(predictions: pd.DataFrame, arms: list[str], labels: dict[str, str]) -> bytes:
@@ -152,7 +185,7 @@ def gains_chart(predictions: pd.DataFrame, arms: list[str], labels: dict[str, st
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="무작위")
     ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="구매 확률 상위 고객 비율", ylabel="포착한 구매 고객 비율",
            title="누적 이득 곡선 (cumulative gains)")
-    ax.legend(fontsize=7, loc="lower right")
+    _legend_below(ax)
     return _png(fig)
 
 
@@ -190,19 +223,20 @@ def importance_chart(top: pd.DataFrame, model_label: str) -> bytes:
     of total gain, and the mean |SHAP| of the purchase booster (log-odds), side by side."""
     use_korean_font()
     top = top.iloc[::-1]  # barh draws bottom-up: the first feature goes on top
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 0.32 * len(top) + 1.6), sharey=True)
+    fig = Figure(figsize=(10, 0.32 * len(top) + 1.6))
+    left, right = fig.subplots(1, 2, sharey=True)
     y = np.arange(len(top))
     left.barh(y - 0.2, top["purchase_gain_share"].fillna(0), height=0.4, label="구매 모델")
     left.barh(y + 0.2, top["bucket_gain_share"].fillna(0), height=0.4, label="구간 모델")
     left.set_yticks(y, top.index, fontsize=8)
-    left.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    left.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
     left.set(xlabel="총 gain 중 비중", title="gain 비중")
     left.legend(fontsize=7, loc="lower right")
     right.barh(y, top["mean_abs_shap"].fillna(0), color="tab:green")
     right.set(xlabel="평균 |SHAP| (구매 log-odds)", title="평균 |SHAP|")
     for ax in (left, right):
         ax.grid(True, axis="x", alpha=0.3)
-    fig.suptitle(f"특성 중요도 상위 {len(top)}개 ({model_label})")
+    fig.suptitle(f"특성 중요도 상위 {len(top)}개: {model_label}")
     return _png(fig)
 
 
@@ -215,6 +249,7 @@ def learning_curve_chart(curve: list[dict], labels: dict[str, str]) -> bytes:
             x, y = zip(*pts)
             ax.plot(x, y, marker="o", linewidth=1.2, label=labels.get(arm, arm))
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.set(xlabel="학습 고객 수 (로그 축)", ylabel="RPS (낮을수록 좋음)", title="학습 곡선: 마지막 평가 월의 RPS")
     ax.legend(fontsize=8)
     return _png(fig)

@@ -11,6 +11,7 @@ place at the end: a failure leaves neither a half-written folder nor a damaged o
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import math
 import shutil
@@ -67,7 +68,7 @@ def _dataset_summary(setup: "EvaluationSetup") -> dict:
     tx = setup.dataset.transactions
     if setup.sample_customers is not None:  # count the sampled customers' transactions only
         tx = tx[tx["customer_id"].isin(panel.customer_ids)]
-    cleaning = dict(vars(setup.dataset.cleaning))
+    cleaning = dataclasses.asdict(setup.dataset.cleaning)
     return {
         "name": setup.dataset.name,
         "currency": setup.dataset.currency,
@@ -126,6 +127,13 @@ def _headline(differences: dict) -> dict:
             "difference": diff, "relative_change": relative}
 
 
+def _with_difference(point: dict) -> dict:
+    """A learning-curve point with ``difference`` = augmented - baseline RPS (None when
+    either model could not be fitted on that sample)."""
+    base, aug = point.get(BASELINE_ARM), point.get(HEADLINE_ARM)
+    return {**point, "difference": aug - base if base is not None and aug is not None else None}
+
+
 def _importance(importance: pd.DataFrame, model: str) -> dict:
     """Features ranked by the mean of their share of each booster's total gain (so the
     bucket booster's features count as much as the purchase booster's)."""
@@ -169,7 +177,7 @@ def build_report_data(setup: "EvaluationSetup", result: "EvaluationResult") -> d
         "base_rate": _base_rates(m["arms"], order),
         "headline": _headline(m["differences"]),
         "differences": m["differences"],
-        "learning_curve": m["learning_curve"],
+        "learning_curve": [_with_difference(point) for point in m["learning_curve"]],
         "importance": _importance(result.importance, m.get("importance_model", "")),
         "confusion": _confusion(result.predictions, order, scheme),
         "reliability": _reliability(result.predictions, order),
@@ -229,7 +237,7 @@ def _environment(markdown: bool) -> jinja2.Environment:
 def render_documents(data: dict, images: dict[str, bytes]) -> dict[str, str]:
     """``report.md`` (figures linked from ``plots/``) and ``report.html`` (figures inline)."""
     context = {"data": data, "prose": report_text.prose(data), "tables": report_text.tables(data),
-               "figures": report_text.figure_captions(data, list(images))}
+               "figures": {name: plots.CAPTIONS[name].format(shown=data["importance"]["shown"]) for name in images}}
     md_images = {name: f"{PLOT_FOLDER}/{name}.png" for name in images}
     html_images = {name: "data:image/png;base64," + base64.b64encode(png).decode("ascii")
                    for name, png in images.items()}

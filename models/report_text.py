@@ -9,6 +9,7 @@ after numbers and words are chosen by :func:`narrator.korean.josa`, never writte
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import pandas as pd
@@ -29,12 +30,13 @@ ARM_LABELS = {
     "xgb_base+btyd": "XGBoost + BTYD 특성",
     "xgb_base+forecaster": "XGBoost + 예측기 특성",
     "oracle": "오라클(잠재 모수)",
+    "llm": "LLM 예측기",
 }
 
 # (key, Korean name, which direction is better, kind of number)
 METRICS: list[tuple[str, str, str, str]] = [
     ("rps", "RPS", "lower", "score"),
-    ("rps_skill", "RPS 기술 점수 (기후값 대비)", "higher", "score"),
+    ("rps_skill", "RPS 기술 점수 (구간 빈도 대비)", "higher", "score"),
     ("rps_ratio_to_oracle", "RPS / 오라클 RPS", "lower", "ratio"),
     ("log_loss", "로그 손실", "lower", "score"),
     ("brier", "Brier 점수 (다중 구간)", "lower", "score"),
@@ -57,7 +59,8 @@ METRICS: list[tuple[str, str, str, str]] = [
 ]
 METRIC_NAMES = {key: name for key, name, _, _ in METRICS}
 BETTER = {key: better for key, _, better, _ in METRICS}
-BETTER_MARK = {"lower": "↓", "higher": "↑", "zero": "0에 가까울수록"}
+KIND = {key: kind for key, _, _, kind in METRICS}
+BETTER_MARK = {"lower": "↓", "higher": "↑", "zero": "(0에 가까울수록 좋음)"}
 
 LEDGER_LABELS = {
     "model": "모델", "customers": "고객 수", "ok": "성공", "failed": "실패", "calls": "API 호출",
@@ -95,7 +98,7 @@ def count(value: Any) -> str:
 
 def metric_value(key: str, value: Any, currency: str) -> str:
     """A metric in the table format of its kind (amounts in the currency's minor unit)."""
-    kind = next((k for name, _, _, k in METRICS if name == key), "score")
+    kind = KIND.get(key, "score")
     if kind == "percent":
         return MISSING if _missing(value) else f"{100 * value:+,.1f}%"
     if kind == "amount":
@@ -124,6 +127,22 @@ def month_span(first: str, last: str) -> str:
     return format_month_span(pd.Period(first, freq="M"), pd.Period(last, freq="M"))
 
 
+def month_range_text(text: str) -> str:
+    """``2022-01..2024-09`` -> ``2022년 1월~2024년 9월``; any other text as it is."""
+    match = re.fullmatch(r"(\d{4}-\d{2})\.\.(\d{4}-\d{2})", text)
+    return month_span(*match.groups()) if match else text
+
+
+_NOTE_WORDS = {"rounds=": "반복 ", "eps=": "혼합 가중치 ", "failed=": "실패 "}
+
+
+def origin_note(note: str) -> str:
+    """An arm's training note (``rounds=64/34``) in Korean words (``반복 64/34``)."""
+    for code, word in _NOTE_WORDS.items():
+        note = note.replace(code, word)
+    return note
+
+
 # -- verdicts --------------------------------------------------------------------------------
 
 
@@ -147,8 +166,16 @@ VERDICT_WORDS = {
 }
 
 
-def _interval(diff: dict) -> str:
-    return f"95% 신뢰구간 {signed(diff['lo'])}~{signed(diff['hi'])}"
+def difference(key: str, value: Any, currency: str = "") -> str:
+    """A signed difference: one decimal more than the metric itself, since differences
+    between arms are often a tenth of the metric's last shown digit."""
+    if KIND.get(key) == "amount":
+        return signed(value, 0 if currency.upper() == "KRW" else 3)
+    return signed(value, 5)
+
+
+def _interval(key: str, d: dict, currency: str) -> str:
+    return f"{difference(key, d['lo'], currency)}~{difference(key, d['hi'], currency)}"
 
 
 def headline_sentences(data: dict) -> list[str]:
@@ -158,21 +185,24 @@ def headline_sentences(data: dict) -> list[str]:
     aug, base = arm_name(HEADLINE_ARM), arm_name(BASELINE_ARM)
     if head["verdict"] == "not_run":
         return [f"{josa(aug, '이/가')} 실행되지 않아 예측기 특성의 효과는 평가하지 않았습니다."]
-    d = head["difference"]
-    change = (f"{number(d['a'])} → {number(d['b'])}, 차이 {signed(d['diff'])} ({percent(head['relative_change'], 1)}), "
-              f"{_interval(d)}, 고객 단위 paired bootstrap {count(d['n_valid'])}회")
-    pair = f"{josa(aug, '와/과')} {base}의 RPS 차이"
+    d, cur = head["difference"], data["dataset"]["currency"]
+    a, b, diff = number(d["a"]), number(d["b"]), difference("rps", d["diff"], cur)
+    gap = difference("rps", abs(d["diff"]), cur).lstrip("+")
+    rel = percent(head["relative_change"], 1)
+    rel = rel if rel.startswith("-") or rel == MISSING else "+" + rel
+    interval = (f"95% 신뢰구간(고객 단위 paired bootstrap {count(d['n_valid'])}회)은 "
+                f"{josa(_interval('rps', d, cur), '으로/로')}")
     if head["verdict"] == "improved":
-        text = (f"{josa(aug, '은/는')} {base}보다 RPS가 낮았습니다({change}). 신뢰구간 전체가 0보다 작으므로, "
-                "이 평가 월들에서는 예측기 특성이 RPS를 개선했다는 근거가 있습니다.")
+        text = (f"{josa(aug, '은/는')} {base}보다 RPS가 {gap} 낮았습니다({a} → {b}, {rel}). {interval} 전체가 "
+                "0보다 작으므로, 이 평가 월들에서는 예측기 특성이 RPS를 개선했다는 근거가 있습니다.")
     elif head["verdict"] == "worse":
-        text = (f"{josa(aug, '은/는')} {base}보다 RPS가 오히려 높았습니다({change}). 신뢰구간 전체가 0보다 "
-                "크므로, 예측기 특성을 더하면 RPS가 나빠졌다고 보아야 합니다.")
+        text = (f"{josa(aug, '은/는')} {base}보다 RPS가 오히려 {gap} 높았습니다({a} → {b}, {rel}). {interval} "
+                "전체가 0보다 크므로, 예측기 특성을 더하면 RPS가 나빠졌다고 보아야 합니다.")
     elif head["verdict"] == "no_evidence":
-        text = (f"{pair}는 {signed(d['diff'])}입니다({change}). 신뢰구간이 0을 포함하므로 "
-                "예측기 특성이 RPS를 개선했다는 근거는 없습니다.")
+        text = (f"{aug}의 RPS는 {josa(b, '으로/로')}, {base}의 {josa(a, '와/과')} 비교한 차이는 {diff}({rel})입니다. "
+                f"{interval} 0을 포함하므로, 예측기 특성이 RPS를 개선했다는 근거는 없습니다.")
     else:
-        text = f"{pair}에 대한 신뢰구간을 계산할 수 없었습니다({number(d['a'])} → {number(d['b'])})."
+        text = f"{josa(aug, '와/과')} {base}의 RPS 차이에 대한 신뢰구간을 계산할 수 없었습니다({a} → {b})."
     return [text]
 
 
@@ -193,23 +223,31 @@ def best_arm_sentence(data: dict) -> str:
     if not candidates:
         return "RPS를 계산한 비교군이 없습니다."
     best = min(candidates, key=candidates.get)
-    text = f"실행 가능한 비교군 중 RPS가 가장 낮은 것은 {arm_name(best)}({number(candidates[best])})입니다."
+    text = f"실행 가능한 비교군 중 RPS가 가장 낮은 것은 {josa(arm_name(best), '으로/로')} {number(candidates[best])}입니다."
     if "oracle" in data["arms"]:
         ratio = data["arms"][best]["pooled"].get("rps_ratio_to_oracle")
-        text += (f" 잠재 모수를 아는 오라클의 RPS는 {number(data['arms']['oracle']['pooled']['rps'])}입니다. "
+        text += (f" 잠재 모수를 아는 오라클의 RPS는 {number(data['arms']['oracle']['pooled']['rps'])}이고, "
                  f"가장 나은 비교군의 RPS는 오라클의 {number(ratio, 3)}배입니다.")
     return text
+
+
+def forecaster_summary_sentence(data: dict) -> str:
+    fc = data["forecaster"]
+    if fc["is_llm"]:
+        return f"예측기는 LLM({fc['model'] or MISSING}, 프롬프트 버전 {fc['prompt_version'] or MISSING})입니다."
+    return (f"이번 실행의 예측기({fc['provider']})는 LLM이 아닌 통계 규칙이므로, 예측기와 관련된 결과는 "
+            "LLM의 효과를 말해 주지 않습니다.")
 
 
 def forecaster_sentences(data: dict) -> list[str]:
     fc = data["forecaster"]
     if fc["is_llm"]:
-        return [f"예측기는 LLM입니다. 고객별 한국어 서술을 읽고 구간 확률, 기대 지출, 세그먼트를 구조화된 JSON으로 "
-                f"답했으며, 답은 pydantic으로 검증했습니다. 모델은 {fc['model'] or MISSING}, 프롬프트 버전은 "
-                f"{fc['prompt_version'] or MISSING}입니다."]
-    return [f"이번 실행의 예측기({fc['provider']}, {fc['model'] or MISSING})는 LLM이 아닙니다. 고객 자신의 최근 구간 "
-            "빈도(최근 달일수록 큰 가중치)를 모집단 빈도 쪽으로 수축한 통계 규칙이며, 근거 문장도 템플릿으로 만듭니다.",
-            "따라서 이 보고서에서 예측기와 관련된 결과는 LLM이 아니라 이 통계 규칙의 효과입니다."]
+        return ["예측기는 LLM입니다. 고객별 한국어 서술을 읽고 구간 확률, 기대 지출, 세그먼트를 구조화된 JSON으로 "
+                "답했고, 그 답은 pydantic으로 검증했습니다. 검증에 실패한 답은 다시 물었고, 끝내 실패한 고객의 "
+                "예측기 특성은 비워 두었습니다."]
+    return [f"이번 실행의 예측기({fc['provider']})는 LLM이 아닙니다. 고객 자신의 최근 구간 빈도(최근 달일수록 큰 "
+            "가중치)를 모집단 빈도 쪽으로 수축한 통계 규칙이며, 근거 문장도 템플릿으로 만듭니다. 따라서 이 "
+            "보고서에서 예측기와 관련된 결과는 LLM이 아니라 이 통계 규칙의 효과입니다."]
 
 
 def sample_sentence(data: dict) -> str | None:
@@ -250,7 +288,7 @@ def split_sentences(data: dict) -> list[str]:
         "마지막 달은 검증 월로 떼어 XGBoost 조기 종료, 구매 임계값(검증 월 F1 최대), 지난달 구간 유지 비교군의 혼합 "
         "가중치를 정하는 데만 쓰고, XGBoost는 그보다 앞선 기준 월로 학습했습니다. 훈련 기간 구간 빈도, Pareto/NBD, "
         "예측기 단독 비교군은 검증 월까지 포함한 T 이전 자료를 씁니다.",
-        f"구간 체계와 구간별 대표 지출은 첫 평가 월({month(first)}) 이전 달({split['scheme_fitted_on']})의 "
+        f"구간 체계와 구간별 대표 지출은 첫 평가 월({month(first)}) 이전 달({month_range_text(split['scheme_fitted_on'])})의 "
         "월 지출로만 정했습니다. 평가 월의 결과로는 아무것도 조정하지 않았습니다.",
     ]
 
@@ -260,7 +298,8 @@ def scheme_sentences(data: dict) -> list[str]:
     edges = ", ".join(format_amount(e, sc["currency"]) for e in sc["edges"])
     n = sc["n_buckets"]
     return [f"구간은 {n}개입니다. b0은 그달 구매가 없는 경우이고, 나머지는 그달 지출 합계를 경계 {edges}에서 나눕니다"
-            "(경계값과 같은 지출은 위 구간에 넣습니다). 경계는 학습 달의 양(+)의 월 지출을 삼등분한 값입니다.",
+            "(경계값과 같은 지출은 위 구간에 넣습니다). 경계는 학습 달에 구매가 있었던 고객-월 지출의 분위수"
+            "(기본은 삼분위수)로 정했습니다.",
             "대표 지출은 학습 달에 그 구간에 든 월 지출의 평균이며, 구간 확률을 기대 지출로 바꿀 때 씁니다."]
 
 
@@ -275,7 +314,7 @@ def not_run_sentences(data: dict) -> list[str]:
     not_run = data["arms_not_run"]
     if not not_run:
         return ["모든 비교군을 실행했습니다."]
-    return [f"{arm}: {reason}" for arm, reason in not_run.items()]
+    return [f"{arm_name(arm)}: {reason}" for arm, reason in not_run.items()]
 
 
 def ledger_rows(ledger: dict) -> list[tuple[str, str]]:
@@ -298,9 +337,13 @@ def ledger_rows(ledger: dict) -> list[tuple[str, str]]:
 # -- tables ----------------------------------------------------------------------------------
 
 
-def _table(headers: list[str], rows: list[list[str]], numeric_from: int = 1) -> dict:
-    """Cells are display strings; columns from ``numeric_from`` on are right-aligned."""
-    return {"headers": headers, "rows": rows, "numeric_from": numeric_from}
+_NUMERIC_CELL = re.compile(r"^[+-]?[0-9][0-9,]*(\.[0-9]+)?(%|배|명|건|행|개월)?$|^—$")
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> dict:
+    """Cells are display strings; a column whose cells are all numbers is right-aligned."""
+    numeric = [bool(rows) and all(_NUMERIC_CELL.match(r[j]) for r in rows) for j in range(len(headers))]
+    return {"headers": headers, "rows": rows, "numeric": numeric}
 
 
 def data_table(data: dict) -> dict:
@@ -309,21 +352,21 @@ def data_table(data: dict) -> dict:
             ["거래 수", f"{count(ds['transactions'])}건"],
             ["기간", f"{month_span(ds['first_month'], ds['last_month'])} ({ds['months']}개월)"],
             ["통화", ds["currency"]], ["읽은 행", f"{count(ds['cleaning'].get('rows_read'))}행"]]
-    return _table(["항목", "값"], rows, numeric_from=2)
+    return _table(["항목", "값"], rows)
 
 
 def origins_table(data: dict) -> dict:
     rows = [[month(o["test_anchor"]), month_span(o["training_first"], o["training_last"]),
              month(o["validation_anchor"]), count(o["n_train"]), count(o["n_val"]), count(o["n_test"])]
             for o in data["split"]["origins"]]
-    return _table(["평가 월", "XGBoost 학습 기준 월", "검증 월", "학습 행", "검증 행", "평가 행"], rows, numeric_from=3)
+    return _table(["평가 월", "XGBoost 학습 기준 월", "검증 월", "학습 행", "검증 행", "평가 행"], rows)
 
 
 def origin_notes_table(data: dict) -> dict:
     origins = data["split"]["origins"]
     arms = [a for a in data["arm_order"] if any(o["notes"].get(a) for o in origins)]
-    rows = [[arm_name(a)] + [o["notes"].get(a) or MISSING for o in origins] for a in arms]
-    return _table(["비교군"] + [month(o["test_anchor"]) for o in origins], rows, numeric_from=99)
+    rows = [[arm_name(a)] + [origin_note(o["notes"].get(a) or MISSING) for o in origins] for a in arms]
+    return _table(["비교군"] + [month(o["test_anchor"]) for o in origins], rows)
 
 
 def scheme_table(data: dict) -> dict:
@@ -336,12 +379,12 @@ def scheme_table(data: dict) -> dict:
         low = "—" if k == 0 else ("0 초과" if lows[k] is None else f"{format_amount(lows[k], cur)} 이상")
         high = "—" if k == 0 or highs[k] is None else f"{format_amount(highs[k], cur)} 미만"
         rows.append([bid, label, low, high, format_amount(sc["representative_spend"][k], cur)])
-    return _table(["id", "이름", "하한", "상한", "대표 지출"], rows, numeric_from=2)
+    return _table(["id", "이름", "하한", "상한", "대표 지출"], rows)
 
 
 def ledger_table(data: dict) -> dict | None:
     ledger = data["forecaster"]["ledger"]
-    return _table(["항목", "값"], [list(r) for r in ledger_rows(ledger)], numeric_from=2) if ledger else None
+    return _table(["항목", "값"], [list(r) for r in ledger_rows(ledger)]) if ledger else None
 
 
 def pooled_table(data: dict) -> dict:
@@ -362,7 +405,7 @@ def by_anchor_table(data: dict) -> dict:
             if s:
                 rows.append([month(anchor), arm_name(a), number(s["rps"]), number(s.get("rps_skill")),
                              number(s["pr_auc"]), percent(s["base_rate"]), count(s["n"])])
-    return _table(["평가 월", "비교군", "RPS ↓", "RPS 기술 점수 ↑", "PR-AUC ↑", "기본 구매율", "행 수"], rows, numeric_from=2)
+    return _table(["평가 월", "비교군", "RPS ↓", "RPS 기술 점수 ↑", "PR-AUC ↑", "기본 구매율", "행 수"], rows)
 
 
 SEGMENT_NAMES = {"one_time": "한 번 구매 고객", "repeat": "재구매 고객"}
@@ -378,29 +421,28 @@ def segment_table(data: dict) -> dict:
                 rows.append([seg_name, arm_name(a), number(s["rps"]), number(s["log_loss"]), number(s["pr_auc"]),
                              metric_value("spend_mae", s["spend_mae"], cur), percent(s["base_rate"]), count(s["n"])])
     headers = ["고객 유형", "비교군", "RPS ↓", "로그 손실 ↓", "PR-AUC ↑", f"지출 MAE ({cur}) ↓", "기본 구매율", "행 수"]
-    return _table(headers, rows, numeric_from=2)
+    return _table(headers, rows)
 
 
 def differences_table(data: dict) -> dict:
+    cur = data["dataset"]["currency"]
     rows = []
     for comparison, by_metric in data["differences"].items():
         for key, d in by_metric.items():
-            rows.append([comparison, METRIC_NAMES.get(key, key), number(d["a"]), number(d["b"]), signed(d["diff"]),
-                         f"{signed(d['lo'])} ~ {signed(d['hi'])}", VERDICT_WORDS[verdict(key, d)],
+            rows.append([comparison, METRIC_NAMES.get(key, key), metric_value(key, d["a"], cur),
+                         metric_value(key, d["b"], cur), difference(key, d["diff"], cur),
+                         _interval(key, d, cur), VERDICT_WORDS[verdict(key, d)],
                          f"{count(d['n_valid'])}/{count(d['n_resamples'])}"])
     headers = ["비교 (b − a)", "지표", "a", "b", "차이", "95% 신뢰구간", "판정", "유효 재표본"]
-    return _table(headers, rows, numeric_from=2)
+    return _table(headers, rows)
 
 
 def learning_curve_table(data: dict) -> dict | None:
     curve = data["learning_curve"]
     if not curve:
         return None
-    rows = []
-    for p in curve:
-        base, aug = p.get(BASELINE_ARM), p.get(HEADLINE_ARM)
-        diff = aug - base if not (_missing(base) or _missing(aug)) else None
-        rows.append([count(p["customers"]), count(p["rows"]), number(base), number(aug), signed(diff)])
+    rows = [[count(p["customers"]), count(p["rows"]), number(p.get(BASELINE_ARM)), number(p.get(HEADLINE_ARM)),
+             difference("rps", p["difference"])] for p in curve]
     headers = ["학습 고객 수", "학습 행", f"RPS {BASELINE_ARM}", f"RPS {HEADLINE_ARM}", "차이"]
     return _table(headers, rows)
 
@@ -411,7 +453,7 @@ def importance_table(data: dict) -> dict | None:
              number(f.get("mean_abs_shap"), 4)]
             for i, f in enumerate(imp["features"][: imp["shown"]])]
     headers = ["순위", "특성", "구매 모델 gain 비중", "구간 모델 gain 비중", "평균 |SHAP| (구매 log-odds)"]
-    return _table(headers, rows, numeric_from=2) if rows else None
+    return _table(headers, rows) if rows else None
 
 
 def tables(data: dict) -> dict[str, dict | None]:
@@ -427,11 +469,9 @@ def tables(data: dict) -> dict[str, dict | None]:
 
 def difference_sentences(data: dict) -> list[str]:
     """One line per bootstrapped metric of the headline comparison."""
-    key = f"{HEADLINE_ARM} - {BASELINE_ARM}"
-    if key not in data["differences"]:
-        return []
-    return [f"{METRIC_NAMES.get(m, m)}: {signed(d['diff'])} ({_interval(d)}) — {VERDICT_WORDS[verdict(m, d)]}"
-            for m, d in data["differences"][key].items()]
+    key, cur = f"{HEADLINE_ARM} - {BASELINE_ARM}", data["dataset"]["currency"]
+    return [f"{METRIC_NAMES.get(m, m)}: {difference(m, d['diff'], cur)} (95% 신뢰구간 {_interval(m, d, cur)}) — "
+            f"{VERDICT_WORDS[verdict(m, d)]}" for m, d in data["differences"].get(key, {}).items()]
 
 
 def importance_sentence(data: dict) -> str:
@@ -450,23 +490,9 @@ def learning_curve_sentence(data: dict) -> str:
 def prose(data: dict) -> dict[str, Any]:
     return {"comparison": comparison_sentence(data), "headline": headline_sentences(data),
             "differences": difference_sentences(data), "best_arm": best_arm_sentence(data),
-            "forecaster": forecaster_sentences(data), "sample": sample_sentence(data),
+            "forecaster_summary": forecaster_summary_sentence(data), "forecaster": forecaster_sentences(data), "sample": sample_sentence(data),
             "cleaning": cleaning_sentences(data), "split": split_sentences(data), "scheme": scheme_sentences(data),
             "rps_scaling": rps_scaling_sentence(data), "not_run": not_run_sentences(data),
             "importance": importance_sentence(data), "learning_curve": learning_curve_sentence(data),
             "base_rate": f"평가 행 전체의 기본 구매율(평가 월에 구매한 행의 비율)은 "
                          f"{percent(data['base_rate']['pooled'])}입니다."}
-
-
-FIGURE_CAPTIONS = {
-    "reliability": "구매 확률 신뢰도 도표: 예측 확률을 10개 구간으로 나눠 실제 구매 비율과 비교합니다. 대각선에 가까울수록 잘 보정된 것입니다.",
-    "pr_curve": "구매 여부 정밀도-재현율 곡선: 점선은 무작위로 골랐을 때의 정밀도(기본 구매율)입니다.",
-    "gains": "누적 이득 곡선: 구매 확률이 높은 순으로 고객을 골랐을 때 실제 구매 고객을 얼마나 포착하는지 보여 줍니다.",
-    "confusion": "혼동 행렬: 행은 실제 구간, 열은 가장 확률이 높은 예측 구간이며 색은 행 안의 비율입니다.",
-    "importance": "특성 중요도 (상위 15개).",
-    "learning_curve": "학습 곡선: 학습 고객 수에 따른 마지막 평가 월의 RPS (가로축은 로그 눈금).",
-}
-
-
-def figure_captions(data: dict, names: list[str]) -> dict[str, str]:
-    return {name: FIGURE_CAPTIONS.get(name, name) for name in names}

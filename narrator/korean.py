@@ -20,6 +20,7 @@ import math
 import re
 from functools import lru_cache
 
+import jinja2
 import pandas as pd
 
 # -- final sound ---------------------------------------------------------------------------
@@ -225,11 +226,11 @@ def format_month_span(start: pd.Period, end: pd.Period, *, with_year: bool = Tru
     return f"{first}~{format_month(end, with_year=end.year != start.year)}"
 
 
-def install_filters(environment: "object") -> None:
+def install_filters(environment: jinja2.Environment) -> None:
     """Register the Jinja filters ``josa`` (word + particle), ``particle`` (the particle
     alone, for text set between a word and its particle), ``amount``, ``month`` and
     ``month_span``: ``{{ last_month | josa('으로/로') }}``, ``{{ 12300 | amount('KRW') }}``."""
-    environment.filters.update(  # type: ignore[attr-defined]
+    environment.filters.update(
         josa=josa,
         particle=lambda word, particle: particle_for(str(word), particle),
         amount=format_amount,

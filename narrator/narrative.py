@@ -23,7 +23,7 @@ month is already a Korean label such as ``1997년 7월``):
 ``average_order``           ``lifetime_spend / lifetime_orders``
 ``last_month``              month of the last purchase
 ``months_since_last``       anchor month minus last purchase month (1 = the month just before)
-``trend``                   ``short`` (record of 3 months or fewer), ``none`` (no purchase in
+``trend``                   ``short`` (record of 3 months or fewer), ``none`` (no spend in
                             either part), ``up``, ``down`` or ``flat``: the mean monthly spend of
                             the last 3 months against that of the earlier months of the record,
                             ``up`` above ``TREND_RATIO`` times, ``down`` below 1/``TREND_RATIO``
@@ -31,14 +31,15 @@ month is already a Korean label such as ``1997년 7월``):
 ``recent_average``          mean monthly spend of the last 3 months
 ``earlier_months``          months of the record before those 3 (int, 0 when ``short``)
 ``earlier_average``         mean monthly spend of those earlier months
-``months``                  the record, oldest first: items with ``label`` (a month or a span
-                            of consecutive months without purchase, ``1997년 7월~10월``),
-                            ``purchased`` (bool), ``orders`` (int) and ``spend``
+``months``                  the record, oldest first: ``(label, purchased, orders, spend)``
+                            tuples (also ``m.label`` ...); a label is a month or a span of
+                            consecutive months without purchase (``1997년 7월~10월``), naming
+                            the year only on the first line and where the year changes
 ``currency``                the currency code (``USD``, ``KRW``)
 ==========================  ====================================================================
 
-Filters: ``josa`` (``{{ last_month | josa('으로/로') }}``), ``amount``, ``month``,
-``month_span`` (see :mod:`narrator.korean`). Nothing that identifies the customer is
+Filters: ``josa`` (``{{ last_month | josa('으로/로') }}``), ``particle`` (the particle
+alone), ``amount``, ``month``, ``month_span`` (see :mod:`narrator.korean`). Nothing that identifies the customer is
 given to the template.
 
 The batch path computes every figure for the whole :class:`HistoryBatch` with numpy first
@@ -54,6 +55,7 @@ from typing import Any, Iterator, NamedTuple
 
 import jinja2
 import numpy as np
+import pandas as pd
 from jinja2.sandbox import SandboxedEnvironment
 
 from narrator.korean import format_minor_amount, format_month, format_month_span, install_filters, minor_unit_scale
@@ -146,9 +148,9 @@ def _batch_of_one(history: CustomerHistory) -> HistoryBatch:
 def _format_amounts(values: np.ndarray, currency: str) -> np.ndarray:
     """Every amount formatted, each distinct (minor-unit) amount only once."""
     minor = np.rint(np.nan_to_num(values) * minor_unit_scale(currency)).astype(np.int64)
-    distinct, inverse = np.unique(minor, return_inverse=True)
-    texts = np.array([format_minor_amount(int(m), currency) for m in distinct], dtype=object)
-    return texts[inverse.reshape(values.shape)]
+    codes, distinct = pd.factorize(minor.ravel())  # hashing: far faster than np.unique here
+    texts = np.array([format_minor_amount(m, currency) for m in distinct.tolist()], dtype=object)
+    return texts[codes.reshape(values.shape)]
 
 
 def _month_labels(first_ordinal: int, last_ordinal: int) -> np.ndarray:
@@ -176,9 +178,11 @@ def _trend_codes(spend: np.ndarray, window: np.ndarray) -> tuple[np.ndarray, ...
     return code, recent, earlier_months, earlier
 
 
-def _span_labels(periods: list, *, with_year: bool) -> np.ndarray:
-    """(h, h) table: label of the months from ``periods[i]`` to ``periods[j]`` (j >= i)."""
-    h = len(periods)
+@lru_cache(maxsize=64)
+def _span_labels(first_ordinal: int, h: int, with_year: bool) -> np.ndarray:
+    """(h, h) table: label of the months from column i to column j (j >= i) of a window of
+    ``h`` months starting at month ``first_ordinal``."""
+    periods = [ordinal_to_period(o) for o in range(first_ordinal, first_ordinal + h)]
     table = np.empty((h, h), dtype=object)
     for i in range(h):
         for j in range(i, h):
@@ -186,7 +190,7 @@ def _span_labels(periods: list, *, with_year: bool) -> np.ndarray:
     return table
 
 
-def _record_lines(batch: HistoryBatch, window: np.ndarray, periods: list) -> list[list[MonthLine]]:
+def _record_lines(batch: HistoryBatch, window: np.ndarray) -> list[list[MonthLine]]:
     """The month-by-month record of every row, consecutive months without purchase merged.
 
     A line starts at the first month of the window, at every month with a purchase and at
@@ -208,12 +212,13 @@ def _record_lines(batch: HistoryBatch, window: np.ndarray, periods: list) -> lis
     ends = np.full_like(cols, h - 1)
     same_row = rows[1:] == rows[:-1]
     ends[:-1][same_row] = cols[1:][same_row] - 1
-    year = np.array([p.year for p in periods])
-    new_year = row_start[rows, cols] | (year[cols] != year[np.maximum(cols - 1, 0)])
+    first_ordinal = month_ordinal(batch.anchor) - h
+    month_of_year = (first_ordinal + col) % 12  # 0 = January
+    new_year = row_start[rows, cols] | (month_of_year[cols] == 0)
     labels = np.where(
         new_year,
-        _span_labels(periods, with_year=True)[cols, ends],
-        _span_labels(periods, with_year=False)[cols, ends],
+        _span_labels(first_ordinal, h, True)[cols, ends],
+        _span_labels(first_ordinal, h, False)[cols, ends],
     )
     bought = purchased[rows, cols]
     spend_text = _format_amounts(np.where(bought, batch.spend[rows, cols], 0.0), batch.currency)
@@ -241,21 +246,20 @@ def _batch_contexts(batch: HistoryBatch) -> Iterator[dict[str, Any]]:
 
     label_base = int(first_ord.min())
     labels = _month_labels(label_base, anchor_ord)
-    periods = [ordinal_to_period(o) for o in range(anchor_ord - h, anchor_ord)]
 
     purchased = (batch.orders > 0) | (batch.spend > 0)
     trend, recent, earlier_months, earlier = _trend_codes(batch.spend, window)
     lifetime_orders = batch.lifetime_orders.astype(np.int64)
     average = batch.lifetime_spend / np.maximum(lifetime_orders, 1)
     amounts = _format_amounts(np.stack([batch.lifetime_spend, average, recent, earlier]), batch.currency)
-    lines = _record_lines(batch, window, periods)
+    lines = _record_lines(batch, window)
 
     columns = {
         "first_month": labels[first_ord - label_base],
         "tenure_months": anchor_ord - first_ord,
         "window_months": window,
         "window_from_first": window_start == first_ord,
-        "window_span": _span_labels(periods, with_year=True)[h - window, h - 1],
+        "window_span": _span_labels(anchor_ord - h, h, True)[h - window, h - 1],
         "active_months": purchased.sum(axis=1),
         "lifetime_orders": lifetime_orders,
         "lifetime_spend": amounts[0],

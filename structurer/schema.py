@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, create_model, model_validator
 
 from narrator.korean import format_amount
 
@@ -203,7 +203,7 @@ class ForecastRecord(BaseModel):
     status: Literal["ok", "failed"]
     reason: FailureReason | None = None
     detail: str | None = None
-    forecast: SpendForecastBase | None = None
+    forecast: SerializeAsAny[SpendForecastBase] | None = None  # dumped with its scheme's fields
     attempts: int = 0
     tokens_in: int = 0
     tokens_out: int = 0

@@ -67,7 +67,7 @@ def make_llm_forecaster(tmp_path: Any) -> Any:
             model="loopback-test-model",
             base_url=server.base_url,
             concurrency=1,
-            timeout=0.5,
+            timeout=2.0,  # only the hang tests rely on timing out, and they set their own
             cache_dir=tmp_path / "llm-cache",
             narrate=stand_in_narrate,
             narrative_version=STAND_IN_NARRATIVE_VERSION,

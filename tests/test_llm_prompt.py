@@ -59,3 +59,18 @@ def test_system_prompt_lists_the_scheme_buckets_in_korean():
         assert line in text
     assert "원 단위" in text and "b0, b1, b2, b3" in text
     assert text != system_prompt(SCHEME) and "29.3달러" in system_prompt(SCHEME)
+
+
+def test_a_history_batch_renders_the_same_messages_as_one_by_one(make_llm_forecaster, llm_server):
+    rng = np.random.default_rng(0)
+    transactions = pd.DataFrame({
+        "customer_id": [f"C-{x}" for x in rng.integers(100_000, 999_999, 300)],
+        "ts": pd.Timestamp("1997-01-01") + pd.to_timedelta(rng.integers(0, 365, 300), unit="D"),
+        "amount": rng.gamma(2.0, 15.0, 300),
+    })
+    batch = build_panel(transactions, "USD").histories(pd.Period("1998-01", "M"))
+    make_llm_forecaster(llm_server, narrate=None, narrative_version=None).forecast_many(batch)
+    sent = llm_server.request_count
+    assert sent == len(batch)
+    again = make_llm_forecaster(llm_server, narrate=None, narrative_version=None).forecast_many(list(batch))
+    assert all(r.cache_hit for r in again) and llm_server.request_count == sent

@@ -116,6 +116,14 @@ def test_window_before_the_first_purchase_and_a_silent_window() -> None:
     assert "모두 지출이 없었습니다" not in text  # said once is enough
 
 
+def test_flat_trend_takes_wa_gwa_after_won() -> None:
+    rows = [("A", f"2024-{m:02d}-10", 30_000.0) for m in range(1, 7)]  # the same every month
+    panel = build_panel(tx(rows), "KRW")
+    text = render_narrative(panel.histories(pd.Period("2024-07", freq="M")).get("A"))
+    assert "최근 3개월 월평균 지출은 3만 원으로 그 전 3개월의 3만 원과 비슷합니다." in text
+    assert "누적 6회 주문에 18만 원(주문당 3만 원)을 썼습니다." in text
+
+
 def test_first_purchase_last_month() -> None:
     panel = build_panel(tx([("A", "2024-03-10", 10_000), ("A", "2024-03-12", 2_000)]), "KRW")
     text = render_narrative(panel.histories(pd.Period("2024-04", freq="M")).get("A"))

@@ -1,5 +1,5 @@
 """Every verb of the command line, each a module with ``register(app)``."""
 
-from forecaster.verbs import batch, data, evaluate, narrate, train
+from forecaster.verbs import batch, data, evaluate, explain, narrate, train
 
-VERB_MODULES = [data, narrate, train, batch, evaluate]
+VERB_MODULES = [data, narrate, train, batch, explain, evaluate]

@@ -1,0 +1,64 @@
+"""`forecaster explain CUSTOMER_ID --anchor YYYY-MM`: one customer's forecast explained in
+Korean, from the same evidence `forecaster batch` uses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from forecaster.errors import UserError
+from forecaster.explain import ensure_default_model, explain_customer, locate_customer
+from forecaster.explain_render import render
+from forecaster.providers import LLMOptions
+from forecaster.verbs.options import (AmountColOption, CurrencyOption, CustomerColOption, DataOption,
+                                      DateColOption, OrderColOption, dataset_from_options)
+from forecaster.verbs.provider_options import BaseURLOption, CacheDirOption, LLMModelOption, ProviderOption, err
+from narrator.panel import parse_month
+
+FORMATS = ("text", "json")
+
+
+def explain(
+    customer_id: Annotated[str, typer.Argument(metavar="CUSTOMER_ID", help="The customer's id in the data.")],
+    anchor: Annotated[str, typer.Option("--anchor", metavar="YYYY-MM",
+                                        help="Month to forecast: a past month of the data or the month after it ends.")],
+    model: Annotated[Path | None, typer.Option(
+        "--model", metavar="DIR",
+        help="Artifact folder written by `forecaster train` (default: train and cache a default model).")] = None,
+    data: DataOption = "cdnow",
+    customer_col: CustomerColOption = None, date_col: DateColOption = None, amount_col: AmountColOption = None,
+    order_col: OrderColOption = None, currency: CurrencyOption = None,
+    provider: ProviderOption = None,
+    llm_model: LLMModelOption = None, base_url: BaseURLOption = None, cache_dir: CacheDirOption = None,
+    output_format: Annotated[str, typer.Option("--format", metavar="text|json", help="text (rich, Korean) or json.")] = "text",
+) -> None:
+    """Explain one customer's forecast in Korean: narrative, forecaster answer, both models, top contributions."""
+    if output_format not in FORMATS:
+        raise UserError(f"--format {output_format}: choose text or json")
+    try:
+        month = parse_month(anchor)
+    except ValueError:
+        raise UserError(f"--anchor '{anchor}' is not a month of the form YYYY-MM (e.g. 1998-01)") from None
+    if model is None and provider not in (None, "empirical"):
+        raise UserError(f"--provider {provider} needs a model trained with it: run `forecaster train --provider "
+                        f"{provider} --out DIR` and pass --model DIR")
+    dataset = dataset_from_options(data, customer_col=customer_col, date_col=date_col, amount_col=amount_col,
+                                   order_col=order_col, currency=currency)
+    locate_customer(dataset.panel, customer_id, month, dataset.name)  # cheap checks before any training
+    model_dir = model if model is not None else ensure_default_model(
+        dataset.name, dataset.panel, lambda line: err.print(line, soft_wrap=True))
+    result = explain_customer(dataset, model_dir, customer_id, month,
+                              LLMOptions(model=llm_model, base_url=base_url, concurrency=1, cache_dir=cache_dir),
+                              provider=provider, default_model=model is None)
+    if output_format == "json":
+        print(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
+    else:
+        render(result, Console(highlight=False, emoji=False, markup=False))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("explain")(explain)
