@@ -14,13 +14,17 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/forecaster data
-	$(BIN)/forecaster narrate 1 --anchor 1997-07
+	$(BIN)/forecaster narrate 00145 --anchor 1998-01
+	$(BIN)/forecaster evaluate --out demo-report
+	@echo "보고서: $(CURDIR)/demo-report/report.html (report.md, metrics.json, predictions.parquet)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/narrate.py
+	$(BIN)/python bench/empirical.py
+	$(BIN)/python bench/llm_throughput.py
 
 clean:
 	rm -rf $(VENV) demo-report

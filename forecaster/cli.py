@@ -11,6 +11,7 @@ from forecaster.errors import UserError
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    pretty_exceptions_enable=False,
     help="LLM-in-the-loop customer spend forecaster (Korean narratives, structured forecasts, XGBoost).",
 )
 
@@ -27,23 +28,11 @@ def _register_verbs() -> None:
 
 
 def main() -> None:
-    """Console entry point: user errors become one line on stderr and exit status 2."""
+    """Console entry point: user errors become one line on stderr and exit status 2; usage
+    errors are reported by the argument parser itself (also exit status 2)."""
     _register_verbs()
     try:
-        app(standalone_mode=False)
+        app()
     except UserError as exc:
         print(f"오류: {exc}", file=sys.stderr)
         sys.exit(2)
-    except typer.Abort:
-        print("중단했습니다.", file=sys.stderr)
-        sys.exit(1)
-    except (typer.Exit, SystemExit) as exc:
-        code = getattr(exc, "exit_code", getattr(exc, "code", 0))
-        sys.exit(code or 0)
-    except Exception as exc:  # click usage errors carry their own message
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise

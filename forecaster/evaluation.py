@@ -106,7 +106,7 @@ def run(setup: EvaluationSetup, forecast_fn: pipeline.ForecastFn,
     if setup.dataset.latent is not None:
         rows = add_oracle(rows, setup)
     else:
-        setup.arms_not_run["oracle"] = "합성 데이터가 아니어서 잠재 모수를 알 수 없으므로 oracle 구간은 계산하지 않았습니다."
+        setup.arms_not_run["oracle"] = "합성 데이터가 아니어서 잠재 모수를 알 수 없으므로 oracle 비교군은 계산하지 않았습니다."
     xgb_cols = arm_columns(spec.base, spec.forecaster, spec.btyd, spec.empirical)
     return evaluate(rows, [str(a) for a in setup.test_anchors], setup.scheme, setup.representative_spend,
                     xgb_cols, seed=setup.seed, n_resamples=setup.n_resamples,

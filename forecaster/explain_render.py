@@ -70,7 +70,7 @@ def _forecaster(ex: Explanation, console: Console) -> None:
     _line(console, _producer(ex))
     shares, fc = ex.forecaster_distribution, ex.record.forecast
     if shares is None or fc is None:
-        _line(console, f"예측에 실패했습니다 ({ex.record.reason}): {ex.record.detail or '자세한 사유 없음'}. "
+        _line(console, f"예측에 실패했습니다 ({ex.record.reason}): {(ex.record.detail or '자세한 사유 없음').rstrip('.')}. "
                        "예측기 특징은 빈 값으로 모델에 들어갑니다.", "red")
         return
     table = Table(box=None, show_header=False, padding=(0, 1))

@@ -101,10 +101,10 @@ def run_origin(rows: pd.DataFrame, test_anchor: str, scheme: BucketScheme, rep: 
     models = {name: arms.fit_xgb(train, val, cols, scheme.n_buckets, seed) for name, cols in xgb_cols.items()}
     has_oracle = "oracle_p_b0" in rows.columns
     oracle_cols = [f"oracle_p_{b}" for b in scheme.ids]
-    # the climatology/btyd/forecaster arms may use the validation anchor too: it is training data
-    train_all = rows[rows["anchor"] < test_anchor]
+    # every arm is fitted once, on the anchors before V, and scored on V (threshold) and T:
+    # a threshold tuned on one fit and applied to another would not mean anything
     val_out = _arm_outputs(train, val, val, rep, scheme, xgb_cols, oracle_cols, False, seed, models)
-    test_out = _arm_outputs(train_all, val, test, rep, scheme, xgb_cols, oracle_cols, has_oracle, seed, models)
+    test_out = _arm_outputs(train, val, test, rep, scheme, xgb_cols, oracle_cols, has_oracle, seed, models)
     b_val = val["label"].to_numpy() > 0
     frames, notes = [], {}
     for arm, out in test_out.items():
@@ -175,8 +175,11 @@ def bootstrap_differences(pred: pd.DataFrame, scheme: BucketScheme, n_resamples:
 
 
 def learning_curve(rows: pd.DataFrame, test_anchor: str, scheme: BucketScheme, rep: np.ndarray,
-                   xgb_cols: dict[str, list[str]], seed: int, sizes=LEARNING_CURVE_SIZES) -> list[dict]:
-    """Baseline vs augmented RPS on the last test anchor when training on n customers."""
+                   xgb_cols: dict[str, list[str]], seed: int, sizes=LEARNING_CURVE_SIZES,
+                   full_models: dict[str, HurdleXGB] | None = None) -> list[dict]:
+    """Baseline vs augmented RPS on the last test anchor when training on n customers; the
+    last point is every customer, where the origin's own models (``full_models``, fitted on
+    exactly those rows) are reused rather than refitted."""
     anchors = sorted(a for a in rows["anchor"].unique() if a < test_anchor)
     val_anchor = anchors[-1]
     history = rows[rows["anchor"] < test_anchor]
@@ -184,18 +187,17 @@ def learning_curve(rows: pd.DataFrame, test_anchor: str, scheme: BucketScheme, r
     customers = np.sort(history["customer_id"].unique())
     rng = np.random.default_rng(seed)
     curve = []
-    for n in sizes:
-        if n > len(customers):
-            continue
-        chosen = set(rng.choice(customers, size=n, replace=False))
-        part = history[history["customer_id"].isin(chosen)]
+    for n in [s for s in sizes if s < len(customers)] + [len(customers)]:
+        full = n == len(customers)
+        part = history if full else history[history["customer_id"].isin(set(rng.choice(customers, size=n, replace=False)))]
         train, val = part[part["anchor"] < val_anchor], part[part["anchor"] == val_anchor]
         point = {"customers": n, "rows": int(len(train))}
         for name in ("xgb_base", "xgb_base+forecaster"):
             if name not in xgb_cols:
                 continue
             try:
-                model = arms.fit_xgb(train, val, xgb_cols[name], scheme.n_buckets, seed)
+                model = full_models[name] if full and full_models else \
+                    arms.fit_xgb(train, val, xgb_cols[name], scheme.n_buckets, seed)
             except ValueError as exc:  # too few purchases in a tiny sample
                 point[name] = None
                 point[f"{name}_note"] = str(exc)
@@ -220,7 +222,8 @@ def evaluate(rows: pd.DataFrame, test_anchors: list[str], scheme: BucketScheme, 
         "origins": origins,
         "arms": score_predictions(predictions, scheme),
         "differences": bootstrap_differences(predictions, scheme, n_resamples, seed),
-        "learning_curve": learning_curve(rows, test_anchors[-1], scheme, rep, xgb_cols, seed),
+        "learning_curve": learning_curve(rows, test_anchors[-1], scheme, rep, xgb_cols, seed,
+                                         full_models=last_models),
     }
     final_name = "xgb_base+forecaster" if "xgb_base+forecaster" in last_models else "xgb_base"
     final = last_models[final_name]

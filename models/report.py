@@ -268,6 +268,19 @@ def _write_all(folder: Path, setup: "EvaluationSetup", result: "EvaluationResult
     return written
 
 
+def _check_replaceable(out_dir: Path) -> None:
+    """Only a new path, an empty folder or an earlier report folder may be replaced: never
+    a file, nor a folder holding anything else (``--out .`` must not wipe the user's files)."""
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise UserError(f"--out {out_dir}: a file of that name exists; give a folder path for the report")
+    entries = {p.name for p in out_dir.iterdir()}
+    if entries and not {FILES["metrics"], FILES["report_md"]} <= entries:
+        raise UserError(f"--out {out_dir}: the folder exists and is not an earlier report (no {FILES['metrics']} "
+                        "and report.md); give a new or empty folder")
+
+
 def _sibling(out_dir: Path, tag: str) -> Path:
     return out_dir.with_name(f".{out_dir.name}.{tag}-{uuid.uuid4().hex[:8]}")
 
@@ -291,9 +304,8 @@ def _move_into_place(staging: Path, out_dir: Path) -> None:
 def write_report(out_dir: Path, setup: "EvaluationSetup", result: "EvaluationResult") -> dict[str, Path]:
     """Write the report folder atomically; returns output name -> final path
     (``metrics``, ``predictions``, ``report_md``, ``report_html``, ``plot_<name>``)."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {out_dir}: a file of that name exists; give a folder path for the report")
+    out_dir = Path(out_dir).absolute()
+    _check_replaceable(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = _sibling(out_dir, "tmp")
     staging.mkdir()

@@ -9,6 +9,7 @@ firewall for histories, narratives and features alike.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 NOT_ACQUIRED = np.iinfo(np.int32).max
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
 
 def month_ordinal(period: pd.Period) -> int:
@@ -31,10 +33,10 @@ def parse_month(text: str | pd.Period) -> pd.Period:
     """'1997-07' -> Period('1997-07', 'M'); a clear ValueError otherwise."""
     if isinstance(text, pd.Period):
         return text.asfreq("M")
-    try:
-        return pd.Period(str(text), freq="M")
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"month '{text}' is not of the form YYYY-MM (e.g. 1997-07)") from exc
+    # strict: pandas alone would read "January" as 0001-01
+    if not _MONTH.fullmatch(str(text).strip()):
+        raise ValueError(f"month '{text}' is not of the form YYYY-MM (e.g. 1997-07)")
+    return pd.Period(str(text).strip(), freq="M")
 
 
 @dataclass(frozen=True)

@@ -148,7 +148,7 @@ def test_synthetic_customers_with_opposite_latent_rates_point_in_opposite_direct
     panel, latent = data.panel, data.latent.set_index("customer_id")
     anchor = pd.Period("2024-07", freq="M")
     # a model trained on a seeded sample of the same shop (training on all 3,000 takes a minute)
-    model = _train(pipeline.sample_panel(panel, 800, panel.last_month + 1, seed=1), data.name, tmp_path / "model")
+    model = _train(pipeline.sample_panel(panel, 400, panel.last_month + 1, seed=1), data.name, tmp_path / "model")
     col = panel.column(anchor)
     acquired = panel.first_idx < col - 3
     alive = (latent.loc[panel.customer_ids, "death_month"] > anchor).to_numpy()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -172,7 +173,8 @@ def test_a_failed_write_leaves_the_old_report_untouched(tmp_path, monkeypatch):
     setup, result = make_inputs()
     out = tmp_path / "out"
     out.mkdir()
-    (out / "old.txt").write_text("previous report")
+    for name in ("metrics.json", "report.md"):
+        (out / name).write_text("previous report")
 
     def broken(*args, **kwargs):
         raise RuntimeError("plotting failed")
@@ -181,7 +183,8 @@ def test_a_failed_write_leaves_the_old_report_untouched(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="plotting failed"):
         report.write_report(out, setup, result)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
-    assert [p.name for p in out.iterdir()] == ["old.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "report.md"]
+    assert (out / "report.md").read_text() == "previous report"
     with pytest.raises(RuntimeError):
         report.write_report(tmp_path / "fresh", setup, result)
     assert not (tmp_path / "fresh").exists()
@@ -195,6 +198,24 @@ def test_out_path_that_is_a_file_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="report.txt"):
         report.write_report(target, setup, result)
     assert target.read_text() == "not a folder"
+
+
+def test_a_folder_of_other_files_is_never_replaced(tmp_path):
+    setup, result = make_inputs()
+    (tmp_path / "notes.txt").write_text("the user's own file")
+    with pytest.raises(UserError, match="not an earlier report"):
+        report.write_report(tmp_path, setup, result)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_an_earlier_report_is_replaced(written, tmp_path):
+    paths, result = written
+    out = tmp_path / "out"
+    shutil.copytree(paths["metrics"].parent, out)
+    setup, _ = make_inputs(name="두 번째 실행")
+    again = report.write_report(out, setup, result)
+    assert "두 번째 실행" in again["report_md"].read_text(encoding="utf-8")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
 def _headline_data(lo: float, hi: float, diff: float) -> dict:

@@ -14,8 +14,8 @@ from forecaster.verbs.provider_options import (BaseURLOption, CacheDirOption, Co
                                                ProviderOption, YesOption, confirm_llm_cost, err, make_provider)
 from llm.config import ENV_BASE_URL, ENV_API_KEY
 
-NO_ENDPOINT = "LLM 엔드포인트가 설정되지 않아 LLM 구간은 실행하지 않았습니다."
-NOT_ASKED = "--provider llm을 지정하지 않아 LLM 구간은 실행하지 않았습니다."
+NO_ENDPOINT = "LLM 엔드포인트가 설정되지 않아 LLM 비교군은 실행하지 않았습니다."
+NOT_ASKED = "--provider llm을 지정하지 않아 LLM 비교군은 실행하지 않았습니다."
 
 
 def evaluate(
@@ -55,8 +55,8 @@ def evaluate(
                             empirical_fn=empirical_fn)
     setup.ledger = chosen.ledger
     paths = write_report(out, setup, result)
-    err.print(f"보고서를 {paths['report.html']}에 썼습니다.")
-    print(paths["report.html"])
+    err.print(f"보고서를 {paths['report_html']}에 썼습니다.")
+    print(paths["report_html"])
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,99 @@
+"""`forecaster train` -> artifact folder -> `forecaster batch`, through the real CLI."""
+
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecaster import cli
+
+DATA = "synthetic:600:3"
+
+
+def run_cli(monkeypatch, capsys, *args):
+    monkeypatch.setattr(sys, "argv", ["forecaster", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    out, err = capsys.readouterr()
+    return exit_info.value.code or 0, out, err
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("art") / "model"
+    mp = pytest.MonkeyPatch()
+    mp.setattr(sys, "argv", ["forecaster", "train", "--data", DATA, "--out", str(folder)])
+    try:
+        cli.main()
+    except SystemExit as exc:
+        assert not exc.code
+    finally:
+        mp.undo()
+    return folder
+
+
+def test_artifact_holds_json_models_scheme_features_threshold_and_versions(model_dir):
+    names = {p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*") if p.is_file()}
+    assert {"config.json", "scheme.json", "features.json", "xgb_base/purchase.json", "xgb_base/bucket.json",
+            "xgb_augmented/purchase.json", "xgb_augmented/bucket.json"} <= names
+    assert not any(n.endswith((".pkl", ".pickle")) for n in names)
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["forecaster"]["provider"] == "empirical"
+    assert config["forecaster"]["prompt_version"] == "n/a (not an LLM)"
+    assert 0 < config["thresholds"]["xgb_base+forecaster"] < 1
+    assert config["validation_anchor"] == "2024-12"  # the last month with an outcome
+
+
+def test_batch_writes_one_row_per_customer(model_dir, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "forecasts.parquet"
+    code, _, err = run_cli(monkeypatch, capsys, "batch", "--model", str(model_dir), "--data", DATA, "--out", str(out))
+    assert code == 0, err
+    frame = pd.read_parquet(out)
+    assert frame["anchor"].unique().tolist() == ["2025-01"]  # default: the month after the data
+    assert frame["customer_id"].is_unique and len(frame) > 500
+    probs = frame[[f"p_b{k}" for k in range(4)]].to_numpy()
+    assert np.allclose(probs.sum(axis=1), 1.0)
+    assert np.allclose(frame["purchase_prob"], 1 - frame["p_b0"])
+    assert frame["top20_target"].mean() == pytest.approx(0.2, abs=0.01)
+    assert (frame["status"] == "ok").all() and (frame["provider"] == "empirical").all()
+    assert frame["rationale"].str.contains("LLM의 응답이 아닙니다").all()
+    assert not list(tmp_path.glob(".forecasts*"))  # no temporary file left behind
+
+
+def test_batch_rejects_an_artifact_from_other_code(model_dir, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    copy = tmp_path / "old-model"
+    shutil.copytree(model_dir, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["code_version"] = "0.0.1"
+    (copy / "config.json").write_text(json.dumps(config))
+    code, _, err = run_cli(monkeypatch, capsys, "batch", "--model", str(copy), "--data", DATA,
+                           "--out", str(tmp_path / "x.parquet"))
+    assert code == 2
+    assert err.count("\n") == 1 and "code version 0.0.1" in err and "forecaster train" in err
+    assert not (tmp_path / "x.parquet").exists()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--anchor", "2031-01"], "outside the data"),
+    (["--anchor", "January"], "YYYY-MM"),
+    (["--out-format"], "No such option"),
+])
+def test_batch_bad_input_is_one_line(model_dir, tmp_path, monkeypatch, capsys, args, needle):
+    code, _, err = run_cli(monkeypatch, capsys, "batch", "--model", str(model_dir), "--data", DATA,
+                           "--out", str(tmp_path / "y.parquet"), *args)
+    assert code == 2 and needle in err
+
+
+def test_reloaded_models_predict_what_training_saw(model_dir):
+    from forecaster import artifact
+
+    art = artifact.load(model_dir)
+    model = art.models["xgb_base"]
+    assert model.purchase_.best_iteration >= 0
+    x = pd.DataFrame(np.zeros((3, len(model.feature_names_))), columns=model.feature_names_)
+    p = model.predict_proba(x)
+    assert np.allclose(p.sum(axis=1), 1.0)
