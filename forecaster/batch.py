@@ -66,10 +66,10 @@ class BatchJob:
                       TextColumn("{task.completed:,}/{task.total:,}"), TimeRemainingColumn(),
                       console=console, transient=True) as bar:
             task = bar.add_task("예측 중", total=len(self.histories))
-            self.provider.progress = lambda n=1: bar.advance(task, n)
+            self.provider.progress = lambda record: bar.advance(task)
             records = self.provider.records(self.histories, self.cut)
             bar.update(task, completed=len(self.histories))
-        if (ledger := self.provider.ledger) is not None:
+        if self.provider.ledger is not None:
             console.print(self.provider.llm_forecaster.ledger.render())
         return records
 

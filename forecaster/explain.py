@@ -201,40 +201,31 @@ def feature_label(name: str, scheme: BucketScheme) -> str:
     return FEATURE_LABELS.get(name) or forecast_feature_labels(scheme)[name]
 
 
-def _kind(name: str) -> str:
-    """How a feature's value reads: amount, percent, months, orders, flag or number."""
-    if name in ("lifetime_spend", "monetary", f"{FC}expected_spend") or name.startswith(
-            ("spend_lag", "spend_mean", "spend_max")):
-        return "amount"
-    if name in ("active_share", f"{FC}purchase_prob", f"{FC}confidence") or name.startswith(f"{FC}p_"):
-        return "percent"
-    if name in ("recency", "tenure", "lifetime_active_months") or re.fullmatch(r"active\d+", name):
-        return "months"
-    if name in ("lifetime_orders", f"{FC}expected_orders") or name.startswith("orders_lag"):
-        return "orders"
-    if name.startswith((f"{FC}segment_", f"{FC}trend_")):
-        return "flag"
-    return "number"
+_AMOUNTS = ("lifetime_spend", "monetary", f"{FC}expected_spend", "spend_lag", "spend_mean", "spend_max")
+_PERCENTS = ("active_share", f"{FC}purchase_prob", f"{FC}confidence", f"{FC}p_")
+_MONTHS = ("recency", "tenure", "lifetime_active_months", "active")
 
 
 def value_text(name: str, value: float, currency: str) -> str:
-    """The customer's value of a feature, formatted as an analyst would write it."""
+    """The customer's value of a feature, formatted by what it measures (amount, %, months,
+    orders, yes/no)."""
     if math.isnan(value):
         return "값 없음"
-    kind = _kind(name)
     if name == "trend_slope":
         return f"월 {'+' if value >= 0 else '-'}{format_amount(abs(value), currency)}"
     if name == "anchor_month":
         return f"{value:.0f}월"
-    if kind == "amount":
+    if name == f"{FC}expected_orders":
+        return f"{value:.2f}회"
+    if name.startswith(_AMOUNTS):
         return format_amount(value, currency)
-    if kind == "percent":
+    if name.startswith(_PERCENTS):
         return percent(value)
-    if kind == "months":
+    if name.startswith(_MONTHS):
         return f"{value:.0f}개월"
-    if kind == "orders":
-        return f"{value:.2f}회" if name == f"{FC}expected_orders" else f"{value:.0f}회"
-    if kind == "flag":
+    if name.startswith(("lifetime_orders", "orders_lag")):
+        return f"{value:.0f}회"
+    if name.startswith((f"{FC}segment_", f"{FC}trend_")):
         return "예" if value >= 0.5 else "아니요"
     return f"{value:.2f}"
 
@@ -399,7 +390,7 @@ def ensure_default_model(data_name: str, panel: MonthlyPanel, notify: Callable[[
     try:
         artifact.load(folder)
         return folder
-    except UserError:
+    except (UserError, ValueError, OSError):  # missing, stale or damaged: ours to rebuild
         pass
     notify(f"--model이 없어 기본 모델(통계 규칙 기반 예측기, LLM 아님)을 이 데이터로 먼저 학습합니다 "
            f"(한 번만; {folder}에 저장).")

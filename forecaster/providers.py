@@ -37,7 +37,7 @@ class Provider:
     name: str
     scheme: BucketScheme
     llm: LLMOptions = field(default_factory=LLMOptions)
-    progress: Callable[[int], None] | None = None
+    progress: Callable[[ForecastRecord], None] | None = None  # called once per answered customer
 
     def __post_init__(self) -> None:
         if self.name not in PROVIDERS:
@@ -74,7 +74,7 @@ class Provider:
         """One record per customer of the batch, in order."""
         if self._llm is None:
             return EmpiricalForecaster(self.scheme).fit(cut).forecast_many(batch)
-        return self._llm.forecast_many(list(batch), progress=self.progress)
+        return self._llm.forecast_many(batch, progress=self.progress)
 
     def forecast_fn(self) -> ForecastFn:
         """Anchor -> feature frame, the forecaster refitted/asked with that anchor's past only."""

@@ -3,8 +3,9 @@ the ones `forecaster batch` and the training rows give, golden Korean texts for 
 customers, a synthetic customer pair with known latent rates, the cached default model, the
 LLM path against the loopback server, and one-line errors through ``forecaster.cli.main``.
 
-One small artifact is trained per module (a seeded 3,000-customer CDNOW sample that holds
-the golden customers). Regenerate the golden texts after an intended change with
+One CDNOW artifact is trained per module (a seeded 3,000-customer sample that holds the
+golden customers); the synthetic check trains a 400-customer one and the cache check a
+default model on synthetic:300. Regenerate the golden texts after an intended change with
 ``UPDATE_GOLDEN=1 pytest tests/test_explain.py``, then read them.
 """
 

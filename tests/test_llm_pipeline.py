@@ -1,0 +1,101 @@
+"""The LLM provider end to end through the command line, against the loopback
+OpenAI-compatible server (no network): evaluate with both forecasters, train, batch, and
+a re-run that is served from the cache."""
+
+import json
+import sys
+
+import pandas as pd
+import pytest
+
+from forecaster import cli
+from forecaster.datasets import load_dataset
+from llm_server import LoopbackLLMServer
+
+
+def run_cli(monkeypatch, capsys, *args):
+    monkeypatch.setattr(sys, "argv", ["forecaster", *args])
+    try:
+        cli.main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def shop_csv(tmp_path_factory):
+    """150 synthetic customers over 8 months, as a user's CSV file in KRW."""
+    tx = load_dataset("synthetic:150:11").transactions
+    tx = tx[tx["ts"] < pd.Timestamp("2022-09-01")]
+    path = tmp_path_factory.mktemp("shop") / "orders.csv"
+    tx.rename(columns={"customer_id": "member", "ts": "ordered_at", "amount": "paid"}).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def server():
+    with LoopbackLLMServer(lifetime_s=240.0, max_requests=20_000) as s:
+        yield s
+
+
+def data_args(path):
+    return ["--data", str(path), "--customer-col", "member", "--date-col", "ordered_at",
+            "--amount-col", "paid", "--order-col", "order_id", "--currency", "KRW"]
+
+
+def llm_args(server, cache_dir):
+    return ["--provider", "llm", "--llm-model", "loopback-test-model", "--base-url", server.base_url,
+            "--cache-dir", str(cache_dir), "--yes"]
+
+
+def test_evaluate_with_llm_runs_both_forecasters_and_reports_the_ledger(shop_csv, server, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "report"
+    code, _, err = run_cli(monkeypatch, capsys, "evaluate", *data_args(shop_csv), *llm_args(server, tmp_path / "c"),
+                           "--bootstrap", "100", "--out", str(out))
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    text = json.dumps(metrics, ensure_ascii=False)
+    for arm in ("forecaster", "empirical", "xgb_base+forecaster", "xgb_base+empirical", "xgb_base"):
+        assert f'"{arm}"' in text, arm
+    assert "loopback-test-model" in text and "system-v1+narrative-v1" in text
+    first_run_requests = server.request_count
+    assert first_run_requests > 0
+    report = (out / "report.md").read_text()
+    assert "loopback-test-model" in report
+    # a second run is served from the cache: not one request more
+    code, _, err = run_cli(monkeypatch, capsys, "evaluate", *data_args(shop_csv), *llm_args(server, tmp_path / "c"),
+                           "--bootstrap", "100", "--out", str(out))
+    assert code == 0, err
+    assert server.request_count == first_run_requests
+
+
+def test_train_and_batch_with_llm(shop_csv, server, tmp_path, monkeypatch, capsys):
+    model = tmp_path / "model"
+    code, _, err = run_cli(monkeypatch, capsys, "train", *data_args(shop_csv), *llm_args(server, tmp_path / "c"),
+                           "--out", str(model))
+    assert code == 0, err
+    config = json.loads((model / "config.json").read_text())
+    assert config["forecaster"]["provider"] == "llm" and config["forecaster"]["model"] == "loopback-test-model"
+    batch_args = ["--model", str(model), *data_args(shop_csv), "--base-url", server.base_url,
+                  "--cache-dir", str(tmp_path / "c"), "--yes"]
+    code, _, err = run_cli(monkeypatch, capsys, "batch", *batch_args, "--dry-run", "--out", str(tmp_path / "x.csv"))
+    assert code == 0, err
+    assert not (tmp_path / "x.csv").exists()  # a dry run writes nothing
+    before = server.request_count
+    code, _, err = run_cli(monkeypatch, capsys, "batch", *batch_args, "--out", str(tmp_path / "f.csv"))
+    assert code == 0, err
+    frame = pd.read_csv(tmp_path / "f.csv")
+    assert (frame["provider"] == "llm").all() and frame["anchor"].unique().tolist() == ["2022-09"]
+    assert server.request_count - before == len(frame)  # one call per customer, none before
+    assert set(frame["status"]) == {"ok"}
+
+
+def test_llm_without_credentials_is_one_line(shop_csv, tmp_path, monkeypatch, capsys):
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "FORECASTER_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    code, _, err = run_cli(monkeypatch, capsys, "evaluate", *data_args(shop_csv), "--provider", "llm",
+                           "--out", str(tmp_path / "r"))
+    assert code == 2 and err.count("\n") == 1 and "FORECASTER_MODEL" in err
+    assert not (tmp_path / "r").exists()
