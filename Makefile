@@ -28,3 +28,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) demo-report
+
+# Re-record the LLM cassettes against a real endpoint (needs OPENAI_API_KEY and
+# FORECASTER_MODEL; see docs/llm.md). CI never records.
+record-cassettes: $(STAMP)
+	FORECASTER_RECORD=1 $(BIN)/python -m pytest tests/test_llm_cassettes.py
