@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from forecaster import batch as batch_job
 from forecaster.errors import UserError
 from forecaster.verbs.options import (AmountColOption, CurrencyOption, CustomerColOption, DataOption,
                                       DateColOption, OrderColOption, dataset_from_options)
@@ -30,6 +29,8 @@ def batch(
     cache_dir: CacheDirOption = None, yes: YesOption = False,
 ) -> None:
     """One row per customer: the forecaster's answer and the trained model's distribution."""
+    from forecaster import batch as batch_job  # heavy (xgboost): only when the verb runs
+
     if out.suffix.lower() not in (".parquet", ".csv"):
         raise UserError(f"--out {out}: use a .parquet or .csv file name")
     dataset = dataset_from_options(data, customer_col=customer_col, date_col=date_col, amount_col=amount_col,

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from forecaster import evaluation, pipeline
 from forecaster.verbs.options import (AmountColOption, CurrencyOption, CustomerColOption, DataOption,
                                       DateColOption, OrderColOption, dataset_from_options)
 from forecaster.verbs.provider_options import (BaseURLOption, CacheDirOption, ConcurrencyOption, LLMModelOption,
@@ -36,6 +35,7 @@ def evaluate(
     """Out-of-time backtest of every arm; writes report.html, report.md, metrics.json, predictions.parquet."""
     import os
 
+    from forecaster import evaluation, pipeline  # heavy (xgboost, matplotlib): only when the verb runs
     from models.report import write_report
 
     dataset = dataset_from_options(data, customer_col=customer_col, date_col=date_col, amount_col=amount_col,

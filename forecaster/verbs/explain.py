@@ -11,9 +11,6 @@ import typer
 from rich.console import Console
 
 from forecaster.errors import UserError
-from forecaster.explain import ensure_default_model, explain_customer, locate_customer
-from forecaster.explain_render import render
-from forecaster.providers import LLMOptions
 from forecaster.verbs.options import (AmountColOption, CurrencyOption, CustomerColOption, DataOption,
                                       DateColOption, OrderColOption, dataset_from_options)
 from forecaster.verbs.provider_options import BaseURLOption, CacheDirOption, LLMModelOption, ProviderOption, err
@@ -37,6 +34,11 @@ def explain(
     output_format: Annotated[str, typer.Option("--format", metavar="text|json", help="text (rich, Korean) or json.")] = "text",
 ) -> None:
     """Explain one customer's forecast in Korean: narrative, forecaster answer, both models, top contributions."""
+    # heavy imports (xgboost, scipy) only when the verb runs: `forecaster --help` stays fast
+    from forecaster.explain import ensure_default_model, explain_customer, locate_customer
+    from forecaster.explain_render import render
+    from forecaster.providers import LLMOptions
+
     if output_format not in FORMATS:
         raise UserError(f"--format {output_format}: choose text or json")
     try:

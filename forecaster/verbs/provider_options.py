@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from forecaster.errors import UserError
-from forecaster.providers import LLMOptions, Provider
-from narrator.panel import HistoryBatch
-from structurer.schema import BucketScheme
+
+if TYPE_CHECKING:
+    from forecaster.providers import Provider
+    from narrator.panel import HistoryBatch
+    from structurer.schema import BucketScheme
 
 _PANEL = "예측기 (forecaster)"
 # Above this estimated cost (USD) an LLM run asks before sending anything, unless --yes.
@@ -38,6 +40,8 @@ err = Console(stderr=True)
 
 def make_provider(name: str, scheme: BucketScheme, llm_model: str | None, base_url: str | None,
                   concurrency: int, cache_dir: Path | None) -> Provider:
+    from forecaster.providers import LLMOptions, Provider  # heavy: only when a verb runs
+
     return Provider(name, scheme, LLMOptions(model=llm_model, base_url=base_url,
                                              concurrency=concurrency, cache_dir=cache_dir))
 

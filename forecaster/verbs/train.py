@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from forecaster import artifact, pipeline
 from forecaster.verbs.options import (AmountColOption, CurrencyOption, CustomerColOption, DataOption,
                                       DateColOption, OrderColOption, dataset_from_options)
 from forecaster.verbs.provider_options import (BaseURLOption, CacheDirOption, ConcurrencyOption, LLMModelOption,
@@ -26,6 +25,8 @@ def train(
     cache_dir: CacheDirOption = None, yes: YesOption = False,
 ) -> None:
     """Fit the bucket scheme and the baseline and augmented XGBoost models; write an artifact folder."""
+    from forecaster import artifact, pipeline  # heavy (xgboost): only when the verb runs
+
     dataset = dataset_from_options(data, customer_col=customer_col, date_col=date_col, amount_col=amount_col,
                                    order_col=order_col, currency=currency)
     panel = dataset.panel
