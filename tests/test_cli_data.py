@@ -4,25 +4,17 @@ one clear stderr line with exit status 2 for every bad input."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pandas as pd
+import clitools
 import pytest
 
-from forecaster import cli
 
 
 def run_cli(args: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
     monkeypatch.setenv("COLUMNS", "200")  # rich: no wrapping inside the figures
-    monkeypatch.setattr(sys, "argv", ["forecaster", *args])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return clitools.run_cli(args, monkeypatch, capsys)
 
 
 def test_cdnow_figures_match_the_readme(monkeypatch, capsys):

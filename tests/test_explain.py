@@ -16,16 +16,16 @@ import json
 import math
 import os
 import shutil
-import sys
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from clitools import run_cli
 from rich.console import Console
 
-from forecaster import artifact, cli, pipeline
+from forecaster import artifact, pipeline
 from forecaster.batch import BatchJob
 from forecaster.datasets import Dataset, load_cdnow, load_dataset
 from forecaster.explain import contribution_sentence, data_fingerprint, explain_customer, value_text
@@ -70,15 +70,6 @@ def cdnow_model(tmp_path_factory) -> Path:
     return _train(_rows(panel, rows), "cdnow-sample", tmp_path_factory.mktemp("cdnow") / "model")
 
 
-def run_cli(args: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["forecaster", *args])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 # -- the figures ---------------------------------------------------------------------------

@@ -3,25 +3,15 @@ OpenAI-compatible server (no network): evaluate with both forecasters, train, ba
 a re-run that is served from the cache."""
 
 import json
-import sys
 
 import pandas as pd
 import pytest
+from clitools import run_cli
 
-from forecaster import cli
 from forecaster.datasets import load_dataset
 from llm_server import LoopbackLLMServer
 
 
-def run_cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["forecaster", *args])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +42,8 @@ def llm_args(server, cache_dir):
 
 def test_evaluate_with_llm_runs_both_forecasters_and_reports_the_ledger(shop_csv, server, tmp_path, monkeypatch, capsys):
     out = tmp_path / "report"
-    code, _, err = run_cli(monkeypatch, capsys, "evaluate", *data_args(shop_csv), *llm_args(server, tmp_path / "c"),
-                           "--bootstrap", "100", "--out", str(out))
+    code, _, err = run_cli(["evaluate", *data_args(shop_csv), *llm_args(server, tmp_path / "c"),
+                           "--bootstrap", "100", "--out", str(out)], monkeypatch, capsys)
     assert code == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
     text = json.dumps(metrics, ensure_ascii=False)
@@ -65,26 +55,26 @@ def test_evaluate_with_llm_runs_both_forecasters_and_reports_the_ledger(shop_csv
     report = (out / "report.md").read_text()
     assert "loopback-test-model" in report
     # a second run is served from the cache: not one request more
-    code, _, err = run_cli(monkeypatch, capsys, "evaluate", *data_args(shop_csv), *llm_args(server, tmp_path / "c"),
-                           "--bootstrap", "100", "--out", str(out))
+    code, _, err = run_cli(["evaluate", *data_args(shop_csv), *llm_args(server, tmp_path / "c"),
+                           "--bootstrap", "100", "--out", str(out)], monkeypatch, capsys)
     assert code == 0, err
     assert server.request_count == first_run_requests
 
 
 def test_train_and_batch_with_llm(shop_csv, server, tmp_path, monkeypatch, capsys):
     model = tmp_path / "model"
-    code, _, err = run_cli(monkeypatch, capsys, "train", *data_args(shop_csv), *llm_args(server, tmp_path / "c"),
-                           "--out", str(model))
+    code, _, err = run_cli(["train", *data_args(shop_csv), *llm_args(server, tmp_path / "c"),
+                           "--out", str(model)], monkeypatch, capsys)
     assert code == 0, err
     config = json.loads((model / "config.json").read_text())
     assert config["forecaster"]["provider"] == "llm" and config["forecaster"]["model"] == "loopback-test-model"
     batch_args = ["--model", str(model), *data_args(shop_csv), "--base-url", server.base_url,
                   "--cache-dir", str(tmp_path / "c"), "--yes"]
-    code, _, err = run_cli(monkeypatch, capsys, "batch", *batch_args, "--dry-run", "--out", str(tmp_path / "x.csv"))
+    code, _, err = run_cli(["batch", *batch_args, "--dry-run", "--out", str(tmp_path / "x.csv")], monkeypatch, capsys)
     assert code == 0, err
     assert not (tmp_path / "x.csv").exists()  # a dry run writes nothing
     before = server.request_count
-    code, _, err = run_cli(monkeypatch, capsys, "batch", *batch_args, "--out", str(tmp_path / "f.csv"))
+    code, _, err = run_cli(["batch", *batch_args, "--out", str(tmp_path / "f.csv")], monkeypatch, capsys)
     assert code == 0, err
     frame = pd.read_csv(tmp_path / "f.csv")
     assert (frame["provider"] == "llm").all() and frame["anchor"].unique().tolist() == ["2022-09"]
@@ -95,7 +85,7 @@ def test_train_and_batch_with_llm(shop_csv, server, tmp_path, monkeypatch, capsy
 def test_llm_without_credentials_is_one_line(shop_csv, tmp_path, monkeypatch, capsys):
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "FORECASTER_MODEL"):
         monkeypatch.delenv(name, raising=False)
-    code, _, err = run_cli(monkeypatch, capsys, "evaluate", *data_args(shop_csv), "--provider", "llm",
-                           "--out", str(tmp_path / "r"))
+    code, _, err = run_cli(["evaluate", *data_args(shop_csv), "--provider", "llm",
+                           "--out", str(tmp_path / "r")], monkeypatch, capsys)
     assert code == 2 and err.count("\n") == 1 and "FORECASTER_MODEL" in err
     assert not (tmp_path / "r").exists()

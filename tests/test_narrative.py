@@ -9,14 +9,13 @@ then read them: particles after numbers and months must read naturally.
 from __future__ import annotations
 
 import os
-import sys
 from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from clitools import run_cli
 
-from forecaster import cli
 from forecaster.datasets import load_cdnow
 from narrator.narrative import (
     NarrativeTemplateError,
@@ -176,15 +175,6 @@ def test_missing_user_template(tmp_path: Path) -> None:
 # -- forecaster narrate ---------------------------------------------------------------------
 
 
-def run_cli(args: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["forecaster", *args])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_narrate_prints_the_narrative_exactly(monkeypatch, capsys) -> None:

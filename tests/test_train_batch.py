@@ -6,18 +6,13 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from clitools import run_cli
 
 from forecaster import cli
 
 DATA = "synthetic:600:3"
 
 
-def run_cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["forecaster", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main()
-    out, err = capsys.readouterr()
-    return exit_info.value.code or 0, out, err
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +43,7 @@ def test_artifact_holds_json_models_scheme_features_threshold_and_versions(model
 
 def test_batch_writes_one_row_per_customer(model_dir, tmp_path, monkeypatch, capsys):
     out = tmp_path / "forecasts.parquet"
-    code, _, err = run_cli(monkeypatch, capsys, "batch", "--model", str(model_dir), "--data", DATA, "--out", str(out))
+    code, _, err = run_cli(["batch", "--model", str(model_dir), "--data", DATA, "--out", str(out)], monkeypatch, capsys)
     assert code == 0, err
     frame = pd.read_parquet(out)
     assert frame["anchor"].unique().tolist() == ["2025-01"]  # default: the month after the data
@@ -70,8 +65,8 @@ def test_batch_rejects_an_artifact_from_other_code(model_dir, tmp_path, monkeypa
     config = json.loads((copy / "config.json").read_text())
     config["code_version"] = "0.0.1"
     (copy / "config.json").write_text(json.dumps(config))
-    code, _, err = run_cli(monkeypatch, capsys, "batch", "--model", str(copy), "--data", DATA,
-                           "--out", str(tmp_path / "x.parquet"))
+    code, _, err = run_cli(["batch", "--model", str(copy), "--data", DATA,
+                           "--out", str(tmp_path / "x.parquet")], monkeypatch, capsys)
     assert code == 2
     assert err.count("\n") == 1 and "code version 0.0.1" in err and "forecaster train" in err
     assert not (tmp_path / "x.parquet").exists()
@@ -83,8 +78,8 @@ def test_batch_rejects_an_artifact_from_other_code(model_dir, tmp_path, monkeypa
     (["--out-format"], "No such option"),
 ])
 def test_batch_bad_input_is_one_line(model_dir, tmp_path, monkeypatch, capsys, args, needle):
-    code, _, err = run_cli(monkeypatch, capsys, "batch", "--model", str(model_dir), "--data", DATA,
-                           "--out", str(tmp_path / "y.parquet"), *args)
+    code, _, err = run_cli(["batch", "--model", str(model_dir), "--data", DATA,
+                           "--out", str(tmp_path / "y.parquet"), *args], monkeypatch, capsys)
     assert code == 2 and needle in err
 
 
