@@ -121,10 +121,23 @@ def build_rows(
     return rows, spec
 
 
+BASE_SHARE_MONTHS = 6
+
+
 def fit_scheme(panel: MonthlyPanel, before: pd.Period) -> BucketScheme:
-    """Bucket edges at the terciles of positive monthly spend in months before ``before``."""
-    cut = panel.spend[:, : panel.column(before)]
-    return BucketScheme.fit(cut[cut > 0], panel.currency, fitted_on=f"{panel.first_month}..{before - 1}")
+    """Bucket edges at the terciles of positive monthly spend in months before ``before``,
+    and each bucket's share of existing customers' months over the last
+    ``BASE_SHARE_MONTHS`` of them (acquisition months left out: a purchase by definition)."""
+    end = panel.column(before)
+    cut = panel.spend[:, :end]
+    scheme = BucketScheme.fit(cut[cut > 0], panel.currency, fitted_on=f"{panel.first_month}..{before - 1}")
+    cols = np.arange(max(0, end - BASE_SHARE_MONTHS), end)
+    existing = cols[None, :] > panel.first_idx[:, None]
+    if not existing.any():
+        return scheme
+    counts = np.bincount(scheme.assign(panel.spend[:, cols][existing]), minlength=scheme.n_buckets)
+    shares = tuple(round(float(c), 4) for c in counts / counts.sum())
+    return scheme.model_copy(update={"base_shares": shares})
 
 
 def sample_panel(panel: MonthlyPanel, n: int, before: pd.Period, seed: int = 0) -> MonthlyPanel:

@@ -16,7 +16,7 @@ import jinja2
 
 from structurer.schema import BucketScheme
 
-SYSTEM_VERSION = "system-v1"
+SYSTEM_VERSION = "system-v2"  # v2: the population base rates, when the scheme has them
 
 Message = dict[str, str]
 InvalidKind = Literal["invalid_json", "validation_error", "refusal", "truncated"]
@@ -47,6 +47,8 @@ def system_prompt(scheme: BucketScheme) -> str:
     template = _environment().get_template("system.j2")
     return template.render(
         buckets=list(zip(scheme.ids, scheme.labels)),
+        base_shares=[(bid, label, f"{share * 100:.1f}%") for bid, label, share
+                     in zip(scheme.ids, scheme.labels, scheme.base_shares)] if scheme.base_shares else None,
         bucket_ids=", ".join(scheme.ids),
         currency_unit=currency_unit(scheme.currency),
     ).strip()
@@ -58,7 +60,7 @@ def build_messages(system: str, narrative: str) -> list[Message]:
 
 
 def prompt_version(narrative_version: str) -> str:
-    """What records and cache keys call this prompt: ``system-v1+<narrative version>``."""
+    """What records and cache keys call this prompt: ``system-v2+<narrative version>``."""
     return f"{SYSTEM_VERSION}+{narrative_version}"
 
 

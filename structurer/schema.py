@@ -46,6 +46,11 @@ class BucketScheme(BaseModel):
     edges: tuple[float, ...]
     currency: str
     fitted_on: str = Field(default="given", description="what the edges were fitted on")
+    base_shares: tuple[float, ...] | None = Field(
+        default=None,
+        description="share of existing customers' months in each bucket over the last training "
+        "months (acquisition months left out): the base rates an LLM is told",
+    )
 
     @classmethod
     def fit(
