@@ -21,7 +21,7 @@ Two paths:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -105,6 +105,12 @@ def _draw_counts(rng: np.random.Generator, n_groups: int, n_draws: int) -> np.nd
     return np.bincount(flat.ravel(), minlength=n_draws * n_groups).reshape(n_draws, n_groups)
 
 
+def _count_chunks(rng: np.random.Generator, n_groups: int, n_resamples: int, chunk: int) -> Iterator[np.ndarray]:
+    """The resamples' draw-count matrices, ``chunk`` resamples at a time (bounded memory)."""
+    for start in range(0, n_resamples, chunk):
+        yield _draw_counts(rng, n_groups, min(chunk, n_resamples - start)).astype(np.float64)
+
+
 def _fast_replicates(
     metric: RowMetric,
     a_inputs: Sequence[np.ndarray],
@@ -123,8 +129,7 @@ def _fast_replicates(
     )
     row_counts = np.bincount(codes, minlength=n_groups).astype(np.float64)
     out = []
-    for start in range(0, n_resamples, RESAMPLE_CHUNK):
-        counts = _draw_counts(rng, n_groups, min(RESAMPLE_CHUNK, n_resamples - start)).astype(np.float64)
+    for counts in _count_chunks(rng, n_groups, n_resamples, RESAMPLE_CHUNK):
         means = (counts @ customer_sums) / (counts @ row_counts)[:, None]
         out.append(metric.finish(means[:, 1]) - metric.finish(means[:, 0]))
     return np.concatenate(out)
@@ -141,8 +146,7 @@ def _pr_auc_replicates(
 ) -> np.ndarray:
     prep_a, prep_b = metric.prepare(*a_inputs), metric.prepare(*b_inputs)
     out = []
-    for start in range(0, n_resamples, PR_AUC_CHUNK):
-        counts = _draw_counts(rng, n_groups, min(PR_AUC_CHUNK, n_resamples - start)).astype(np.float64)
+    for counts in _count_chunks(rng, n_groups, n_resamples, PR_AUC_CHUNK):
         weights = counts[:, codes]
         out.append(metric.replicate(prep_b, weights) - metric.replicate(prep_a, weights))
     return np.concatenate(out)
