@@ -238,7 +238,6 @@ def stack_histories(histories: Sequence[CustomerHistory]) -> HistoryBatch:
     for i, hh in enumerate(histories):
         k = len(hh.spend)
         spend[i, h - k:], orders[i, h - k:] = hh.spend, hh.orders
-    a = month_ordinal(anchor)
     panel_start = min(month_ordinal(hh.first_month) for hh in histories)
     first_idx = np.array([month_ordinal(hh.first_month) - panel_start for hh in histories])
     last_idx = np.array([month_ordinal(hh.last_purchase_month) - panel_start for hh in histories])

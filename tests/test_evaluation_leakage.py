@@ -9,7 +9,6 @@ import pytest
 from forecaster import evaluation, pipeline
 from forecaster.datasets import Dataset, load_dataset
 from models import evaluate as ev
-from narrator.panel import build_panel
 
 
 def _perturbed(tx: pd.DataFrame, test_anchor: pd.Period, seed: int) -> pd.DataFrame:
