@@ -55,10 +55,11 @@ class BatchJob:
         except ValueError as exc:
             raise UserError(f"--anchor: {exc}") from exc
         cut = panel.before(anchor)
-        if limit is not None:
-            cut = MonthlyPanel(cut.customer_ids[:limit], cut.start, cut.spend[:limit], cut.orders[:limit],
-                               cut.first_idx[:limit], cut.currency)
-        histories = HistoryBatch.from_panel(cut, anchor, art.config["history_months"])
+        shown = cut if limit is None else MonthlyPanel(
+            cut.customer_ids[:limit], cut.start, cut.spend[:limit], cut.orders[:limit], cut.first_idx[:limit],
+            cut.currency)
+        # --limit trims who is forecast, not what the forecaster learns its population rates from
+        histories = HistoryBatch.from_panel(shown, anchor, art.config["history_months"])
         return cls(art, provider, cut, histories, anchor)
 
     def _records(self, console: Console) -> list[ForecastRecord]:

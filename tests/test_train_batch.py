@@ -92,3 +92,15 @@ def test_reloaded_models_predict_what_training_saw(model_dir):
     x = pd.DataFrame(np.zeros((3, len(model.feature_names_))), columns=model.feature_names_)
     p = model.predict_proba(x)
     assert np.allclose(p.sum(axis=1), 1.0)
+
+
+def test_limit_forecasts_fewer_customers_with_the_same_numbers(model_dir, tmp_path, monkeypatch, capsys):
+    full, part = tmp_path / "full.parquet", tmp_path / "part.parquet"
+    for out, extra in ((full, []), (part, ["--limit", "50"])):
+        code, _, err = run_cli(["batch", "--model", str(model_dir), "--data", DATA, "--out", str(out), *extra],
+                               monkeypatch, capsys)
+        assert code == 0, err
+    a, b = pd.read_parquet(full).set_index("customer_id"), pd.read_parquet(part).set_index("customer_id")
+    assert len(b) == 50
+    cols = ["forecaster_p_b0", "forecaster_expected_spend", "p_b0", "p_b3", "purchase_prob"]
+    pd.testing.assert_frame_equal(a.loc[b.index, cols], b[cols])
