@@ -29,6 +29,8 @@ ARM_LABELS = {
     "xgb_base": "XGBoost 기본",
     "xgb_base+btyd": "XGBoost + BTYD 특성",
     "xgb_base+forecaster": "XGBoost + 예측기 특성",
+    "empirical": "경험적 예측기 단독(LLM 아님)",
+    "xgb_base+empirical": "XGBoost + 경험적 예측기 특성",
     "oracle": "오라클(잠재 모수)",
     "llm": "LLM 예측기",
 }
