@@ -70,7 +70,7 @@ class BatchJob:
             self.provider.progress = lambda record: bar.advance(task)
             records = self.provider.records(self.histories, self.cut)
             bar.update(task, completed=len(self.histories))
-        if self.provider.ledger is not None:
+        if self.provider.llm_forecaster is not None:
             console.print(self.provider.llm_forecaster.ledger.render())
         return records
 

@@ -10,6 +10,7 @@ from typing import Callable
 import pandas as pd
 
 from forecaster.pipeline import ForecastFn, empirical_forecast_fn
+from models import empirical
 from models.empirical import EmpiricalForecaster
 from narrator.panel import HistoryBatch, MonthlyPanel
 from structurer.features import records_to_features
@@ -56,9 +57,8 @@ class Provider:
     @property
     def info(self) -> dict:
         if self._llm is None:
-            empirical = EmpiricalForecaster(self.scheme)
-            return {"provider": "empirical", "model": empirical.model,
-                    "prompt_version": empirical.prompt_version, "note": EMPIRICAL_NOTE}
+            return {"provider": "empirical", "model": empirical.MODEL_NAME,
+                    "prompt_version": empirical.PROMPT_VERSION, "note": EMPIRICAL_NOTE}
         return {"provider": "llm", "model": self._llm.model, "prompt_version": self._llm.prompt_version,
                 "endpoint": self._llm.config.endpoint}
 

@@ -83,8 +83,10 @@ class EmpiricalForecaster:
         self.prompt_version = PROMPT_VERSION
 
     def fit(self, train: MonthlyPanel) -> "EmpiricalForecaster":
-        """Population rates from the last ``prior_months`` months of ``train`` (a panel
-        already cut before the first month it must not see)."""
+        """Population rates from ``train``, a panel already cut before the first month it
+        must not see: the purchase rate over its last ``prior_months`` months; the bucket
+        shares given a purchase, mean positive spend, orders per active month and the VIP
+        spend level over all its months."""
         months = min(self.prior_months, train.n_months)
         cols = np.arange(train.n_months - months, train.n_months)
         after_acq = cols[None, :] > train.first_idx[:, None]

@@ -9,7 +9,7 @@ before the first test anchor (the caller fits them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -33,9 +33,7 @@ LEARNING_CURVE_SIZES = (100, 1_000, 10_000)
 class EvaluationResult:
     predictions: pd.DataFrame
     metrics: dict
-    importance: pd.DataFrame
-    shap: pd.DataFrame
-    models: dict[str, HurdleXGB] = field(default_factory=dict)
+    importance: pd.DataFrame  # gain per booster and mean |SHAP| of the final model
 
 
 def arm_columns(base: list[str], forecaster: list[str], btyd: list[str],
@@ -53,8 +51,9 @@ def arm_columns(base: list[str], forecaster: list[str], btyd: list[str],
     return cols
 
 
-def _arm_outputs(train, val, target, rep, scheme, xgb_cols, prob_cols, has_oracle, seed, models):
-    """Every arm's output on ``target`` (val or test rows)."""
+def _arm_outputs(train, val, target, rep, scheme, models, oracle_cols=None):
+    """Every arm's output on ``target`` (val or test rows); the oracle's when its columns
+    are given."""
     out = {
         "climatology": arms.climatology_arm(train, target, rep),
         "persistence": arms.persistence_arm(train, val, target, rep, scheme.assign),
@@ -65,10 +64,10 @@ def _arm_outputs(train, val, target, rep, scheme, xgb_cols, prob_cols, has_oracl
         if f"{prefix}p_b0" in target.columns:
             out[arm] = arms.forecaster_arm(train, target, rep, [f"{prefix}p_{b}" for b in scheme.ids],
                                            f"{prefix}expected_spend")
-    for name, cols in xgb_cols.items():
-        out[name] = arms.xgb_output(models[name], target, rep)
-    if has_oracle:
-        out["oracle"] = arms.oracle_arm(target, prob_cols)
+    for name, model in models.items():
+        out[name] = arms.xgb_output(model, target, rep)
+    if oracle_cols:
+        out["oracle"] = arms.oracle_arm(target, oracle_cols)
     return out
 
 
@@ -99,12 +98,11 @@ def run_origin(rows: pd.DataFrame, test_anchor: str, scheme: BucketScheme, rep: 
     val = rows[rows["anchor"] == val_anchor]
     test = rows[rows["anchor"] == test_anchor]
     models = {name: arms.fit_xgb(train, val, cols, scheme.n_buckets, seed) for name, cols in xgb_cols.items()}
-    has_oracle = "oracle_p_b0" in rows.columns
-    oracle_cols = [f"oracle_p_{b}" for b in scheme.ids]
+    oracle_cols = [f"oracle_p_{b}" for b in scheme.ids] if "oracle_p_b0" in rows.columns else None
     # every arm is fitted once, on the anchors before V, and scored on V (threshold) and T:
     # a threshold tuned on one fit and applied to another would not mean anything
-    val_out = _arm_outputs(train, val, val, rep, scheme, xgb_cols, oracle_cols, False, seed, models)
-    test_out = _arm_outputs(train, val, test, rep, scheme, xgb_cols, oracle_cols, has_oracle, seed, models)
+    val_out = _arm_outputs(train, val, val, rep, scheme, models)
+    test_out = _arm_outputs(train, val, test, rep, scheme, models, oracle_cols)
     b_val = val["label"].to_numpy() > 0
     frames, notes = [], {}
     for arm, out in test_out.items():
@@ -229,7 +227,6 @@ def evaluate(rows: pd.DataFrame, test_anchors: list[str], scheme: BucketScheme, 
     final = last_models[final_name]
     test_rows = rows[rows["anchor"] == test_anchors[-1]]
     contrib = final.purchase_contributions(test_rows).drop(columns="bias")
-    shap = contrib.abs().mean().rename("mean_abs_shap").to_frame()
-    importance = final.importance().join(shap)
+    importance = final.importance().join(contrib.abs().mean().rename("mean_abs_shap"))
     result["importance_model"] = final_name
-    return EvaluationResult(predictions, result, importance, shap, last_models)
+    return EvaluationResult(predictions, result, importance)

@@ -80,7 +80,7 @@ def make_inputs(name: str = "테스트 상점", n_customers: int = 40) -> tuple[
                            {"customers": 40, "rows": 300, "xgb_base": 0.07, "xgb_base+forecaster": 0.065}],
         "importance_model": "xgb_base+forecaster",
     }
-    result = EvaluationResult(pred, result_metrics, importance, importance[["mean_abs_shap"]])
+    result = EvaluationResult(pred, result_metrics, importance)
     setup = EvaluationSetup(
         dataset=dataset, panel=dataset.panel, test_anchors=[pd.Period(a, freq="M") for a in ANCHORS],
         scheme=scheme, representative_spend=np.array([0.0, 5_000.0, 30_000.0, 90_000.0]), provider="empirical",
