@@ -141,7 +141,7 @@ def _first_customers(batch, n: int):
 def prompt_tokens() -> None:
     import numpy as np
 
-    from llm.ledger import TokenCounter
+    from llm.tokens import TokenCounter
     from llm.prompt import system_prompt
     from narrator.narrative import render_narratives
 

@@ -5,8 +5,7 @@ loading checks that the folder matches the running code and says what differs.""
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
+import re
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -14,7 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecaster import pipeline
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from xgboost.core import XGBoostError
+
+from forecaster import destination, minimum_data, model_warnings, pipeline
 from forecaster.errors import UserError
 from models import arms, metrics
 from models.features import baseline_feature_names
@@ -26,6 +28,7 @@ from structurer.schema import BucketScheme
 ARTIFACT_FORMAT = 1
 BASE, AUGMENTED = "xgb_base", "xgb_base+forecaster"
 MODEL_DIRS = {BASE: "xgb_base", AUGMENTED: "xgb_augmented"}
+CONFIG_FILE, SCHEME_FILE, FEATURES_FILE = "config.json", "scheme.json", "features.json"
 
 
 def code_version() -> str:
@@ -53,6 +56,7 @@ class Artifact:
 
 def _fit_pair(rows: pd.DataFrame, spec: pipeline.RowSpec, val_anchor: str, scheme: BucketScheme, seed: int):
     train, val = rows[rows["anchor"] < val_anchor], rows[rows["anchor"] == val_anchor]
+    minimum_data.check_buyers(rows, sorted(train["anchor"].unique()), val_anchor, "train")
     columns = {BASE: spec.base, AUGMENTED: spec.base + spec.forecaster}
     models, thresholds, summary = {}, {}, {}
     for arm, cols in columns.items():
@@ -64,6 +68,8 @@ def _fit_pair(rows: pd.DataFrame, spec: pipeline.RowSpec, val_anchor: str, schem
             "validation_rps": metrics.rps(p_val, y_val),
             "validation_log_loss": metrics.log_loss(p_val, y_val),
             "validation_pr_auc": metrics.pr_auc(1 - p_val[:, 0], (y_val > 0).astype(float)),
+            # what one probability for everybody scores: a model not above it ranks no better
+            "climatology_pr_auc": metrics.pr_auc(np.zeros(len(y_val)), (y_val > 0).astype(float)),
             "rounds_purchase": int(model.purchase_.best_iteration + 1),
             "rounds_bucket": int(model.bucket_.best_iteration + 1),
         }
@@ -71,11 +77,14 @@ def _fit_pair(rows: pd.DataFrame, spec: pipeline.RowSpec, val_anchor: str, schem
     return models, thresholds, summary, columns, (len(train), len(val))
 
 
-def training_scheme(panel: MonthlyPanel) -> BucketScheme:
-    """For a model trained on every known month, the scheme may use every month too."""
-    if panel.n_months < 4:
-        raise UserError(f"the data spans {panel.n_months} months; training needs at least 4")
-    return pipeline.fit_scheme(panel, panel.last_month + 1)
+def training_scheme(panel: MonthlyPanel, verb: str = "train") -> BucketScheme:
+    """For a model trained on every known month, the scheme may use every month too. Tercile
+    edges that coincide (few distinct amounts) are merged, so such data gets fewer buckets."""
+    minimum_data.check_train_months(panel, verb)
+    try:
+        return pipeline.fit_scheme(panel, panel.last_month + 1)
+    except ValueError as exc:  # no month with a positive net spend (returns cancel every purchase)
+        raise minimum_data.NotEnoughData(f"{verb}: {exc}; check the amount column") from None
 
 
 def train(panel: MonthlyPanel, scheme: BucketScheme, forecast_fn: pipeline.ForecastFn, forecaster_info: dict,
@@ -104,41 +113,109 @@ def train(panel: MonthlyPanel, scheme: BucketScheme, forecast_fn: pipeline.Forec
         "thresholds": thresholds,
         "representative_spend": rep.tolist(),
         "summary": summary,
+        "warnings": model_warnings.collect(summary, val_anchor),
     }
     return save(out, config, scheme, models)
 
 
 def save(out: Path, config: dict, scheme: BucketScheme, models: dict[str, HurdleXGB]) -> Artifact:
-    """Write into a temporary sibling folder and move it into place at the end."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    """Write the artifact folder atomically (:func:`forecaster.destination.publish_folder`):
+    only a new or empty folder or an earlier model folder is replaced."""
+    def write(folder: Path) -> None:
         for arm, model in models.items():
-            model.save(tmp / MODEL_DIRS[arm])
-        (tmp / "scheme.json").write_text(scheme.model_dump_json(indent=2), encoding="utf-8")
-        (tmp / "features.json").write_text(json.dumps(config["features"], ensure_ascii=False, indent=2), encoding="utf-8")
-        (tmp / "config.json").write_text(json.dumps(config, ensure_ascii=False, indent=2), encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return Artifact(out, config, scheme, models)
+            model.save(folder / MODEL_DIRS[arm])
+        (folder / SCHEME_FILE).write_text(scheme.model_dump_json(indent=2), encoding="utf-8")
+        (folder / FEATURES_FILE).write_text(json.dumps(config["features"], ensure_ascii=False, indent=2),
+                                            encoding="utf-8")
+        (folder / CONFIG_FILE).write_text(json.dumps(config, ensure_ascii=False, indent=2), encoding="utf-8")
+
+    destination.publish_folder(out, destination.MODEL, write)
+    return Artifact(Path(out), config, scheme, models)
 
 
-def _differences(config: dict, scheme: BucketScheme, expected_forecaster: dict | None) -> list[str]:
-    """What differs between an artifact's config and the running code (empty if nothing)."""
+class _ForecasterInfo(BaseModel):
+    provider: str
+    model: str | None
+    prompt_version: str
+
+
+class _ConfigShape(BaseModel):
+    """What loading and the verbs read from config.json, with the types they need (strict:
+    a threshold "high" or a spend "12" is damage, not something to coerce)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    currency: str
+    history_months: int = Field(ge=1)
+    trained_anchors: list[str] = Field(min_length=2, max_length=2)
+    validation_anchor: str
+    forecaster: _ForecasterInfo
+    features: dict[str, list[str]]
+    thresholds: dict[str, float]
+    representative_spend: list[float]
+
+
+class DamagedArtifact(UserError):
+    """A file of an artifact folder is missing, unreadable or not what `train` writes."""
+
+    def __init__(self, folder: Path, name: str, reason: str) -> None:
+        super().__init__(f"{folder}: {name} is damaged ({reason}); retrain with `forecaster train --out {folder}`")
+
+
+def _read_json(folder: Path, name: str) -> object:
+    try:
+        return json.loads((folder / name).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DamagedArtifact(folder, name, "missing") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DamagedArtifact(folder, name, f"cannot be read: {type(exc).__name__}") from None
+    except ValueError as exc:  # json.JSONDecodeError
+        raise DamagedArtifact(folder, name, f"not JSON: {exc}") from None
+
+
+def _first_problem(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or "top level"
+    return f"{where}: {error['msg']}"
+
+
+def _check_config(folder: Path, config: object, scheme: BucketScheme) -> None:
+    """The shape every reader of config.json relies on, checked once here."""
+    if not isinstance(config, dict):
+        raise DamagedArtifact(folder, CONFIG_FILE, "not a JSON object")
+    try:
+        shape = _ConfigShape.model_validate(config)
+    except ValidationError as exc:
+        raise DamagedArtifact(folder, CONFIG_FILE, _first_problem(exc)) from None
+    for key, table in (("features", shape.features), ("thresholds", shape.thresholds)):
+        missing = [arm for arm in MODEL_DIRS if arm not in table]
+        if missing:
+            raise DamagedArtifact(folder, CONFIG_FILE, f"{key} has no entry for {missing[0]}")
+    if not all(0.0 <= shape.thresholds[arm] <= 1.0 for arm in MODEL_DIRS):
+        raise DamagedArtifact(folder, CONFIG_FILE, "a threshold is outside 0..1")
+    spend = np.asarray(shape.representative_spend)
+    if len(spend) != scheme.n_buckets or not np.isfinite(spend).all() or (spend < 0).any():
+        raise DamagedArtifact(folder, CONFIG_FILE, f"representative_spend is not {scheme.n_buckets} amounts >= 0")
+
+
+def _version_differences(config: dict) -> list[str]:
     diffs = []
     if config.get("format") != ARTIFACT_FORMAT:
         diffs.append(f"artifact format {config.get('format')} != {ARTIFACT_FORMAT}")
     if config.get("code_version") != code_version():
         diffs.append(f"code version {config.get('code_version')} != {code_version()}")
-    features = config.get("features", {})
-    if features.get(BASE) != baseline_feature_names():
+    return diffs
+
+
+def _differences(config: dict, scheme: BucketScheme, expected_forecaster: dict | None) -> list[str]:
+    """What differs between an artifact's (well-formed) config and the running code (empty if nothing)."""
+    diffs = _version_differences(config)
+    if config["history_months"] != pipeline.HISTORY_MONTHS:
+        diffs.append(f"history months {config['history_months']} != {pipeline.HISTORY_MONTHS}")
+    features = config["features"]
+    if features[BASE] != baseline_feature_names():
         diffs.append("baseline feature list differs from the running code")
-    if features.get(AUGMENTED) != baseline_feature_names() + forecast_feature_names(scheme):
+    if features[AUGMENTED] != baseline_feature_names() + forecast_feature_names(scheme):
         diffs.append("forecaster feature list differs from the running code")
     if expected_forecaster is not None:
         for key in ("provider", "model", "prompt_version"):
@@ -147,18 +224,53 @@ def _differences(config: dict, scheme: BucketScheme, expected_forecaster: dict |
     return diffs
 
 
+def _xgboost_reason(exc: XGBoostError) -> str:
+    """The message of XGBoost's C++ layer without its "[time] src/file.cc:line:" prefix and stack."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown error"
+    return re.sub(r"^\[[^\]]*\]\s+\S+:\d+:\s*", "", first)
+
+
+def _load_model(folder: Path, arm: str, n_buckets: int, features: list[str]) -> HurdleXGB:
+    """One arm's boosters, checked to be the binary purchase model and the (K-1)-class bucket
+    model over exactly ``features``: XGBoost itself would fail later, deep in a prediction."""
+    sub = MODEL_DIRS[arm]
+    try:
+        model = HurdleXGB.load(folder / sub, n_buckets, features)
+    except XGBoostError as exc:
+        reason = _xgboost_reason(exc).replace(f"{folder}/", "")  # the folder is named once, at the start
+        raise DamagedArtifact(folder, f"{sub}/", f"XGBoost cannot load it: {reason}") from None
+    boosters = (("purchase.json", model.purchase_, 0), ("bucket.json", model.bucket_, n_buckets - 1))
+    for name, booster, classes in boosters:
+        params = json.loads(booster.save_config())["learner"]["learner_model_param"]
+        if booster.feature_names != features or int(params["num_class"]) != classes:
+            raise DamagedArtifact(folder, f"{sub}/{name}", "its features or classes do not match config.json")
+        if booster.attr("best_iteration") is None:
+            raise DamagedArtifact(folder, f"{sub}/{name}", "no best_iteration")
+    return model
+
+
 def load(folder: Path, expected_forecaster: dict | None = None) -> Artifact:
-    """Load an artifact; UserError naming every difference from the running code."""
+    """Load an artifact; UserError naming every difference from the running code, or the
+    first damaged file (:class:`DamagedArtifact`)."""
     folder = Path(folder)
-    config_path = folder / "config.json"
-    if not config_path.is_file():
-        raise UserError(f"{folder}: not a model folder (no config.json); create one with `forecaster train --out {folder}`")
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    scheme = BucketScheme.model_validate_json((folder / "scheme.json").read_text(encoding="utf-8"))
+    if not (folder / CONFIG_FILE).is_file():
+        raise UserError(f"{folder}: not a model folder (no {CONFIG_FILE}); create one with "
+                        f"`forecaster train --out {folder}`")
+    config = _read_json(folder, CONFIG_FILE)
+    if isinstance(config, dict) and _version_differences(config):
+        raise UserError(f"{folder} was trained by different code: {'; '.join(_version_differences(config))}; "
+                        f"retrain it with `forecaster train --out {folder}`")
+    scheme_data = _read_json(folder, SCHEME_FILE)
+    try:
+        scheme = BucketScheme.model_validate(scheme_data)
+    except ValidationError as exc:
+        raise DamagedArtifact(folder, SCHEME_FILE, _first_problem(exc)) from None
+    _check_config(folder, config, scheme)
+    if _read_json(folder, FEATURES_FILE) != config["features"]:
+        raise DamagedArtifact(folder, FEATURES_FILE, "it differs from the feature lists in config.json")
     diffs = _differences(config, scheme, expected_forecaster)
     if diffs:
         raise UserError(f"{folder} was trained by different code: {'; '.join(diffs)}; "
                         f"retrain it with `forecaster train --out {folder}`")
-    models = {arm: HurdleXGB.load(folder / sub, scheme.n_buckets, config["features"][arm])
-              for arm, sub in MODEL_DIRS.items()}
+    models = {arm: _load_model(folder, arm, scheme.n_buckets, config["features"][arm]) for arm in MODEL_DIRS}
     return Artifact(folder, config, scheme, models)

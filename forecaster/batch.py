@@ -1,11 +1,15 @@
 """`forecaster batch`: every customer of one anchor through the forecaster and the trained
 model. With an LLM provider a re-run after a kill resumes from the response cache: the
-answers already received are not asked for again."""
+answers already received are not asked for again.
+
+Every customer of the data gets a row. ``status`` is ``ok`` (forecast), ``failed`` (the LLM
+gave no usable answer: ``reason`` is the typed failure, the model still scores the
+customer with the forecaster features missing), ``no_history`` or ``no_purchase`` (not
+forecast: ``reason`` says why in Korean; forecasts, decision and top-20% flag are empty).
+The top-20% flag follows :mod:`forecaster.top_share`."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,30 +18,66 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from forecaster import artifact
+from forecaster import artifact, destination
 from forecaster.datasets import Dataset
 from forecaster.errors import UserError
 from forecaster.providers import LLMOptions, Provider
+from forecaster.top_share import top_share
 from models.arms import spend_from_probs
 from models.features import baseline_features
-from narrator.panel import HistoryBatch, MonthlyPanel
+from narrator.korean import format_month
+from narrator.panel import NOT_ACQUIRED, HistoryBatch, MonthlyPanel
 from structurer.features import records_to_features
 from structurer.schema import ForecastRecord
 
-TOP_SHARE = 0.2
+OUTPUT_SUFFIXES = (".parquet", ".csv")
+NO_HISTORY, NO_PURCHASE = "no_history", "no_purchase"
+STATUS_NAMES = {"failed": "LLM 예측 실패", NO_HISTORY: "이전 기록 없음", NO_PURCHASE: "구매 기록 없음"}
+
+
+def unforecast_rows(dataset: Dataset, ids: np.ndarray, first_idx: np.ndarray, anchor: pd.Period) -> pd.DataFrame:
+    """Customers of the data without a history before ``anchor``, with the status and the
+    Korean reason their batch row carries: ``no_history`` (first purchase in or after the
+    anchor month, or only in months the panel leaves out, such as a dropped partial month)
+    or ``no_purchase`` (no positive amount at all: only returns or zero amounts)."""
+    panel = dataset.panel
+    later = first_idx != NOT_ACQUIRED
+    tx = dataset.transactions
+    bought = np.isin(ids, tx.loc[tx["amount"] > 0, "customer_id"].unique())
+    first = panel.months[np.where(later, first_idx, 0)]
+    first_text = pd.Series(first.year.astype(str)) + "년 " + pd.Series(first.month.astype(str)) + "월"
+    reason = np.where(
+        later, ("첫 구매가 " + first_text + f"이라 {format_month(anchor)} 예측에 쓸 이전 기록이 없습니다").to_numpy(),
+        np.where(bought, "구매가 모두 분석에 쓰지 않은 달(제외한 불완전한 달 등)에 있어 이전 기록이 없습니다",
+                 "구매 기록이 없습니다(반품이나 0원 거래만 있음)"))
+    return pd.DataFrame({"customer_id": ids, "anchor": str(anchor),
+                         "status": np.where(later | bought, NO_HISTORY, NO_PURCHASE), "reason": reason})
+
+
+def status_counts(frame: pd.DataFrame) -> str:
+    """The closing line's tally, e.g. ``23,570명 중 23,502명 예측 완료 (구매 기록 없음 68명)``."""
+    counts = frame["status"].value_counts()
+    rest = [f"{STATUS_NAMES[s]} {counts[s]:,}명" for s in STATUS_NAMES if counts.get(s, 0)]
+    tally = f"{len(frame):,}명 중 {int(counts.get('ok', 0)):,}명 예측 완료"
+    return tally + (f" ({', '.join(rest)})" if rest else "")
 
 
 @dataclass
 class BatchJob:
+    """One anchor's batch: ``histories`` are the customers forecast (acquired before the
+    anchor), ``unforecast`` the other customers of the data, who get a row with a status."""
+
     art: artifact.Artifact
     provider: Provider
     cut: MonthlyPanel
     histories: HistoryBatch
     anchor: pd.Period
+    unforecast: pd.DataFrame
 
     @classmethod
     def open(cls, model_dir: Path, dataset: Dataset, anchor: pd.Period, limit: int | None,
              llm_model: str | None, base_url: str | None, concurrency: int, cache_dir: Path | None) -> "BatchJob":
+        """``limit``: only the first N customers of the data (by id), forecast or not."""
         art = artifact.load(model_dir)
         info = art.config["forecaster"]
         if dataset.currency != art.config["currency"]:
@@ -55,12 +95,16 @@ class BatchJob:
         except ValueError as exc:
             raise UserError(f"--anchor: {exc}") from exc
         cut = panel.before(anchor)
-        shown = cut if limit is None else MonthlyPanel(
-            cut.customer_ids[:limit], cut.start, cut.spend[:limit], cut.orders[:limit], cut.first_idx[:limit],
-            cut.currency)
+        chosen = slice(0, limit)  # ids are sorted, and the cut keeps the panel's order
+        acquired = panel.first_idx[chosen] < panel.column(anchor)
+        n = int(acquired.sum())  # the acquired among the first N are the cut's first n rows
+        shown = cut if limit is None else MonthlyPanel(cut.customer_ids[:n], cut.start, cut.spend[:n],
+                                                       cut.orders[:n], cut.first_idx[:n], cut.currency)
         # --limit trims who is forecast, not what the forecaster learns its population rates from
         histories = HistoryBatch.from_panel(shown, anchor, art.config["history_months"])
-        return cls(art, provider, cut, histories, anchor)
+        unforecast = unforecast_rows(dataset, panel.customer_ids[chosen][~acquired], panel.first_idx[chosen][~acquired],
+                                     anchor)
+        return cls(art, provider, cut, histories, anchor, unforecast)
 
     def _records(self, console: Console) -> list[ForecastRecord]:
         with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
@@ -75,6 +119,10 @@ class BatchJob:
         return records
 
     def run(self, console: Console) -> pd.DataFrame:
+        """One row per customer of the data (or of the first ``--limit``), in id order."""
+        if not len(self.histories):
+            raise UserError(f"none of the {len(self.unforecast):,} customers has a purchase before {self.anchor}, "
+                            f"so there is nobody to forecast; choose a later --anchor")
         records = self._records(console)
         scheme = self.art.scheme
         base = baseline_features(self.histories)
@@ -85,7 +133,7 @@ class BatchJob:
         probs = final.predict_proba(features)
         purchase = 1.0 - probs[:, 0]
         threshold = self.art.threshold(artifact.AUGMENTED)
-        cutoff = np.quantile(purchase, 1 - TOP_SHARE) if len(purchase) else 0.0
+        top, _ = top_share(purchase, self.histories.customer_ids)
         frame = pd.DataFrame({
             "customer_id": self.histories.customer_ids,
             "anchor": str(self.anchor),
@@ -104,23 +152,29 @@ class BatchJob:
         for j, bid in enumerate(scheme.ids):
             frame[f"p_{bid}"] = probs[:, j]
         frame["purchase_prob"] = purchase
-        frame["decision"] = purchase >= threshold
-        frame["top20_target"] = purchase >= cutoff
+        # nullable: a customer without a forecast has no decision and no flag (NA, not False)
+        frame["decision"] = pd.array(purchase >= threshold, dtype="boolean")
+        frame["top20_target"] = pd.array(top, dtype="boolean")
         frame["expected_spend"] = spend_from_probs(probs, self.art.representative_spend)
-        return frame
+        if self.unforecast.empty:
+            return frame
+        every = pd.concat([frame, self.unforecast], ignore_index=True)
+        return every.sort_values("customer_id", kind="stable", ignore_index=True)[frame.columns]
 
 
-def write_atomically(frame: pd.DataFrame, out: Path) -> None:
-    """Write next to ``out`` and rename: a killed run never leaves a half-written file."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}-", dir=out.parent)
-    os.close(fd)
-    try:
-        if out.suffix.lower() == ".csv":
-            frame.to_csv(tmp, index=False)
-        else:
-            frame.to_parquet(tmp, index=False)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def check_output(out: Path, force: bool) -> None:
+    """UserError unless ``out`` is a .parquet/.csv path that may be written (see
+    :func:`forecaster.destination.check_file`)."""
+    destination.check_file(out, OUTPUT_SUFFIXES, force)
+
+
+def write_atomically(frame: pd.DataFrame, out: Path, force: bool) -> None:
+    """Write next to ``out`` and rename (:func:`forecaster.destination.write_file`): a killed run
+    never leaves a half-written file. CSV text cells that a spreadsheet would run as a formula
+    are neutralised; Parquet keeps the values as they are."""
+    check_output(out, force)  # again: the file may have appeared during the run
+    if out.suffix.lower() == ".csv":
+        safe = destination.neutralise_formulas(frame)
+        destination.write_file(out, lambda tmp: safe.to_csv(tmp, index=False))
+    else:
+        destination.write_file(out, lambda tmp: frame.to_parquet(tmp, index=False))

@@ -37,10 +37,19 @@ Policies for user files (each is counted in ``Dataset.cleaning`` and shown by
   calendar for month boundaries, then made naive; naive timestamps (and ``... KST``) are
   taken as shop time.
 - An empty order id falls back to the purchase day as the order key.
+- Separators and repeated header names: :mod:`forecaster.tables`; date formats:
+  :mod:`forecaster.dates`; a decimal comma (``46,30``, never read as 4630):
+  :mod:`forecaster.amounts`.
+
+For every source: ``date_range`` drops the rows outside it (counted), ``data_end`` states
+the export's end, and the panel holds complete months only (:mod:`forecaster.coverage`: a
+partial last month is left out unless ``keep_partial_month``). ``Dataset.notices`` says so,
+one line each; every verb prints them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -50,11 +59,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from forecaster.amounts import parse_amounts
+from forecaster.coverage import Coverage, judge_coverage
+from forecaster.dates import SHOP_TIMEZONE, DateRange, parse_data_end, parse_date_range, parse_dates, screen_dates
 from forecaster.errors import UserError
 from forecaster.synthetic import DEFAULT_CUSTOMERS, DEFAULT_SEED, generate
+from forecaster.tables import SEPARATORS, Where, read_table
 from narrator.panel import MonthlyPanel, build_panel
 
-SHOP_TIMEZONE = "Asia/Seoul"
 USER_FILE_CURRENCY = "KRW"
 
 # role -> (flag, default column, aliases compared after _normalise)
@@ -73,11 +85,6 @@ _COLUMN_ROLES = {
         "orderid", "orderno", "ordernumber", "invoice", "invoiceno", "invoiceid",
         "basketid", "transactionid", "주문번호", "주문id"}),
 }
-_TZ_SUFFIX = re.compile(r"\d:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$", re.I)
-_KST_SUFFIX = re.compile(r"\s*KST$", re.I)
-_AMOUNT_DECORATION = re.compile(r"[,\s₩$원]|KRW|USD", re.I)
-
-
 @dataclass(frozen=True)
 class Cleaning:
     """What loading did to the rows (all counts are rows unless said otherwise)."""
@@ -90,6 +97,8 @@ class Cleaning:
     months_floored: int = 0  # customer-months whose net spend was negative, floored at 0
     timezone_rows_converted: int = 0
     timezone: str | None = None  # zone the aware timestamps were converted to
+    date_range_rows_dropped: int = 0  # rows outside --date-range
+    date_range: str | None = None
     notes: tuple[str, ...] = ()
 
 
@@ -100,10 +109,32 @@ class Dataset:
     currency: str
     cleaning: Cleaning
     latent: pd.DataFrame | None = None  # synthetic only: per-customer latent parameters
+    keep_partial_month: bool = False  # --keep-partial-month: a partial last month stays
+    data_end: pd.Timestamp | None = None  # --data-end: the last day the export covers
+    read_notices: tuple[str, ...] = ()  # how the file was read (e.g. its separator)
+
+    @cached_property
+    def full_panel(self) -> MonthlyPanel:
+        """Every month with a transaction, complete or not."""
+        return build_panel(self.transactions, self.currency)
+
+    @cached_property
+    def coverage(self) -> Coverage:
+        return judge_coverage(self.full_panel, self.transactions["ts"].to_numpy(), data_end=self.data_end,
+                              keep_partial=self.keep_partial_month)
 
     @cached_property
     def panel(self) -> MonthlyPanel:
-        return build_panel(self.transactions, self.currency)
+        """The panel of complete months (see :mod:`forecaster.coverage`)."""
+        return self.coverage.apply(self.full_panel)
+
+    @property
+    def notices(self) -> tuple[str, ...]:
+        """One-line Korean notes on what loading decided, for every verb to print."""
+        dropped = self.cleaning.date_range_rows_dropped if self.cleaning else 0
+        clipped = (f"참고: --date-range {self.cleaning.date_range} 밖의 거래 {dropped:,}행을 제외했습니다.",) \
+            if dropped else ()
+        return self.read_notices + clipped + self.coverage.notices()
 
 
 def load_dataset(
@@ -114,12 +145,20 @@ def load_dataset(
     amount_col: str | None = None,
     order_col: str | None = None,
     currency: str | None = None,
+    date_format: str | None = None,
+    decimal_comma: bool = False,
+    date_range: str | None = None,
+    data_end: str | None = None,
+    keep_partial_month: bool = False,
 ) -> Dataset:
     """The dataset ``src`` names (see the module docstring); UserError on bad input."""
     src = src.strip()
     kind = src.lower()
-    mapping = {"--customer-col": customer_col, "--date-col": date_col,
-               "--amount-col": amount_col, "--order-col": order_col, "--currency": currency}
+    mapping = {"--customer-col": customer_col, "--date-col": date_col, "--amount-col": amount_col,
+               "--order-col": order_col, "--currency": currency, "--date-format": date_format,
+               "--decimal-comma": decimal_comma or None}
+    months = _MonthOptions(parse_date_range(date_range) if date_range else None,
+                           parse_data_end(data_end) if data_end else None, keep_partial_month)
     if kind == "cdnow" or kind == "synthetic" or kind.startswith("synthetic:"):
         given = [flag for flag, value in mapping.items() if value is not None]
         if given:
@@ -127,11 +166,42 @@ def load_dataset(
                 f"{', '.join(given)} only apply to a CSV/Parquet file, not to the built-in "
                 f"data '{src}'; drop them or pass --data with a file path"
             )
-        return load_cdnow() if kind == "cdnow" else _load_synthetic(src)
+        return _screened_builtin(load_cdnow() if kind == "cdnow" else _load_synthetic(src), months)
     return load_user_file(
         Path(src), customer_col=customer_col, date_col=date_col, amount_col=amount_col,
-        order_col=order_col, currency=currency,
+        order_col=order_col, currency=currency, date_format=date_format, decimal_comma=decimal_comma,
+        months=months,
     )
+
+
+@dataclass(frozen=True)
+class _MonthOptions:
+    """The options that choose which dates and months the data holds."""
+
+    date_range: DateRange | None = None
+    data_end: pd.Timestamp | None = None
+    keep_partial_month: bool = False
+
+
+def _screen(transactions: pd.DataFrame, raw_dates: pd.Series, where: Where, name: str,
+            months: _MonthOptions) -> tuple[pd.DataFrame, dict[str, object]]:
+    """The rows inside ``--date-range`` (after the date checks) with ``ts`` as
+    datetime64[ns], and the Cleaning counts."""
+    keep = screen_dates(transactions["ts"], raw_dates, where, name, date_range=months.date_range,
+                        data_end=months.data_end)
+    kept = transactions if keep.all() else transactions.loc[keep]
+    if kept["ts"].dtype != np.dtype("datetime64[ns]"):
+        kept = kept.assign(ts=kept["ts"].astype("datetime64[ns]"))  # in range: screen_dates checked it
+    return kept, {"date_range_rows_dropped": int((~keep).sum()),
+                  "date_range": months.date_range.text if months.date_range else None}
+
+
+def _screened_builtin(dataset: Dataset, months: _MonthOptions) -> Dataset:
+    tx = dataset.transactions
+    kept, counts = _screen(tx, tx["ts"], Where(dataset.name, is_csv=False), "ts", months)
+    return dataclasses.replace(dataset, transactions=kept.reset_index(drop=True),
+                               cleaning=dataclasses.replace(dataset.cleaning, **counts),
+                               keep_partial_month=months.keep_partial_month, data_end=months.data_end)
 
 
 def load_cdnow() -> Dataset:
@@ -180,11 +250,14 @@ def load_user_file(
     amount_col: str | None = None,
     order_col: str | None = None,
     currency: str | None = None,
+    date_format: str | None = None,
+    decimal_comma: bool = False,
+    months: _MonthOptions = _MonthOptions(),
 ) -> Dataset:
     """A user's CSV/Parquet transactions, validated and cleaned per the module policies."""
     currency = _check_currency(currency or USER_FILE_CURRENCY)
-    raw, is_csv = _read_table(path)
-    where = _Where(path.name, is_csv)
+    read = read_table(path)
+    raw, where = read.table, read.where
     customer = _resolve_column(raw, where, "customer", customer_col, required=True)
     date = _resolve_column(raw, where, "date", date_col, required=True)
     amount = _resolve_column(raw, where, "amount", amount_col, required=True)
@@ -196,40 +269,33 @@ def load_user_file(
     keep = ids.notna().to_numpy() & ~duplicated
     null_ids = int(ids.isna().sum())
     table = raw.loc[keep]
-    ts, converted = _parse_dates(table[date], where, date)
+    dates = parse_dates(table[date], where, date, date_format)
     transactions = pd.DataFrame({
         "customer_id": ids[keep],
-        "ts": ts,
-        "amount": _parse_amounts(table[amount], where, amount),
+        "ts": dates.ts,
+        "amount": parse_amounts(table[amount], where, amount, decimal_comma),
     })
+    if order is not None:
+        transactions["order_id"] = table[order]
+    transactions, clipped = _screen(transactions, table[date], where, date, months)
     if not (transactions["amount"] > 0).any():
         raise UserError(f"{where.file}: column '{amount}' has no purchase (every amount is zero "
                         f"or negative); check the amount column or choose it with --amount-col")
     if order is not None:
-        transactions["order_id"] = _order_ids(table[order], ts)
+        transactions["order_id"] = _order_ids(transactions["order_id"], transactions["ts"])
     transactions = transactions.reset_index(drop=True)
     cleaning = Cleaning(
         rows_read=rows_read,
         duplicate_rows_dropped=int((duplicated & ids.notna().to_numpy()).sum()),
         null_customer_rows_dropped=null_ids,
-        timezone_rows_converted=converted,
-        timezone=SHOP_TIMEZONE if converted else None,
+        timezone_rows_converted=dates.converted,
+        timezone=SHOP_TIMEZONE if dates.converted else None,
+        notes=dates.notes,
+        **clipped,
         **_return_counts(transactions),
     )
-    return Dataset(path.name, transactions, currency, cleaning)
-
-
-@dataclass(frozen=True)
-class _Where:
-    """Names a place in the user's file the way the user sees it."""
-
-    file: str
-    is_csv: bool
-
-    def row(self, position: int) -> str:
-        """1-based data row (and, for CSV, the file line: the header is line 1)."""
-        line = f" (line {position + 2})" if self.is_csv else ""
-        return f"row {position + 1}{line}"
+    return Dataset(path.name, transactions, currency, cleaning, keep_partial_month=months.keep_partial_month,
+                   data_end=months.data_end, read_notices=read.notices)
 
 
 def _check_currency(currency: str) -> str:
@@ -239,53 +305,11 @@ def _check_currency(currency: str) -> str:
     return code
 
 
-def _read_table(path: Path) -> tuple[pd.DataFrame, bool]:
-    """The raw table, every CSV cell as text (ids keep leading zeros; we parse ourselves)."""
-    if not path.is_file():
-        raise UserError(
-            f"file not found: {path}; give cdnow, synthetic[:N[:SEED]] or the path of an "
-            f"existing .csv or .parquet file"
-        )
-    name = path.name.lower()
-    if name.endswith((".csv", ".csv.gz")):
-        table = _read_csv(path)
-    elif name.endswith((".parquet", ".pq")):
-        try:
-            table = pd.read_parquet(path)
-        except Exception as exc:  # pyarrow raises several types for a damaged file
-            raise UserError(f"{path.name}: cannot read it as Parquet ({type(exc).__name__}); "
-                            f"check the file or export it again as .parquet or .csv") from exc
-    else:
-        raise UserError(f"{path.name}: unknown file type '{path.suffix or '(none)'}'; "
-                        f"give a .csv or .parquet file of transactions")
-    if table.empty:
-        raise UserError(f"{path.name}: no data rows; give a file with one row per transaction")
-    table.columns = [str(c).strip() for c in table.columns]
-    return table.reset_index(drop=True), not name.endswith((".parquet", ".pq"))
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    # Korean spreadsheet exports are often CP949 rather than UTF-8.
-    for encoding in ("utf-8-sig", "cp949"):
-        try:
-            return pd.read_csv(path, dtype=str, encoding=encoding, skipinitialspace=True)
-        except UnicodeDecodeError:
-            continue
-        except pd.errors.EmptyDataError:
-            raise UserError(f"{path.name}: the file is empty; give a CSV with a header row "
-                            f"and one row per transaction") from None
-        except (pd.errors.ParserError, ValueError) as exc:
-            detail = str(exc).strip().splitlines()[-1]
-            raise UserError(f"{path.name}: cannot read it as CSV ({detail}); check the "
-                            f"separator (comma) and quoting") from None
-    raise UserError(f"{path.name}: text is neither UTF-8 nor CP949; save it as UTF-8 CSV")
-
-
 def _normalise(name: str) -> str:
     return re.sub(r"[\s_\-.]", "", str(name)).lower()
 
 
-def _resolve_column(table: pd.DataFrame, where: _Where, role: str, given: str | None,
+def _resolve_column(table: pd.DataFrame, where: Where, role: str, given: str | None,
                     *, required: bool) -> str | None:
     flag, default, aliases = _COLUMN_ROLES[role]
     columns = list(table.columns)
@@ -305,11 +329,16 @@ def _resolve_column(table: pd.DataFrame, where: _Where, role: str, given: str | 
                         f"({', '.join(candidates)}); choose one with {flag}")
     if not required:
         return None
+    # a separator the header line did not settle (as many commas as semicolons) shows in the names
+    other = next((repr(sep) for sep in SEPARATORS[1:] if any(sep in c for c in columns)), None)
+    if other is not None:
+        raise UserError(f"{where.file}: no {role} column '{default}'; the file looks {other}-separated "
+                        f"(columns: {available}); save it with one separator, e.g. as comma-separated CSV")
     raise UserError(f"{where.file}: no {role} column '{default}'; available columns: "
                     f"{available}; name it with {flag}")
 
 
-def _customer_ids(column: pd.Series, where: _Where, name: str) -> pd.Series:
+def _customer_ids(column: pd.Series, where: Where, name: str) -> pd.Series:
     """Ids as trimmed strings, empty -> NA; integral floats lose their '.0'."""
     if pd.api.types.is_float_dtype(column) and np.all(np.mod(column.dropna(), 1) == 0):
         column = column.astype("Int64")
@@ -319,67 +348,6 @@ def _customer_ids(column: pd.Series, where: _Where, name: str) -> pd.Series:
         raise UserError(f"{where.file}: column '{name}' has no customer ids (every value is "
                         f"empty); choose the id column with --customer-col")
     return ids.astype(str)  # pandas' str dtype keeps the missing ids missing
-
-
-def _first_bad(mask: np.ndarray, column: pd.Series) -> tuple[int, object]:
-    """(original row position, raw value) of the first True in ``mask``."""
-    i = int(np.argmax(mask))
-    return int(column.index[i]), column.iloc[i]
-
-
-def _parse_dates(column: pd.Series, where: _Where, name: str) -> tuple[pd.Series, int]:
-    """Naive datetime64[ns] in shop time, and how many aware values were converted."""
-    if isinstance(column.dtype, pd.DatetimeTZDtype):
-        return column.dt.tz_convert(SHOP_TIMEZONE).dt.tz_localize(None).astype("datetime64[ns]"), len(column)
-    if pd.api.types.is_datetime64_dtype(column):
-        parsed, converted = column, 0
-    else:
-        text = column.astype("string").str.strip()  # also 20240131 stored as a number
-        text = text.str.replace(_KST_SUFFIX, "", regex=True)  # KST is shop time already
-        empty = (text.isna() | (text == "")).to_numpy()
-        if empty.any():
-            row, _ = _first_bad(empty, column)
-            raise UserError(f"{where.file}: column '{name}', {where.row(row)}: the date is "
-                            f"empty; fill it in or remove the row")
-        aware = text.str.contains(_TZ_SUFFIX).to_numpy(dtype=bool)
-        parsed = pd.Series(pd.NaT, index=column.index, dtype="datetime64[ns]")
-        if (~aware).any():
-            parsed[~aware] = _to_datetime(text[~aware], utc=False)
-        if aware.any():
-            utc = _to_datetime(text[aware], utc=True)
-            parsed[aware] = utc.dt.tz_convert(SHOP_TIMEZONE).dt.tz_localize(None)
-        converted = int(aware.sum())
-    bad = parsed.isna().to_numpy()
-    if bad.any():
-        row, value = _first_bad(bad, column)
-        raise UserError(f"{where.file}: column '{name}', {where.row(row)}: cannot read "
-                        f"'{value}' as a date; use e.g. 2024-03-15 or 2024-03-15 14:30")
-    return parsed.astype("datetime64[ns]"), converted
-
-
-def _to_datetime(text: pd.Series, *, utc: bool) -> pd.Series:
-    """Fast path with one inferred format, then per-value parsing for what it missed."""
-    parsed = pd.to_datetime(text, errors="coerce", utc=utc)
-    missed = parsed.isna()
-    if missed.any():
-        parsed[missed] = pd.to_datetime(text[missed], errors="coerce", utc=utc, format="mixed")
-    return parsed
-
-
-def _parse_amounts(column: pd.Series, where: _Where, name: str) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-        values = column.astype(np.float64)
-    else:
-        text = column.astype("string").str.replace(_AMOUNT_DECORATION, "", regex=True)
-        values = pd.to_numeric(text, errors="coerce").astype(np.float64)
-    bad = ~np.isfinite(values.to_numpy())
-    if bad.any():
-        row, value = _first_bad(bad, column)
-        what = "the amount is empty" if pd.isna(value) or str(value).strip() == "" else \
-            f"'{value}' is not a number"
-        raise UserError(f"{where.file}: column '{name}', {where.row(row)}: {what}; amounts "
-                        f"must be numbers (negative for returns)")
-    return values
 
 
 def _order_ids(column: pd.Series, ts: pd.Series) -> pd.Series:

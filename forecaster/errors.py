@@ -6,3 +6,8 @@ class UserError(Exception):
 
     The message is one line naming the file/column/row where it applies and what to do.
     """
+
+
+class LLMRunFailed(UserError):
+    """More of an LLM run's customers failed than ``--max-failed`` allows: the verb stops
+    with what it did or did not write (the answers received stay in the response cache)."""

@@ -8,7 +8,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from forecaster import pipeline
+from forecaster import minimum_data, pipeline
 from forecaster.datasets import Dataset
 from forecaster.errors import UserError
 from models.evaluate import EvaluationResult, arm_columns, evaluate
@@ -35,13 +35,22 @@ class EvaluationSetup:
     n_resamples: int
     arms_not_run: dict[str, str] = field(default_factory=dict)
     ledger: dict | None = None
+    notes: list[str] = field(default_factory=list)  # one Korean line each, printed by the verb
 
 
-def parse_test_anchors(text: str | None, panel: MonthlyPanel) -> list[pd.Period]:
-    """``A..B`` (inclusive) or ``A``; default: the last 3 months with a known outcome."""
+def parse_test_anchors(text: str | None, panel: MonthlyPanel) -> tuple[list[pd.Period], str | None]:
+    """``A..B`` (inclusive) or ``A``; default: the last 3 months with a known outcome, fewer
+    when the data is short (then the second value says so). The anchors before the first test
+    anchor must leave the model months to fit on and one to validate on."""
     known = pipeline.anchors_with_outcome(panel)
+    minimum_data.check_evaluate_months(known, panel.n_months)
+    first_allowed = minimum_data.FIT_ANCHORS + 1
     if text is None:
-        return known[-DEFAULT_TEST_MONTHS:]
+        chosen = known[max(first_allowed, len(known) - DEFAULT_TEST_MONTHS):]
+        note = None if len(chosen) == DEFAULT_TEST_MONTHS else (
+            f"참고: 데이터가 {panel.n_months}개월뿐이라 시험 달을 기본 {DEFAULT_TEST_MONTHS}개 대신 "
+            f"{len(chosen)}개({_span(chosen)})로 줄였습니다. 그 앞의 {first_allowed}개월은 학습·검증에 씁니다.")
+        return chosen, note
     try:
         first, _, last = text.partition("..")
         a, b = parse_month(first), parse_month(last or first)
@@ -50,10 +59,14 @@ def parse_test_anchors(text: str | None, panel: MonthlyPanel) -> list[pd.Period]
     chosen = [m for m in known if a <= m <= b]
     if a > b or not chosen or chosen[0] != a or chosen[-1] != b:
         raise UserError(f"--test-anchors {text}: test anchors must lie within {known[0]}..{known[-1]}")
-    if known.index(chosen[0]) < 3:
-        raise UserError(f"--test-anchors {text}: leave at least three earlier anchors for training "
-                        f"and validation (first possible test anchor: {known[3]})")
-    return chosen
+    if known.index(chosen[0]) < first_allowed:
+        raise UserError(f"--test-anchors {text}: leave at least {first_allowed} earlier months for training "
+                        f"and validation (first possible test anchor: {known[first_allowed]})")
+    return chosen, None
+
+
+def _span(months: list[pd.Period]) -> str:
+    return str(months[0]) if len(months) == 1 else f"{months[0]}~{months[-1]}"
 
 
 def _scheme_and_spend(panel: MonthlyPanel, first_test: pd.Period) -> tuple[BucketScheme, np.ndarray]:
@@ -65,13 +78,14 @@ def _scheme_and_spend(panel: MonthlyPanel, first_test: pd.Period) -> tuple[Bucke
 def prepare(dataset: Dataset, test_anchors: str | None, sample_customers: int | None, seed: int,
             n_resamples: int = 1000) -> EvaluationSetup:
     panel = dataset.panel
-    anchors = parse_test_anchors(test_anchors, panel)
+    anchors, note = parse_test_anchors(test_anchors, panel)
     if sample_customers is not None:
         panel = pipeline.sample_panel(panel, sample_customers, anchors[0], seed)
     scheme, rep = _scheme_and_spend(panel, anchors[0])
     return EvaluationSetup(dataset=dataset, panel=panel, test_anchors=anchors, scheme=scheme,
                            representative_spend=rep, provider="empirical", model="", prompt_version="",
-                           seed=seed, sample_customers=sample_customers, n_resamples=n_resamples)
+                           seed=seed, sample_customers=sample_customers, n_resamples=n_resamples,
+                           notes=[note] if note else [])
 
 
 def add_oracle(rows: pd.DataFrame, setup: EvaluationSetup) -> pd.DataFrame:
@@ -108,6 +122,20 @@ def run(setup: EvaluationSetup, forecast_fn: pipeline.ForecastFn,
     else:
         setup.arms_not_run["oracle"] = "합성 데이터가 아니어서 잠재 모수를 알 수 없으므로 oracle 비교군은 계산하지 않았습니다."
     xgb_cols = arm_columns(spec.base, spec.forecaster, spec.btyd, spec.empirical)
-    return evaluate(rows, [str(a) for a in setup.test_anchors], setup.scheme, setup.representative_spend,
-                    xgb_cols, seed=setup.seed, n_resamples=setup.n_resamples,
-                    progress=(lambda t: progress(f"검증 {t}")) if progress else None)
+    tests = [str(a) for a in setup.test_anchors]
+    _check_origins(rows, tests)
+    result = evaluate(rows, tests, setup.scheme, setup.representative_spend,
+                      xgb_cols, seed=setup.seed, n_resamples=setup.n_resamples,
+                      progress=(lambda t: progress(f"검증 {t}")) if progress else None)
+    test_rows = rows[rows["anchor"].isin(tests)]
+    result.metrics["data_sufficiency"] = minimum_data.can_answer(len(test_rows), int((test_rows["label"] > 0).sum()))
+    return result
+
+
+def _check_origins(rows: pd.DataFrame, test_anchors: list[str]) -> None:
+    """Every origin (test anchor) fits on the anchors before its validation anchor: each
+    needs buyers there, or XGBoost and the threshold have nothing to learn from."""
+    anchors = sorted(rows["anchor"].unique())
+    for test in test_anchors:
+        before = [a for a in anchors if a < test]
+        minimum_data.check_buyers(rows, before[:-1], before[-1], f"evaluate (test month {test})")

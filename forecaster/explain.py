@@ -4,19 +4,19 @@ Everything shown comes from the same objects `forecaster batch` uses, at that an
 on ``panel.before(anchor)`` only: the narrative, the forecaster's record (the empirical
 forecaster's population prior is fitted on the whole cut panel, then the one customer is
 forecast), the trained artifact's final (``xgb_base+forecaster``) and baseline
-(``xgb_base``) models, the tuned threshold and the top-20% cut-off over the whole anchor
-population. The contributions are TreeSHAP values of the final model's purchase booster
-(Lundberg et al. 2020): in log-odds of purchase, they sum with the base value (``bias``)
+(``xgb_base``) models, the tuned threshold, the top-20% flag over the whole anchor
+population (:mod:`forecaster.top_share`) and the model's training warnings. The
+contributions are TreeSHAP values of the final model's purchase booster (Lundberg et al. 2020): in log-odds of purchase, they sum with the base value (``bias``)
 to the customer's margin, ``P(buy) = 1 / (1 + exp(-margin))``.
 
-The rich rendering is in :mod:`forecaster.explain_render`.
+The Korean sentences are in :mod:`forecaster.explain_sentences`, the rich rendering in
+:mod:`forecaster.explain_render`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -25,19 +25,18 @@ import numpy as np
 import pandas as pd
 import platformdirs
 
-from forecaster import artifact
-from forecaster.batch import TOP_SHARE, BatchJob
+from forecaster import artifact, model_warnings, top_share
+from forecaster.batch import BatchJob
 from forecaster.datasets import Dataset
 from forecaster.errors import UserError
+from forecaster.explain_sentences import contribution_sentence, feature_label, value_text
 from forecaster.providers import LLMOptions, Provider
 from models.arms import spend_from_probs
-from models.features import FEATURE_LABELS, baseline_features
-from narrator.korean import format_amount, format_month, josa, particle_for
+from models.features import baseline_features
 from narrator.narrative import render_narrative
 from narrator.panel import NOT_ACQUIRED, HistoryBatch, MonthlyPanel
-from structurer.features import PREFIX as FC
 from structurer.features import records_to_features
-from structurer.schema import BucketScheme, ForecastRecord, Segment, Trend
+from structurer.schema import BucketScheme, ForecastRecord
 
 TOP_CONTRIBUTIONS = 5
 CACHE_APP = "llm-spend-forecaster"
@@ -76,9 +75,12 @@ class TopGroup:
     model's purchase probability (None when that needs an LLM call per customer)."""
 
     member: bool | None
-    cutoff: float | None
+    cutoff: float | None  # the lowest flagged probability (None: nobody flagged, or not computed)
     population: int
     note: str | None = None
+    flagged: int = 0
+    tied: int = 0  # customers sharing the cut-off with this one (0 when elsewhere; above 1: the tie rule decided)
+    rule: str = top_share.RULE
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ class Explanation:
     base_value: float
     margin: float
     actual: Actual | None
+    warnings: list[str]  # the model's training warnings (model_warnings), shown first
 
     @property
     def decision(self) -> bool:
@@ -145,7 +148,7 @@ class Explanation:
             "currency": self.currency,
             "model": {"dir": self.model_dir, "default": self.default_model,
                       "trained_anchors": list(self.trained_anchors), "validation_anchor": self.validation_anchor,
-                      "anchor_in_training": self.anchor_in_training},
+                      "anchor_in_training": self.anchor_in_training, "warnings": self.warnings},
             "narrative": self.narrative,
             "forecaster": {
                 "provider": self.record.provider, "is_llm": self.forecaster_is_llm, "model": self.record.model,
@@ -161,171 +164,15 @@ class Explanation:
             "top20_cutoff": self.top20.cutoff,
             "top20_population": self.top20.population,
             "top20_note": self.top20.note,
+            "top20_flagged": self.top20.flagged,
+            "top20_tied_at_cutoff": self.top20.tied,
+            "top20_rule": self.top20.rule,
             "contributions": [asdict(c) for c in self.contributions],
             "top_contributions": TOP_CONTRIBUTIONS,
             "base_value": self.base_value,
             "margin": self.margin,
             "actual": None if self.actual is None else asdict(self.actual),
         }
-
-
-# -- Korean sentences ----------------------------------------------------------------------
-
-
-def percent(p: float) -> str:
-    return f"{p * 100:.1f}%"
-
-
-def signed(x: float) -> str:
-    """A contribution with its sign: ``+0.42`` / ``−0.42`` (a real minus sign)."""
-    text = f"{abs(x):.2f}"
-    return ("−" if x < 0 and text != "0.00" else "+") + text
-
-
-def forecast_feature_labels(scheme: BucketScheme) -> dict[str, str]:
-    """Korean descriptions of the forecaster feature columns (``fc_*``) of ``scheme``."""
-    labels = {f"{FC}p_{bid}": f"예측기의 '{label}' 확률" for bid, label in zip(scheme.ids, scheme.labels)}
-    labels.update({
-        f"{FC}purchase_prob": "예측기의 구매 확률",
-        f"{FC}expected_spend": "예측기의 기대 지출액",
-        f"{FC}expected_orders": "예측기의 기대 주문 수",
-        f"{FC}entropy": "예측 분포의 엔트로피(불확실성)",
-        f"{FC}confidence": "예측기의 확신도",
-    })
-    labels.update({f"{FC}segment_{s.value}": f"예측기 세그먼트가 '{s.value}'인지" for s in Segment})
-    labels.update({f"{FC}trend_{t.value}": f"예측기 추세가 '{t.value}'인지" for t in Trend})
-    return labels
-
-
-def feature_label(name: str, scheme: BucketScheme) -> str:
-    return FEATURE_LABELS.get(name) or forecast_feature_labels(scheme)[name]
-
-
-_AMOUNTS = ("lifetime_spend", "monetary", f"{FC}expected_spend", "spend_lag", "spend_mean", "spend_max")
-_PERCENTS = ("active_share", f"{FC}purchase_prob", f"{FC}confidence", f"{FC}p_")
-_MONTHS = ("recency", "tenure", "lifetime_active_months", "active")
-
-
-def value_text(name: str, value: float, currency: str) -> str:
-    """The customer's value of a feature, formatted by what it measures (amount, %, months,
-    orders, yes/no)."""
-    if math.isnan(value):
-        return "값 없음"
-    if name == "trend_slope":
-        return f"월 {'+' if value >= 0 else '-'}{format_amount(abs(value), currency)}"
-    if name == "anchor_month":
-        return f"{value:.0f}월"
-    if name == f"{FC}expected_orders":
-        return f"{value:.2f}회"
-    if name.startswith(_AMOUNTS):
-        return format_amount(value, currency)
-    if name.startswith(_PERCENTS):
-        return percent(value)
-    if name.startswith(_MONTHS):
-        return f"{value:.0f}개월"
-    if name.startswith(("lifetime_orders", "orders_lag")):
-        return f"{value:.0f}회"
-    if name.startswith((f"{FC}segment_", f"{FC}trend_")):
-        return "예" if value >= 0.5 else "아니요"
-    return f"{value:.2f}"
-
-
-def _ra(word: str) -> str:
-    """``word`` and the connective copula: 이라 after a final consonant as read (11개월 전이라,
-    1.2만 원이라), 라 otherwise (29.3달러라, 35%라, 17회라)."""
-    return word + ("이라" if particle_for(word, "이다/다") == "이다" else "라")
-
-
-def _window(name: str) -> int:
-    return int(re.search(r"\d+$", name).group(0))
-
-
-def _history_clause(name: str, value: float, text: str, anchor: pd.Period, currency: str) -> str:
-    """Why-clause of a baseline feature, e.g. ``마지막 구매가 11개월 전이라``."""
-    if name == "recency":
-        return "마지막 구매가 바로 지난달이라" if round(value) == 1 else f"마지막 구매가 {_ra(text + ' 전')}"
-    if name == "tenure":
-        return f"첫 구매가 {_ra(text + ' 전')}"
-    if name == "trend_slope":
-        step = format_amount(abs(value), currency)
-        if step == format_amount(0.0, currency):
-            return "최근 12개월 월 지출에 뚜렷한 추세가 없어"
-        return f"최근 12개월 월 지출이 한 달에 약 {step}씩 {'늘어나는' if value > 0 else '줄어드는'} 추세라"
-    fixed = {
-        "lifetime_active_months": f"지금까지 구매한 달이 {_ra(text)}",
-        "lifetime_orders": f"누적 주문이 {_ra(text)}",
-        "lifetime_spend": f"누적 지출액이 {_ra(text)}",
-        "monetary": f"구매한 달의 평균 지출액이 {_ra(text)}",
-        "active_share": f"첫 구매 이후 구매한 달의 비율이 {_ra(text)}",
-        "anchor_month": f"예측 대상 월이 {_ra(text)}",
-    }
-    if name in fixed:
-        return fixed[name]
-    k = _window(name)
-    if name.startswith(("spend_lag", "orders_lag")):
-        month = format_month(anchor - k)
-        if name.startswith("spend_lag"):
-            return f"{month}에는 지출이 없어" if value == 0 else f"{month} 지출액이 {_ra(text)}"
-        return f"{month}에는 주문이 없어" if value == 0 else f"{month} 주문이 {_ra(text)}"
-    if name.startswith("spend_mean"):
-        return f"최근 {k}개월 월평균 지출액이 {_ra(text)}"
-    if name.startswith("spend_max"):
-        return (f"최근 {k}개월 중 가장 많이 쓴 달도 {_ra(text)}" if value == 0
-                else f"최근 {k}개월 중 가장 많이 쓴 달의 지출액이 {_ra(text)}")
-    return f"최근 {k}개월 동안 구매가 없어" if value == 0 else f"최근 {k}개월 중 {text}에 구매해"
-
-
-def _forecast_clause(name: str, value: float, text: str, scheme: BucketScheme) -> str:
-    """Why-clause of a forecaster feature, e.g. ``예측기가 본 구매 확률이 12.3%라``."""
-    fixed = {
-        f"{FC}purchase_prob": f"예측기가 본 구매 확률이 {_ra(text)}",
-        f"{FC}expected_spend": f"예측기의 기대 지출액이 {_ra(text)}",
-        f"{FC}expected_orders": f"예측기의 기대 주문 수가 {_ra(text)}",
-        f"{FC}entropy": f"{josa(forecast_feature_labels(scheme)[name], '이/가')} {_ra(text)}",
-        f"{FC}confidence": f"예측기의 확신도가 {_ra(text)}",
-    }
-    if name in fixed:
-        return fixed[name]
-    if name.startswith(f"{FC}p_"):
-        label = scheme.labels[scheme.ids.index(name[len(FC) + 2:])]
-        return f"예측기가 본 '{label}' 확률이 {_ra(text)}"
-    yes = value >= 0.5
-    if name.startswith(f"{FC}segment_"):
-        segment = josa(f"'{name[len(FC) + 8:]}'", "(으)로")
-        return f"예측기가 이 고객을 {segment} {'분류해' if yes else '분류하지 않아'}"
-    trend = josa(f"'{name[len(FC) + 6:]}'", "(으)로")
-    return f"예측기가 추세를 {trend} {'봐서' if yes else '보지 않아서'}"
-
-
-def _missing_clause(name: str, scheme: BucketScheme, anchor: pd.Period) -> str:
-    """Why-clause of a missing (NaN) value: XGBoost sends it down a learned default branch,
-    so its absence has a contribution of its own."""
-    if name.startswith(("spend_lag", "orders_lag")):
-        what = "지출액" if name.startswith("spend") else "주문 수"
-        return f"{format_month(anchor - _window(name))} {josa(what, '은/는')} 첫 구매 전이라 값이 없고, 이 점이"
-    if name == "trend_slope":
-        return "첫 구매 후 지난 기간이 한 달뿐이라 지출 추세를 잴 수 없고, 이 점이"
-    label = feature_label(name, scheme)
-    if name.startswith(FC):
-        return f"예측기 응답이 실패해 {josa(label, '이/가')} 없고, 이 점이"
-    return f"{josa(label, '은/는')} 값이 없고, 이 점이"
-
-
-def contribution_sentence(name: str, value: float, contribution: float, scheme: BucketScheme,
-                          anchor: pd.Period) -> str:
-    """One Korean sentence: the feature's meaning and value, the direction and the size,
-    e.g. ``최근 3개월 동안 구매가 없어 구매 가능성을 낮췄습니다 (−0.42)``."""
-    if math.isnan(value):
-        clause = _missing_clause(name, scheme, anchor)
-    elif name.startswith(FC):
-        clause = _forecast_clause(name, value, value_text(name, value, scheme.currency), scheme)
-    else:
-        clause = _history_clause(name, value, value_text(name, value, scheme.currency), anchor, scheme.currency)
-    if abs(contribution) < 0.005:
-        effect = "구매 가능성을 거의 바꾸지 않았습니다"
-    else:
-        effect = f"구매 가능성을 {'높였습니다' if contribution > 0 else '낮췄습니다'}"
-    return f"{clause} {effect} ({signed(contribution)})"
 
 
 # -- checks the user can act on -------------------------------------------------------------
@@ -390,11 +237,11 @@ def ensure_default_model(data_name: str, panel: MonthlyPanel, notify: Callable[[
     try:
         artifact.load(folder)
         return folder
-    except (UserError, ValueError, OSError):  # missing, stale or damaged: ours to rebuild
+    except UserError:  # missing, stale or damaged (artifact.load says which): ours to rebuild
         pass
+    scheme = artifact.training_scheme(panel, "explain without --model (its default model)")  # too short: say so first
     notify(f"--model이 없어 기본 모델(통계 규칙 기반 예측기, LLM 아님)을 이 데이터로 먼저 학습합니다 "
            f"(한 번만; {folder}에 저장).")
-    scheme = artifact.training_scheme(panel)
     provider = Provider("empirical", scheme)
     artifact.train(panel, scheme, provider.forecast_fn(), provider.info, data_name, folder)
     return folder
@@ -422,18 +269,20 @@ def _model_view(name: str, model, features: pd.DataFrame, scheme: BucketScheme, 
     return ModelView(name, shares, float(1.0 - probs[0, 0]), float(spend_from_probs(probs, rep_spend)[0]))
 
 
-def _top_group(job: BatchJob, customer_probability: float) -> TopGroup:
-    """The 80th percentile of the final model's purchase probability over the anchor
-    population, as `forecaster batch` computes it."""
+def _top_group(job: BatchJob, customer_id: str) -> TopGroup:
+    """The customer's top-20% flag over the anchor population, computed exactly as
+    `forecaster batch` does (:func:`forecaster.top_share.top_share`)."""
     n = len(job.histories)
     if job.provider.llm_forecaster is not None:
         return TopGroup(None, None, n, "LLM 예측기로 학습한 모델은 전체 고객을 LLM에 물어야 상위 20%를 정할 수 있어 "
                                        "계산하지 않았습니다 (forecaster batch로 확인하세요).")
     features = baseline_features(job.histories).join(
         job.provider.forecast_fn()(job.anchor, job.histories, job.cut))
-    purchase = job.art.models[artifact.AUGMENTED].purchase_probability(features)
-    cutoff = float(np.quantile(purchase, 1 - TOP_SHARE))
-    return TopGroup(bool(customer_probability >= cutoff), cutoff, n)
+    purchase = 1.0 - job.art.models[artifact.AUGMENTED].predict_proba(features)[:, 0]
+    flags, cutoff = top_share.top_share(purchase, job.histories.customer_ids)
+    row = job.cut.row_of(customer_id)
+    tied = top_share.tied_at_cutoff(purchase, cutoff) if purchase[row] == cutoff else 0
+    return TopGroup(bool(flags[row]), cutoff, n, flagged=int(flags.sum()), tied=tied)
 
 
 def _contributions(model, features: pd.DataFrame, scheme: BucketScheme,
@@ -507,7 +356,8 @@ def explain_customer(dataset: Dataset, model_dir: Path, customer_id: str, anchor
         narrative=_narrative(job, one), record=record, forecaster_is_llm=job.provider.llm_forecaster is not None,
         forecaster_distribution=_forecaster_distribution(record, scheme),
         final=final, baseline=baseline, threshold=art.threshold(artifact.AUGMENTED),
-        top20=_top_group(job, final.purchase_probability),
+        top20=_top_group(job, customer_id),
+        warnings=model_warnings.lines(art.config),
         contributions=contributions, base_value=base, margin=float(final_model.purchase_margin(features)[0]),
         actual=_actual(panel, row, anchor, scheme),
     )

@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from forecaster.explain import BucketShare, Explanation, percent, signed
+from forecaster.explain import BucketShare, Explanation
+from forecaster.explain_sentences import percent, signed
 from narrator.korean import format_amount, format_month, josa
 from narrator.panel import parse_month
 
@@ -45,6 +46,8 @@ def _header(ex: Explanation, console: Console) -> None:
     _line(console, f"고객 {ex.customer_id} · {anchor} 예측 설명", "bold")
     source = "기본 모델(통계 규칙 기반 예측기로 학습, 캐시)" if ex.default_model else "학습된 모델"
     _line(console, f"데이터 {ex.data} · {source} {ex.model_dir}", "dim")
+    for warning in ex.warnings:  # a model that learned next to nothing: say it before any figure
+        _line(console, warning, "bold red")
 
 
 def _narrative(ex: Explanation, console: Console) -> None:
@@ -97,9 +100,16 @@ def _top_line(ex: Explanation) -> str:
     top = ex.top20
     if top.member is None:
         return f"상위 20% 타깃: 판단하지 않음 — {top.note}"
-    where = "이상이라 포함됩니다" if top.member else "미만이라 포함되지 않습니다"
+    if top.cutoff is None:
+        return (f"상위 20% 타깃: 이 달 고객이 {top.population:,}명뿐이라 20%(소수점 아래 버림)가 0명이어서 "
+                "아무도 표시하지 않았습니다.")
+    verdict = "포함됩니다" if top.member else "포함되지 않습니다"
+    if top.tied > 1:
+        return (f"상위 20% 타깃: 구매 확률이 경계 {josa(percent(top.cutoff), '와/과')} 같은 고객이 {top.tied:,}명이라 "
+                f"{top.flagged:,}명을 채울 때까지 순서 규칙으로 정했고, 이 고객은 {verdict}. {top.rule}")
+    where = "이상이라" if top.member else "미만이라"
     return (f"상위 20% 타깃: 이 달 고객 {top.population:,}명의 구매 확률 상위 20% 경계 "
-            f"{percent(top.cutoff)} {where}.")
+            f"{percent(top.cutoff)} {where} {verdict}.")
 
 
 def _models(ex: Explanation, console: Console) -> None:

@@ -1,15 +1,21 @@
 """Which forecaster sits in the LLM's seat: the offline ``empirical`` one (NOT an LLM) or an
-OpenAI-compatible ``llm``. Both are turned into the same feature columns and records."""
+OpenAI-compatible ``llm``. Both are turned into the same feature columns and records.
+
+This is where the LLM stage's own errors (``llm.errors.LLMError``: no model or key, quota,
+an endpoint that never answers) become the command line's one-line :class:`UserError`."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pandas as pd
 
+from forecaster.errors import UserError
 from forecaster.pipeline import ForecastFn, empirical_forecast_fn
+from llm.errors import LLMError
 from models import empirical
 from models.empirical import EmpiricalForecaster
 from narrator.panel import HistoryBatch, MonthlyPanel
@@ -31,6 +37,15 @@ class LLMOptions:
     timeout_s: float = 60.0
 
 
+@contextmanager
+def _llm_errors_as_user_errors() -> Iterator[None]:
+    """``llm`` never imports ``forecaster``: its errors become the one-line user error here."""
+    try:
+        yield
+    except LLMError as exc:
+        raise UserError(str(exc)) from exc
+
+
 @dataclass
 class Provider:
     """A forecaster factory for one scheme, plus what every report must say about it."""
@@ -42,17 +57,16 @@ class Provider:
 
     def __post_init__(self) -> None:
         if self.name not in PROVIDERS:
-            from forecaster.errors import UserError
-
             raise UserError(f"--provider {self.name}: choose one of {', '.join(PROVIDERS)}")
         self._llm = self._make_llm() if self.name == "llm" else None
 
     def _make_llm(self):
         from llm.forecaster import LLMForecaster
 
-        return LLMForecaster(self.scheme, model=self.llm.model, base_url=self.llm.base_url,
-                             concurrency=self.llm.concurrency, cache_dir=self.llm.cache_dir,
-                             timeout=self.llm.timeout_s)
+        with _llm_errors_as_user_errors():
+            return LLMForecaster(self.scheme, model=self.llm.model, base_url=self.llm.base_url,
+                                 concurrency=self.llm.concurrency, cache_dir=self.llm.cache_dir,
+                                 timeout=self.llm.timeout_s)
 
     @property
     def info(self) -> dict:
@@ -74,7 +88,8 @@ class Provider:
         """One record per customer of the batch, in order."""
         if self._llm is None:
             return EmpiricalForecaster(self.scheme).fit(cut).forecast_many(batch)
-        return self._llm.forecast_many(batch, progress=self.progress)
+        with _llm_errors_as_user_errors():
+            return self._llm.forecast_many(batch, progress=self.progress)
 
     def forecast_fn(self) -> ForecastFn:
         """Anchor -> feature frame, the forecaster refitted/asked with that anchor's past only."""

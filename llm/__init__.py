@@ -14,9 +14,10 @@ from typing import Any
 _EXPORTS = {
     "LLMForecaster": "llm.forecaster",
     "LLMForecastRecord": "llm.forecaster",
-    "RunAborted": "llm.client",
+    "LLMError": "llm.errors",
+    "RunAborted": "llm.errors",
     "LLMConfig": "llm.config",
-    "LLMConfigError": "llm.config",
+    "LLMConfigError": "llm.errors",
     "RetryPolicy": "llm.config",
     "resolve_config": "llm.config",
     "ResponseCache": "llm.cache",
@@ -24,7 +25,7 @@ _EXPORTS = {
     "DryRunEstimate": "llm.ledger",
     "Price": "llm.ledger",
     "PriceTable": "llm.ledger",
-    "TokenCounter": "llm.ledger",
+    "TokenCounter": "llm.tokens",
     "UsageLedger": "llm.ledger",
     "SYSTEM_VERSION": "llm.prompt",
 }

@@ -14,6 +14,11 @@ Two retry layers, one per cause, never multiplied into each other's counts:
 
 Whatever the server claims about structured outputs, ``message.content`` is validated by
 pydantic here. Tokens are summed over every answer received, unusable ones included.
+
+Requests are counted as the server sees them: an attempt whose connection could not even be
+opened (refused, DNS, connect timeout) is counted apart as ``undelivered``, never as a
+request. An endpoint that has not answered once and fails ``unreachable_after`` requests in
+a row stops the run (:class:`EndpointWatch`) instead of retrying every customer.
 """
 
 from __future__ import annotations
@@ -30,16 +35,12 @@ from pydantic import ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
-from forecaster.errors import UserError
 from llm.config import LLMConfig, RetryPolicy
+from llm.errors import RunAborted
 from llm.prompt import InvalidKind, Message, reask_message
 from structurer.schema import FailureReason, SpendForecastBase, strict_json_schema
 
 RESPONSE_FORMAT_NAME = "spend_forecast"
-
-
-class RunAborted(UserError):
-    """The whole run must stop now (quota exhausted, key rejected): one clear line."""
 
 
 class TransportGaveUp(Exception):
@@ -59,7 +60,8 @@ class CallOutcome:
     answer_json: str | None = None  # the validated answer, as cached
     reason: FailureReason | None = None
     detail: str | None = None
-    requests: int = 0  # HTTP requests sent = 1 + re-asks + transport retries
+    requests: int = 0  # HTTP requests that reached the server = 1 + re-asks + transport retries
+    undelivered: int = 0  # attempts whose connection could not be opened (the server saw nothing)
     reasks: int = 0
     transport_retries: int = 0
     tokens_in: int = 0
@@ -149,6 +151,50 @@ def transport_reason(exc: BaseException) -> FailureReason:
     if isinstance(exc, openai.BadRequestError):
         return "bad_request"
     return "other"
+
+
+def reached_server(exc: BaseException) -> bool:
+    """Whether a failed attempt got as far as the server. Only a connection that could not
+    be opened (refused, unknown host, connect timeout) or a free pooled connection that never
+    came (pool timeout) is known to have sent nothing; a read timeout or a dropped
+    connection means the request was written and the server has it."""
+    cause = exc.__cause__
+    return not isinstance(cause, (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout))
+
+
+# A run's endpoint is taken for unreachable when its requests keep failing for these reasons
+# (no answer could come from it); a rate limit means it is there and asks us to wait.
+_NO_ANSWER_REASONS = ("connection_error", "timeout", "server_error")
+
+
+class EndpointWatch:
+    """Stops a run at once when its endpoint never answers: after ``limit`` requests in a
+    row failed with no answer (connection refused, timeout, 5xx) before the first answer of
+    the run, :class:`RunAborted`. Once anything has answered, failures go through the usual
+    retries and end as ``failed`` records (the verbs' ``--max-failed`` check covers them)."""
+
+    def __init__(self, endpoint: str, limit: int) -> None:
+        self._endpoint = endpoint
+        self._limit = limit
+        self._failures = 0
+        self._answered = False
+
+    def answered(self) -> None:
+        self._answered = True
+
+    def failed(self, exc: openai.APIError) -> None:
+        reason = transport_reason(exc)
+        if reason not in _NO_ANSWER_REASONS:  # a 429 or a 4xx: the endpoint is there
+            self._answered = True
+        if self._answered:
+            return
+        self._failures += 1
+        if self._failures >= self._limit:
+            raise RunAborted(
+                f"LLM 호출을 멈췄습니다: {self._endpoint}에서 답을 한 번도 받지 못한 채 요청 {self._failures}개가 "
+                f"연달아 실패했습니다 ({reason}: {_describe(exc)}). 서버가 켜져 있는지, --base-url 또는 "
+                "OPENAI_BASE_URL이 맞는지 확인하세요."
+            ) from exc
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -241,6 +287,7 @@ class StructuredCaller:
         fixed = {"model": config.model, "response_format": response_format(model), **config.sampling}
         self._body_head = json.dumps(fixed, ensure_ascii=False, separators=(",", ":"))[:-1] + ',"messages":'
         self._wait = _WaitRetryAfterOrJitter(config.retry)
+        self._watch = EndpointWatch(config.endpoint, config.retry.unreachable_after)
 
     async def ask(self, messages: list[Message]) -> CallOutcome:
         """Send, judge, re-ask with the error up to ``max_reasks`` times; never raises for
@@ -279,16 +326,31 @@ class StructuredCaller:
         try:
             async for attempt in retrying:
                 with attempt:
-                    outcome.requests += 1
                     if attempt.retry_state.attempt_number > 1:
                         outcome.transport_retries += 1
-                    return await self._post(conversation)
+                    return await self._attempt(conversation, outcome)
         except openai.APIError as exc:
             message = fatal_message(exc)
             if message is not None:
                 raise RunAborted(message) from exc
             raise TransportGaveUp(transport_reason(exc), _describe(exc)) from exc
         raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+    async def _attempt(self, conversation: list[Message], outcome: CallOutcome) -> Reply:
+        """One HTTP request, counted as delivered or not, and reported to the endpoint watch
+        (which may stop the run)."""
+        try:
+            reply = await self._post(conversation)
+        except openai.APIError as exc:
+            if reached_server(exc):
+                outcome.requests += 1
+            else:
+                outcome.undelivered += 1
+            self._watch.failed(exc)
+            raise
+        outcome.requests += 1
+        self._watch.answered()
+        return reply
 
     async def _post(self, conversation: list[Message]) -> Reply:
         # The SDK's generic ``post`` (its documented way to call any endpoint) with the body

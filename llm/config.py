@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from forecaster.errors import UserError
+from llm.errors import LLMConfigError
 
 ENV_API_KEY = "OPENAI_API_KEY"
 ENV_BASE_URL = "OPENAI_BASE_URL"
@@ -25,10 +25,6 @@ ENV_MODEL = "FORECASTER_MODEL"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 # The SDK refuses an empty key; local servers ignore whatever is sent.
 LOCAL_PLACEHOLDER_KEY = "not-needed"
-
-
-class LLMConfigError(UserError):
-    """The LLM stage cannot start: missing model, key or a bad setting (one line)."""
 
 
 @dataclass(frozen=True)
@@ -45,10 +41,16 @@ class RetryPolicy:
     initial_backoff_s: float = 1.0
     max_backoff_s: float = 30.0
     max_retry_after_s: float = 60.0
+    # Requests in a row that fail to get any answer (connection error, timeout, 5xx) before
+    # the endpoint has answered once: then the run stops instead of retrying every customer.
+    # Above the per-customer attempts, so one unlucky customer alone never stops a run.
+    unreachable_after: int = 8
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise LLMConfigError("transport attempts must be at least 1")
+        if self.unreachable_after < 1:
+            raise LLMConfigError("unreachable_after must be at least 1")
 
 
 @dataclass(frozen=True)

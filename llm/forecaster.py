@@ -3,9 +3,11 @@
 One async core (``aforecast_many``); ``forecast_many`` runs it with ``asyncio.run``.
 Customers run concurrently under a semaphore, through one ``AsyncOpenAI`` client per run.
 Every validated answer is written to the SQLite cache the moment it arrives, so a re-run
-or a resumed killed run sends nothing twice. One customer's failure is a ``failed``
-record with a typed reason; only a fatal error (quota, key) stops the run, cancelling the
-requests in flight.
+or a resumed killed run sends nothing twice. Customers whose prompts are identical (same
+narrative) are asked once per run, cache or no cache: the others get a copy of that answer,
+marked ``shared_prompt`` and costing nothing in the ledger. One customer's failure is a
+``failed`` record with a typed reason; only a fatal error (quota, key, an endpoint that never
+answers) stops the run, cancelling the requests in flight.
 """
 
 from __future__ import annotations
@@ -17,11 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+import numpy as np
+import pandas as pd
+
 from llm.cache import CachedAnswer, ResponseCache, request_keyer
-from llm.client import CallOutcome, RunAborted, StructuredCaller, make_async_client, response_format
+from llm.client import CallOutcome, StructuredCaller, make_async_client, response_format
 from llm.config import LLMConfig, RetryPolicy, resolve_config
-from llm.ledger import DryRunEstimate, PriceTable, TokenCounter, UsageLedger, estimate_run
+from llm.errors import RunAborted
+from llm.ledger import DryRunEstimate, PriceTable, UsageLedger, estimate_run
 from llm.prompt import Message, build_messages, prompt_version, system_prompt
+from llm.tokens import TokenCounter
 from narrator.panel import CustomerHistory, HistoryBatch
 from structurer.schema import BucketScheme, ForecastRecord, spend_forecast_model
 
@@ -34,10 +41,27 @@ _Customer = tuple[str, str]  # (customer id, anchor YYYY-MM): all a record needs
 
 class LLMForecastRecord(ForecastRecord):
     """A ``ForecastRecord`` that also counts re-asks and transport retries apart.
-    ``attempts`` is the number of HTTP requests sent for this customer (0 on a cache hit)."""
+    ``attempts`` is the number of HTTP requests that reached the server for this customer
+    (0 on a cache hit or a shared prompt); ``undelivered`` the attempts whose connection
+    could not be opened; ``shared_prompt`` marks a copy of the answer to an identical prompt
+    asked for another customer of the same run."""
 
     reasks: int = 0
     transport_retries: int = 0
+    undelivered: int = 0
+    shared_prompt: bool = False
+
+
+def same_prompt_groups(narratives: list[str]) -> list[np.ndarray]:
+    """Indices of the customers sharing each distinct narrative, in order of first
+    appearance, each group ascending. The system prompt is the same for every customer of a
+    run, so equal narratives are equal requests (equal cache keys), and grouping the
+    strings spares hashing the whole messages per customer."""
+    if not narratives:
+        return []
+    codes, _ = pd.factorize(np.asarray(narratives, dtype=object))  # codes numbered by first appearance
+    order = np.argsort(codes, kind="stable")
+    return np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
 
 
 def _unwrap(group: BaseExceptionGroup) -> BaseException:
@@ -149,8 +173,10 @@ class LLMForecaster:
                            asyncio.Semaphore(self.config.concurrency))
                 try:
                     async with asyncio.TaskGroup() as group:
-                        for i, (customer, narrative) in enumerate(zip(customers, narratives)):
-                            group.create_task(self._forecast_one(run, customer, narrative, results, i, progress))
+                        for indices in same_prompt_groups(narratives):  # one task per distinct prompt
+                            shared = [(int(i), customers[i]) for i in indices]
+                            group.create_task(self._forecast_prompt(run, narratives[indices[0]], shared, results,
+                                                                    progress))
                 except BaseExceptionGroup as group:
                     raise _unwrap(group) from None
         finally:
@@ -159,42 +185,51 @@ class LLMForecaster:
         return [r for r in results if r is not None]
 
     def dry_run(self, histories: Histories, counter: TokenCounter | None = None) -> DryRunEstimate:
-        """Calls, tokens and cost this run would need; nothing is sent."""
-        all_messages = [self._messages(narrative) for narrative in self._customers(histories)[1]]
+        """Calls, tokens and cost this run would need; nothing is sent. Like the run, it
+        prices each distinct prompt once."""
+        narratives = self._customers(histories)[1]
+        distinct = [self._messages(narratives[group[0]]) for group in same_prompt_groups(narratives)]
         cache = self._open_cache()
         try:
-            pending = [m for m in all_messages if cache is None or cache.get(self._key(m)) is None]
+            pending = [m for m in distinct if cache is None or cache.get(self._key(m)) is None]
         finally:
             if cache is not None:
                 cache.close()
-        return estimate_run(self.config.model, len(all_messages), pending, self._schema, self.ledger.prices, counter)
+        return estimate_run(self.config.model, len(narratives), len(distinct), pending, self._schema,
+                            self.ledger.prices, counter)
 
     def messages_for(self, history: CustomerHistory) -> list[Message]:
         """The exact messages one customer's first ask sends (for `explain` and tests)."""
         return self._messages(self._narrate(history))
 
-    # -- one customer --------------------------------------------------------------------------
+    # -- one prompt ----------------------------------------------------------------------------
 
-    async def _forecast_one(
-        self, run: _Run, customer: _Customer, narrative: str,
-        results: list[ForecastRecord | None], i: int, progress: Progress | None,
+    async def _forecast_prompt(
+        self, run: _Run, narrative: str, customers: list[tuple[int, _Customer]],
+        results: list[ForecastRecord | None], progress: Progress | None,
     ) -> None:
-        messages = self._messages(narrative)
+        """Ask (or read from the cache) once for the first customer; every other customer
+        with the same prompt gets a copy that costs nothing."""
+        (first_index, first), *others = customers
+        record = await self._answer(run, first, self._messages(narrative))
+        copies = [(i, self._shared_copy(record, customer)) for i, customer in others]
+        for i, one in [(first_index, record), *copies]:
+            self.ledger.add(one)
+            results[i] = one
+            if progress is not None:
+                progress(one)
+
+    async def _answer(self, run: _Run, customer: _Customer, messages: list[Message]) -> LLMForecastRecord:
         key = self._key(messages) if run.cache is not None else ""
         cached = run.cache.get(key) if run.cache is not None else None
         if cached is not None:
-            record = self._from_cache(customer, cached)
-        else:
-            async with run.semaphore:
-                outcome = await run.caller.ask(messages)
-                # written before the slot is released: once a slot moves on, its answer is safe
-                if outcome.ok and run.cache is not None:
-                    run.cache.put(key, outcome.answer_json or "", outcome.tokens_in, outcome.tokens_out, self.config.model)
-            record = self._from_outcome(customer, outcome)
-        self.ledger.add(record)
-        results[i] = record
-        if progress is not None:
-            progress(record)
+            return self._from_cache(customer, cached)
+        async with run.semaphore:
+            outcome = await run.caller.ask(messages)
+            # written before the slot is released: once a slot moves on, its answer is safe
+            if outcome.ok and run.cache is not None:
+                run.cache.put(key, outcome.answer_json or "", outcome.tokens_in, outcome.tokens_out, self.config.model)
+        return self._from_outcome(customer, outcome)
 
     def _customers(self, histories: Histories) -> tuple[list[_Customer], list[str]]:
         """Each history's (customer id, anchor) and narrative. A :class:`HistoryBatch` is
@@ -237,7 +272,17 @@ class LLMForecaster:
             attempts=outcome.requests,
             reasks=outcome.reasks,
             transport_retries=outcome.transport_retries,
+            undelivered=outcome.undelivered,
             tokens_in=outcome.tokens_in,
             tokens_out=outcome.tokens_out,
             latency_s=outcome.latency_s,
         )
+
+    @staticmethod
+    def _shared_copy(record: LLMForecastRecord, customer: _Customer) -> LLMForecastRecord:
+        """``record``'s answer (or failure) for another customer with the same prompt; what
+        it cost is counted once, on ``record``."""
+        return record.model_copy(update=dict(
+            customer_id=customer[0], anchor=customer[1], attempts=0, reasks=0, transport_retries=0,
+            undelivered=0, tokens_in=0, tokens_out=0, latency_s=0.0, cache_hit=False, shared_prompt=True,
+        ))

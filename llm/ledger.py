@@ -3,40 +3,26 @@
 Prices are per 1M tokens in US dollars, a small table of public list prices that goes
 stale: override or extend it with a JSON file (``FORECASTER_PRICES=prices.json``, of the
 form ``{"model": {"input": 0.15, "output": 0.6}}``). A model not in the table (any local
-model) has no cost estimate, and the summary says so rather than printing 0.
-
-Token estimates use tiktoken's ``o200k_base`` when its BPE file is already in tiktoken's
-cache (``TIKTOKEN_CACHE_DIR``; tiktoken otherwise downloads it, and nothing here ever
-triggers a download). Without it, a character-based approximation calibrated on this
-project's Korean prompts against the real ``o200k_base`` is used, and every estimate says
-which method it used.
+model) has no cost estimate, and the summary says so rather than printing 0. Token counts
+come from :mod:`llm.tokens`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 import os
-import re
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
-from forecaster.errors import UserError
+from llm.errors import PriceFileError
+from llm.tokens import TokenCounter
 from structurer.schema import ForecastRecord
 
 ENV_PRICES = "FORECASTER_PRICES"
-O200K_URL = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"
-# Chat format overhead (OpenAI cookbook, "How to count tokens with tiktoken"): each
-# message is wrapped in ~3 tokens, and ~3 more prime the reply.
-TOKENS_PER_MESSAGE = 3
-TOKENS_PER_REPLY = 3
 # Assumed answer size for the dry run (an assumption, not a measurement of real model
 # answers): a hand-written example answer, a 2-sentence Korean rationale plus the JSON
 # fields of a 4-bucket scheme, is 130 o200k_base tokens; 200 leaves room for 3 sentences.
@@ -92,9 +78,9 @@ def _read_price_file(path: Path) -> dict[str, Price]:
         raw = json.loads(path.read_text(encoding="utf-8"))
         return {name: Price(float(p["input"]), float(p["output"])) for name, p in raw.items()}
     except FileNotFoundError:
-        raise UserError(f"{path}: price file not found (set {ENV_PRICES} to an existing JSON file)") from None
+        raise PriceFileError(f"{path}: price file not found (set {ENV_PRICES} to an existing JSON file)") from None
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise UserError(
+        raise PriceFileError(
             f'{path}: price file must map model -> {{"input": USD per 1M, "output": USD per 1M}} ({exc})'
         ) from None
 
@@ -105,81 +91,15 @@ def _cost_note(cost: float | None, model: str) -> str:
     return "공시 가격 기준 추정치 (estimate from list prices)"
 
 
-# -- token counting --------------------------------------------------------------------------
-
-_HANGUL = re.compile(r"[\uac00-\ud7a3]")
-_HANGUL_WORD = re.compile(r"[\uac00-\ud7a3]+")
-_LATIN = re.compile(r"[A-Za-z]")
-_LATIN_WORD = re.compile(r"[A-Za-z]+")
-_DIGIT = re.compile(r"[0-9]")
-_SPACE = re.compile(r"\s")
-
-
-def approximate_tokens(text: str) -> int:
-    """``o200k_base`` token count estimated from character classes, least squares (NNLS)
-    fitted on 2,000 CDNOW narratives, both system prompts and the response schema against
-    the real ``o200k_base``: ``0.34 x Hangul syllables + 1.35 x Hangul words + 0.77 x
-    digits + 0.62 x punctuation + 1 x Latin words``. Measured error: narratives 1.1 % mean,
-    5.3 % worst, +0.8 % in total; system prompts and schema within 1 %; plain Korean prose
-    about +20 % (an over-estimate, the safe side for a cost estimate)."""
-    hangul = len(_HANGUL.findall(text))
-    latin = len(_LATIN.findall(text))
-    digits = len(_DIGIT.findall(text))
-    punctuation = len(text) - hangul - latin - digits - len(_SPACE.findall(text))
-    estimate = (0.34 * hangul + 1.35 * len(_HANGUL_WORD.findall(text)) + 0.77 * digits
-                + 0.62 * punctuation + len(_LATIN_WORD.findall(text)))
-    return math.ceil(estimate)
-
-
-class TokenCounter:
-    """``o200k_base`` when its BPE file is available offline, else :func:`approximate_tokens`."""
-
-    def __init__(self, allow_tiktoken: bool = True) -> None:
-        self._encoding = _cached_o200k() if allow_tiktoken else None
-        self.method = "o200k_base (tiktoken)" if self._encoding else "approximation (no o200k_base file offline)"
-        self._system_counts: dict[str, int] = {}
-
-    def count(self, text: str) -> int:
-        if self._encoding is not None:
-            return len(self._encoding.encode(text, disallowed_special=()))
-        return approximate_tokens(text)
-
-    def count_messages(self, messages: Iterable[Mapping[str, str]]) -> int:
-        total = TOKENS_PER_REPLY
-        for message in messages:
-            content = message["content"]
-            if message["role"] == "system":  # the same text for every customer: count it once
-                if content not in self._system_counts:
-                    self._system_counts[content] = self.count(content)
-                total += TOKENS_PER_MESSAGE + self._system_counts[content]
-            else:
-                total += TOKENS_PER_MESSAGE + self.count(content)
-        return total
-
-
-def _tiktoken_cache_path() -> Path | None:
-    """Where tiktoken keeps the o200k_base file (mirrors ``tiktoken.load.read_file_cached``)."""
-    directory = os.environ.get("TIKTOKEN_CACHE_DIR", os.environ.get("DATA_GYM_CACHE_DIR"))
-    if directory == "":
-        return None
-    directory = directory or os.path.join(tempfile.gettempdir(), "data-gym-cache")
-    return Path(directory) / hashlib.sha1(O200K_URL.encode()).hexdigest()
-
-
-@lru_cache(maxsize=1)
-def _cached_o200k() -> Any:
-    path = _tiktoken_cache_path()
-    if path is None or not path.exists():
-        return None
-    import tiktoken
-
-    try:
-        return tiktoken.get_encoding("o200k_base")
-    except Exception:  # a corrupt cache file makes tiktoken try the network: don't rely on it
-        return None
-
-
 # -- the ledger ------------------------------------------------------------------------------
+
+
+EXAMPLE_CHARS = 160  # enough for an error's gist; a validation error can run to pages
+
+
+def _one_line(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -190,9 +110,11 @@ def _percentile(values: list[float], q: float) -> float | None:
 class UsageLedger:
     """Totals over every record of a run (or of several runs of one forecaster).
 
-    ``calls`` counts HTTP requests actually sent (first asks + re-asks + transport
-    retries), so it equals what the server saw. Tokens count what was sent and received in
-    this run; answers served from the cache are counted apart as ``cached_tokens_*``.
+    ``calls`` counts HTTP requests that reached the server (first asks + re-asks +
+    transport retries), so it equals what the server saw; attempts whose connection could
+    not be opened are ``undelivered``. Tokens count what was sent and received in this run;
+    answers served from the cache are counted apart as ``cached_tokens_*``, and copies of an
+    answer to an identical prompt of the same run as ``shared_prompts`` (no call, no tokens).
     """
 
     model: str
@@ -201,7 +123,9 @@ class UsageLedger:
     ok: int = 0
     failed: int = 0
     calls: int = 0
+    undelivered: int = 0
     cache_hits: int = 0
+    shared_prompts: int = 0
     reasks: int = 0
     transport_retries: int = 0
     tokens_in: int = 0
@@ -209,6 +133,7 @@ class UsageLedger:
     cached_tokens_in: int = 0
     cached_tokens_out: int = 0
     failures: Counter = field(default_factory=Counter)
+    failure_examples: dict[str, str] = field(default_factory=dict)  # reason -> its first detail
     latencies: list[float] = field(default_factory=list)
 
     def add(self, record: ForecastRecord) -> None:
@@ -216,13 +141,19 @@ class UsageLedger:
         self.ok += record.status == "ok"
         self.failed += record.status == "failed"
         if record.status == "failed":
-            self.failures[record.reason or "other"] += 1
+            reason = record.reason or "other"
+            self.failures[reason] += 1
+            self.failure_examples.setdefault(reason, record.detail or "")
+        if getattr(record, "shared_prompt", False):
+            self.shared_prompts += 1
+            return
         if record.cache_hit:
             self.cache_hits += 1
             self.cached_tokens_in += record.tokens_in
             self.cached_tokens_out += record.tokens_out
             return
         self.calls += record.attempts
+        self.undelivered += getattr(record, "undelivered", 0)
         self.reasks += getattr(record, "reasks", 0)
         self.transport_retries += getattr(record, "transport_retries", 0)
         self.tokens_in += record.tokens_in
@@ -237,7 +168,9 @@ class UsageLedger:
             "ok": self.ok,
             "failed": self.failed,
             "calls": self.calls,
+            "undelivered": self.undelivered,
             "cache_hits": self.cache_hits,
+            "shared_prompts": self.shared_prompts,
             "reasks": self.reasks,
             "transport_retries": self.transport_retries,
             "tokens_in": self.tokens_in,
@@ -255,6 +188,27 @@ class UsageLedger:
         """A rich table with Korean/English labels (for the CLI and the report)."""
         return render_summary(self.summary(), "LLM 사용량 (usage ledger)")
 
+    @property
+    def failed_share(self) -> float:
+        """Failed customers over all customers of the run (0 for an empty run)."""
+        return self.failed / self.customers if self.customers else 0.0
+
+    def render_failures(self) -> Any:
+        """A rich table of the failures by reason: count, share of the run's customers and
+        the first failure's detail (an error message about a request or an answer, and
+        prompts carry no customer id)."""
+        from rich.table import Table
+
+        table = Table(title="LLM 실패 사유 (failures by reason)", title_justify="left")
+        table.add_column("사유 (reason)", style="bold")
+        table.add_column("건수 (count)", justify="right")
+        table.add_column("비율 (share)", justify="right")
+        table.add_column("예시 (first detail)", overflow="fold")
+        for reason, count in self.failures.most_common():
+            table.add_row(reason, f"{count:,}", f"{count / self.customers:.1%}",
+                          _one_line(self.failure_examples.get(reason, ""), EXAMPLE_CHARS))
+        return table
+
 
 @dataclass(frozen=True)
 class DryRunEstimate:
@@ -263,6 +217,7 @@ class DryRunEstimate:
     model: str
     customers: int
     cache_hits: int
+    shared_prompts: int
     calls: int
     prompt_tokens: int
     output_tokens: int
@@ -274,6 +229,7 @@ class DryRunEstimate:
             "model": self.model,
             "customers": self.customers,
             "cache_hits": self.cache_hits,
+            "shared_prompts": self.shared_prompts,
             "calls": self.calls,
             "prompt_tokens": self.prompt_tokens,
             "output_tokens": self.output_tokens,
@@ -290,14 +246,16 @@ class DryRunEstimate:
 def estimate_run(
     model: str,
     customers: int,
+    distinct_prompts: int,
     uncached_messages: list[list[dict[str, str]]],
     schema: Mapping[str, Any],
     prices: PriceTable,
     counter: TokenCounter | None = None,
 ) -> DryRunEstimate:
-    """Calls = customers not in the cache (one ask each; re-asks and retries are not
-    predictable and not counted). Prompt tokens = the messages plus the response schema,
-    which the provider also feeds the model; output tokens = ``OUTPUT_TOKENS_ASSUMED``."""
+    """Calls = distinct prompts not in the cache (one ask each; a prompt repeated by other
+    customers is sent once, and re-asks and retries are not predictable and not counted).
+    Prompt tokens = the messages plus the response schema, which the provider also feeds the
+    model; output tokens = ``OUTPUT_TOKENS_ASSUMED``."""
     counter = counter or TokenCounter()
     schema_tokens = counter.count(json.dumps(schema, ensure_ascii=False))
     calls = len(uncached_messages)
@@ -306,7 +264,8 @@ def estimate_run(
     return DryRunEstimate(
         model=model,
         customers=customers,
-        cache_hits=customers - calls,
+        cache_hits=distinct_prompts - calls,
+        shared_prompts=customers - distinct_prompts,
         calls=calls,
         prompt_tokens=prompt_tokens,
         output_tokens=output_tokens,
@@ -321,7 +280,9 @@ _LABELS = {
     "ok": "성공 (ok)",
     "failed": "실패 (failed)",
     "calls": "API 호출 (calls)",
+    "undelivered": "연결 실패로 못 보낸 요청 (undelivered)",
     "cache_hits": "캐시 적중 (cache hits)",
+    "shared_prompts": "같은 프롬프트의 답 재사용 (shared prompts)",
     "reasks": "재질문 (re-asks)",
     "transport_retries": "전송 재시도 (transport retries)",
     "tokens_in": "입력 토큰 (tokens in)",

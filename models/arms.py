@@ -75,8 +75,9 @@ def forecaster_arm(train: pd.DataFrame, target: pd.DataFrame, rep: np.ndarray, p
                    spend_col: str) -> ArmOutput:
     """The forecaster's own distribution; a failed forecast is scored as climatology and
     counted, so the arm is scored on every row."""
-    probs = target[prob_cols].to_numpy(dtype=float)
-    spend = target[spend_col].to_numpy(dtype=float)
+    # copies: the failed rows are overwritten below, and pandas may hand out read-only views
+    probs = target[prob_cols].to_numpy(dtype=float, copy=True)
+    spend = target[spend_col].to_numpy(dtype=float, copy=True)
     failed = np.isnan(probs).any(axis=1)
     if failed.any():
         clim = climatology(train, len(rep))

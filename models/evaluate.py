@@ -5,6 +5,10 @@ last of them, V, is the validation anchor (early stopping, the purchase threshol
 persistence mixing weight) and the model is fitted on anchors before V. Nothing is tuned on
 a test anchor. The bucket scheme and each bucket's representative spend come from months
 before the first test anchor (the caller fits them).
+
+Each augmented arm's difference from ``xgb_base`` is bootstrapped over customers twice:
+pooled over the test anchors and within each one, so a month that differs from the others
+shows on its own rather than only as a shift of the pooled difference.
 """
 
 from __future__ import annotations
@@ -157,18 +161,42 @@ def _inputs(pred: pd.DataFrame, kind: str, scheme: BucketScheme) -> tuple:
     return pred["purchase_prob"].to_numpy(), (y > 0).astype(float)
 
 
-def bootstrap_differences(pred: pd.DataFrame, scheme: BucketScheme, n_resamples: int, seed: int) -> dict:
-    """``xgb_base+X - xgb_base`` for every augmented arm, paired over customers."""
+def _aligned_arms(pred: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """The baseline's rows and each augmented arm's (comparison name -> rows), all in the
+    same (anchor, customer) order so row i of one is row i of every other."""
     base = pred[pred["arm"] == "xgb_base"].sort_values(["anchor", "customer_id"])
-    out = {}
-    for arm in [a for a in pred["arm"].unique() if a.startswith("xgb_base+")]:
-        other = pred[pred["arm"] == arm].sort_values(["anchor", "customer_id"])
-        groups = base["customer_id"].to_numpy()
-        out[f"{arm} - xgb_base"] = {
-            name: bootstrap.paired_bootstrap(fn, _inputs(base, kind, scheme), _inputs(other, kind, scheme),
-                                             groups, n_resamples=n_resamples, seed=seed)
-            for name, (fn, kind) in BOOTSTRAP_METRICS.items()
-        }
+    others = {f"{arm} - xgb_base": pred[pred["arm"] == arm].sort_values(["anchor", "customer_id"])
+              for arm in pred["arm"].unique() if arm.startswith("xgb_base+")}
+    return base, others
+
+
+def _paired_differences(base: pd.DataFrame, others: dict[str, pd.DataFrame], scheme: BucketScheme,
+                        n_resamples: int, seed: int) -> dict:
+    """comparison -> metric -> interval, every difference from the same customer draws."""
+    jobs = {(name, metric): (fn, _inputs(base, kind, scheme), _inputs(other, kind, scheme))
+            for name, other in others.items() for metric, (fn, kind) in BOOTSTRAP_METRICS.items()}
+    out = bootstrap.paired_bootstrap_set(jobs, base["customer_id"].to_numpy(), n_resamples, seed)
+    return {name: {metric: out[(name, metric)] for metric in BOOTSTRAP_METRICS} for name in others}
+
+
+def bootstrap_differences(pred: pd.DataFrame, scheme: BucketScheme, n_resamples: int, seed: int) -> dict:
+    """``xgb_base+X - xgb_base`` for every augmented arm over all test anchors, paired over
+    customers (all of a drawn customer's rows, in every anchor)."""
+    return _paired_differences(*_aligned_arms(pred), scheme, n_resamples, seed)
+
+
+def bootstrap_differences_by_anchor(pred: pd.DataFrame, scheme: BucketScheme, n_resamples: int,
+                                    seed: int) -> dict:
+    """The same differences within each test anchor (customers resampled within that
+    anchor's rows): comparison -> anchor -> metric -> interval. A month that differs from
+    the others shows here, not only as a shift of the pooled difference."""
+    base, others = _aligned_arms(pred)
+    out: dict = {name: {} for name in others}
+    for anchor in sorted(base["anchor"].unique()):
+        keep = base["anchor"].to_numpy() == anchor  # every arm has the same row order
+        by_name = _paired_differences(base[keep], {n: o[keep] for n, o in others.items()}, scheme, n_resamples, seed)
+        for name, metrics_ in by_name.items():
+            out[name][anchor] = metrics_
     return out
 
 
@@ -220,6 +248,7 @@ def evaluate(rows: pd.DataFrame, test_anchors: list[str], scheme: BucketScheme, 
         "origins": origins,
         "arms": score_predictions(predictions, scheme),
         "differences": bootstrap_differences(predictions, scheme, n_resamples, seed),
+        "differences_by_anchor": bootstrap_differences_by_anchor(predictions, scheme, n_resamples, seed),
         "learning_curve": learning_curve(rows, test_anchors[-1], scheme, rep, xgb_cols, seed,
                                          full_models=last_models),
     }

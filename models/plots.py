@@ -45,6 +45,9 @@ CAPTIONS = {
     "importance": "특성 중요도 (상위 {shown}개): 왼쪽은 두 모델 각각의 총 gain 중 비중, 오른쪽은 구매 모델의 "
                   "평균 |SHAP|입니다.",
     "learning_curve": "학습 곡선: 학습 고객 수에 따른 마지막 평가 월의 RPS (가로축은 로그 눈금).",
+    "differences": "평가 월별 차이: XGBoost + 예측기 특성 − XGBoost 기본의 차이를 평가 월마다, 그리고 평가 월 전체로 "
+                   "점(차이)과 막대(고객 단위 paired bootstrap 95% 신뢰구간)로 그렸습니다. 세로 점선이 0(차이 없음)이며, "
+                   "막대가 0을 지나면 그 달에서는 차이의 근거가 없습니다.",
 }
 
 
@@ -237,6 +240,39 @@ def importance_chart(top: pd.DataFrame, model_label: str) -> bytes:
     for ax in (left, right):
         ax.grid(True, axis="x", alpha=0.3)
     fig.suptitle(f"특성 중요도 상위 {len(top)}개: {model_label}")
+    return _png(fig)
+
+
+def differences_chart(panels: list[tuple[str, list[tuple[str, float | None, float | None, float | None]]]],
+                      comparison: str) -> bytes:
+    """One panel per metric: each row's difference as a point and its interval as a bar,
+    test months first and the pooled row last (set apart), with 0 marked. ``panels`` holds
+    (panel title, [(row label, difference, lo, hi)]); a missing end leaves the bar out."""
+    use_korean_font()
+    rows = len(panels[0][1])
+    fig = Figure(figsize=(4.4 * len(panels), 0.45 * rows + 1.9))
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    y = np.arange(rows)[::-1].astype(float)  # the first row on top
+    for ax, (title, points) in zip(axes, panels):
+        for yi, (label, diff, lo, hi) in zip(y, points):
+            pooled = yi == y[-1]
+            color = "black" if pooled else "tab:blue"
+            if diff is None:
+                continue
+            if lo is not None and hi is not None:
+                ax.errorbar([diff], [yi], xerr=[[diff - lo], [hi - diff]], fmt="D" if pooled else "o", color=color,
+                            capsize=4, markersize=6 if pooled else 5, linewidth=1.6 if pooled else 1.2)
+            else:
+                ax.plot([diff], [yi], "D" if pooled else "o", color=color)
+        ax.axvline(0.0, color="tab:red", linestyle="--", linewidth=1)
+        ax.axhline(y[-1] + 0.5, color="grey", linewidth=0.6)
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, axis="x", alpha=0.3)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=4))  # long decimals: few ticks
+        ax.set_xlabel("차이 (b - a), 점선 = 0")
+    axes[0].set_yticks(y, [label for label, *_ in panels[0][1]], fontsize=9)
+    axes[0].set_ylim(y[-1] - 0.7, y[0] + 0.7)
+    fig.suptitle(f"평가 월별 차이와 95% 신뢰구간: {comparison}", fontsize=11)
     return _png(fig)
 
 

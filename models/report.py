@@ -1,11 +1,14 @@
 """The offline evaluation report: ``metrics.json``, ``predictions.parquet``, ``report.md``,
-``report.html`` and the PNG figures, written atomically into one folder.
+``report.html`` and the PNG figures, written into one folder.
 
 :func:`build_report_data` gathers every number the report shows into one JSON-safe dict
-(``metrics.json``); the Korean prose and tables (:mod:`models.report_text`) are rendered from
-that dict only, so nothing appears in the report that the JSON does not hold.
-:func:`write_report` writes everything into a temporary sibling folder and renames it into
-place at the end: a failure leaves neither a half-written folder nor a damaged old one.
+(``metrics.json``), with the warnings of :mod:`models.report_checks`; the Korean prose
+(:mod:`models.report_text`) and tables (:mod:`models.report_tables`) are rendered from that
+dict only, so nothing appears in the report that the JSON does not hold.
+:func:`write_report` writes everything into one new or empty folder; ``forecaster evaluate``
+gives it a temporary folder and renames that into place at the end
+(:mod:`forecaster.destination`), so a failure leaves neither a half-written folder nor a
+damaged old one.
 """
 
 from __future__ import annotations
@@ -14,8 +17,6 @@ import base64
 import dataclasses
 import json
 import math
-import shutil
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +24,10 @@ import jinja2
 import numpy as np
 import pandas as pd
 
-from forecaster.errors import UserError
-from models import plots, report_text
-from models.report_text import BASELINE_ARM, HEADLINE_ARM, HEADLINE_METRIC
+from models import plots, report_checks, report_tables, report_text
+from models.feature_labels import feature_label
+from models.report_format import (ARM_LABELS, BASELINE_ARM, BETTER, HEADLINE_ARM, HEADLINE_COMPARISON,
+                                  HEADLINE_METRIC, METRIC_NAMES, arm_name, comparison_name, month)
 
 if TYPE_CHECKING:
     from forecaster.evaluation import EvaluationSetup
@@ -59,7 +61,7 @@ def json_safe(value: Any) -> Any:
 
 def arm_order(arms: list[str]) -> list[str]:
     """Known arms in the report's order, then any other arm in the order given."""
-    known = [a for a in report_text.ARM_LABELS if a in arms]
+    known = [a for a in ARM_LABELS if a in arms]
     return known + [a for a in arms if a not in known]
 
 
@@ -116,15 +118,19 @@ def _base_rates(arms: dict, order: list[str]) -> dict:
             "by_segment": {k: s["base_rate"] for k, s in entry["by_segment"].items()}}
 
 
-def _headline(differences: dict) -> dict:
-    key = f"{HEADLINE_ARM} - {BASELINE_ARM}"
+def _headline(differences: dict, sufficiency: dict) -> dict:
+    """The headline comparison's RPS difference and its verdict: ``cannot_answer`` (no
+    conclusion at all) when the test rows are below the evaluation's minimum."""
+    key = HEADLINE_COMPARISON
     if key not in differences:
         return {"comparison": key, "metric": HEADLINE_METRIC, "verdict": "not_run", "difference": None,
                 "relative_change": None}
     diff = differences[key][HEADLINE_METRIC]
     relative = diff["diff"] / diff["a"] if diff["a"] else float("nan")
-    return {"comparison": key, "metric": HEADLINE_METRIC, "verdict": report_text.verdict(HEADLINE_METRIC, diff),
-            "difference": diff, "relative_change": relative}
+    return {"comparison": key, "metric": HEADLINE_METRIC,
+            "verdict": report_checks.judged(HEADLINE_METRIC, diff, bool(sufficiency["can_answer"])),
+            "difference": diff, "relative_change": relative,
+            "minimum_detectable_difference": diff.get("mde")}
 
 
 def _with_difference(point: dict) -> dict:
@@ -175,23 +181,40 @@ def build_report_data(setup: "EvaluationSetup", result: "EvaluationResult") -> d
         "arm_order": order,
         "arms": m["arms"],
         "base_rate": _base_rates(m["arms"], order),
-        "headline": _headline(m["differences"]),
+        "data_sufficiency": m["data_sufficiency"],
+        "headline": _headline(m["differences"], m["data_sufficiency"]),
         "differences": m["differences"],
+        "differences_by_anchor": m["differences_by_anchor"],
         "learning_curve": [_with_difference(point) for point in m["learning_curve"]],
         "importance": _importance(result.importance, m.get("importance_model", "")),
         "confusion": _confusion(result.predictions, order, scheme),
         "reliability": _reliability(result.predictions, order),
         "arms_not_run": dict(setup.arms_not_run),
     }
-    return json_safe(data)
+    data = json_safe(data)
+    data["warnings"] = json_safe(report_checks.warnings(data))  # from the JSON-safe numbers they quote
+    return data
 
 
 # -- figures ---------------------------------------------------------------------------------
 
+CHART_METRICS = ("rps", "log_loss", "pr_auc")  # the per-month difference chart's panels
+_IMPROVES = {"lower": "음수가 개선", "higher": "양수가 개선"}
+
+
+def _difference_panels(data: dict) -> list[tuple[str, list[tuple[str, float, float, float]]]]:
+    """(panel title, [(label, difference, lo, hi) per test month, then pooled]) per chart
+    metric of the headline comparison."""
+    by_anchor, pooled = data["differences_by_anchor"][HEADLINE_COMPARISON], data["differences"][HEADLINE_COMPARISON]
+    return [(f"{METRIC_NAMES[key]} ({_IMPROVES[BETTER[key]]})",
+             [(month(a), d[key]["diff"], d[key]["lo"], d[key]["hi"]) for a, d in by_anchor.items()]
+             + [(report_tables.POOLED, pooled[key]["diff"], pooled[key]["lo"], pooled[key]["hi"])])
+            for key in CHART_METRICS]
+
 
 def render_plots(data: dict, predictions: pd.DataFrame) -> dict[str, bytes]:
     """name -> PNG bytes; a figure without data (no learning curve, no features) is left out."""
-    labels = {a: report_text.ARM_LABELS.get(a, a) for a in data["arm_order"]}
+    labels = {a: ARM_LABELS.get(a, a) for a in data["arm_order"]}
     order = data["arm_order"]
     conf = data["confusion"]
     out = {
@@ -199,12 +222,17 @@ def render_plots(data: dict, predictions: pd.DataFrame) -> dict[str, bytes]:
         "pr_curve": plots.pr_curves(predictions, order, labels),
         "gains": plots.gains_chart(predictions, order, labels),
         "confusion": plots.confusion_matrix(np.array(conf["counts"]), conf["labels"],
-                                            f"혼동 행렬: {report_text.arm_name(conf['arm'])}, 평가 월 전체"),
+                                            f"혼동 행렬: {arm_name(conf['arm'])}, 평가 월 전체"),
     }
+    if HEADLINE_COMPARISON in data["differences_by_anchor"]:
+        out["differences"] = plots.differences_chart(_difference_panels(data),
+                                                     comparison_name(HEADLINE_COMPARISON, minus="-"))
     imp = data["importance"]
     if imp["features"]:
-        top = pd.DataFrame(imp["features"][: imp["shown"]]).set_index("feature")
-        out["importance"] = plots.importance_chart(top, report_text.arm_name(imp["model"]))
+        buckets = dict(zip(data["scheme"]["ids"], data["scheme"]["labels"]))
+        top = pd.DataFrame(imp["features"][: imp["shown"]])
+        top.index = [feature_label(f, buckets) for f in top["feature"]]
+        out["importance"] = plots.importance_chart(top, arm_name(imp["model"]))
     if data["learning_curve"]:
         out["learning_curve"] = plots.learning_curve_chart(data["learning_curve"], labels)
     return out
@@ -218,9 +246,11 @@ _MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*[]<>|~"} | {"\n": "
 def markdown_escape(value: Any) -> Any:
     """Backslash-escape, in every string of ``value`` (nested), what Markdown would read as
     markup: table pipes, links, raw HTML, emphasis, strikethrough. The Markdown template's
-    own literal markup is not touched, since only the context passes through here."""
+    own literal markup is not touched, since only the context passes through here. A tilde
+    with a space on both sides (an interval's ``−0.00377 ~ −0.00298``) can neither open nor
+    close a strikethrough, so it stays readable in the raw file."""
     if isinstance(value, str):
-        return value.translate(_MARKDOWN_SPECIAL)
+        return value.translate(_MARKDOWN_SPECIAL).replace(" \\~ ", " ~ ")
     if isinstance(value, dict):
         return {k: markdown_escape(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -236,7 +266,7 @@ def _environment(markdown: bool) -> jinja2.Environment:
 
 def render_documents(data: dict, images: dict[str, bytes]) -> dict[str, str]:
     """``report.md`` (figures linked from ``plots/``) and ``report.html`` (figures inline)."""
-    context = {"data": data, "prose": report_text.prose(data), "tables": report_text.tables(data),
+    context = {"data": data, "prose": report_text.prose(data), "tables": report_tables.tables(data),
                "figures": {name: plots.CAPTIONS[name].format(shown=data["importance"]["shown"]) for name in images}}
     md_images = {name: f"{PLOT_FOLDER}/{name}.png" for name in images}
     html_images = {name: "data:image/png;base64," + base64.b64encode(png).decode("ascii")
@@ -268,51 +298,14 @@ def _write_all(folder: Path, setup: "EvaluationSetup", result: "EvaluationResult
     return written
 
 
-def _check_replaceable(out_dir: Path) -> None:
-    """Only a new path, an empty folder or an earlier report folder may be replaced: never
-    a file, nor a folder holding anything else (``--out .`` must not wipe the user's files)."""
-    if not out_dir.exists():
-        return
-    if not out_dir.is_dir():
-        raise UserError(f"--out {out_dir}: a file of that name exists; give a folder path for the report")
-    entries = {p.name for p in out_dir.iterdir()}
-    if entries and not {FILES["metrics"], FILES["report_md"]} <= entries:
-        raise UserError(f"--out {out_dir}: the folder exists and is not an earlier report (no {FILES['metrics']} "
-                        "and report.md); give a new or empty folder")
-
-
-def _sibling(out_dir: Path, tag: str) -> Path:
-    return out_dir.with_name(f".{out_dir.name}.{tag}-{uuid.uuid4().hex[:8]}")
-
-
-def _move_into_place(staging: Path, out_dir: Path) -> None:
-    """Rename ``staging`` to ``out_dir``; an existing ``out_dir`` is moved aside first and
-    put back if the rename fails, and deleted only once the new folder is in place."""
-    if not out_dir.exists():
-        staging.rename(out_dir)
-        return
-    old = _sibling(out_dir, "old")
-    out_dir.rename(old)
-    try:
-        staging.rename(out_dir)
-    except OSError:
-        old.rename(out_dir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def write_report(out_dir: Path, setup: "EvaluationSetup", result: "EvaluationResult") -> dict[str, Path]:
-    """Write the report folder atomically; returns output name -> final path
-    (``metrics``, ``predictions``, ``report_md``, ``report_html``, ``plot_<name>``)."""
-    out_dir = Path(out_dir).absolute()
-    _check_replaceable(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = _sibling(out_dir, "tmp")
-    staging.mkdir()
-    try:
-        written = _write_all(staging, setup, result)
-        _move_into_place(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return {key: out_dir / rel for key, rel in written.items()}
+def write_report(folder: Path, setup: "EvaluationSetup", result: "EvaluationResult") -> dict[str, Path]:
+    """Write every output into ``folder``, a new or empty folder; returns output name -> path
+    (``metrics``, ``predictions``, ``report_md``, ``report_html``, ``plot_<name>``). Atomic
+    replacement of an earlier report is the caller's: ``forecaster evaluate`` passes a
+    temporary folder that it renames into place (:mod:`forecaster.destination`)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if any(folder.iterdir()):
+        raise ValueError(f"{folder}: write_report needs a new or empty folder")
+    written = _write_all(folder, setup, result)
+    return {key: folder / rel for key, rel in written.items()}

@@ -1,211 +1,84 @@
-"""The Korean words of the evaluation report: arm and metric names, number formats and the
-sentences of each section.
+"""The Korean sentences of the evaluation report, section by section.
 
 Every function here reads the report's JSON-safe data (what ``metrics.json`` holds), never
 the raw result, so each number a sentence quotes is also in ``metrics.json``. Particles
-after numbers and words are chosen by :func:`narrator.korean.josa`, never written "이(가)".
+after numbers and words are chosen by :func:`narrator.korean.josa`, never written "이(가)";
+numbers and intervals are written by :mod:`models.report_format`, verdicts and warnings
+decided by :mod:`models.report_checks`; the tables are in :mod:`models.report_tables`.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from typing import Any
 
-import pandas as pd
+from models import bootstrap
+from models.report_checks import VERDICT_WORDS, can_answer, cannot_answer_reason, judged
+from models.report_format import (BASELINE_ARM, HEADLINE_ARM, HEADLINE_COMPARISON, METRIC_NAMES,
+                                  MISSING, arm_name, count, degenerate, difference, interval,
+                                  magnitude, missing, month, month_range_text, month_span, number, percent,
+                                  signed_percent)
+from narrator.korean import format_amount, josa
 
-from narrator.korean import format_amount, format_month, format_month_span, josa
+MDE_FACTOR = number(bootstrap.minimum_detectable_difference(1.0), 2)  # 2.80
 
-HEADLINE_ARM, BASELINE_ARM = "xgb_base+forecaster", "xgb_base"
-HEADLINE_METRIC = "rps"
-MISSING = "—"
-
-# display order and Korean names; unknown arms fall back to their code
-ARM_LABELS = {
-    "climatology": "훈련 기간 구간 빈도",
-    "persistence": "지난달 구간 유지",
-    "btyd": "Pareto/NBD",
-    "forecaster": "예측기 단독",
-    "xgb_base": "XGBoost 기본",
-    "xgb_base+btyd": "XGBoost + BTYD 특성",
-    "xgb_base+forecaster": "XGBoost + 예측기 특성",
-    "empirical": "경험적 예측기 단독(LLM 아님)",
-    "xgb_base+empirical": "XGBoost + 경험적 예측기 특성",
-    "oracle": "오라클(잠재 모수)",
-    "llm": "LLM 예측기",
-}
-
-# (key, Korean name, which direction is better, kind of number)
-METRICS: list[tuple[str, str, str, str]] = [
-    ("rps", "RPS", "lower", "score"),
-    ("rps_skill", "RPS 기술 점수 (구간 빈도 대비)", "higher", "score"),
-    ("rps_ratio_to_oracle", "RPS / 오라클 RPS", "lower", "ratio"),
-    ("log_loss", "로그 손실", "lower", "score"),
-    ("brier", "Brier 점수 (다중 구간)", "lower", "score"),
-    ("accuracy", "정확도", "higher", "score"),
-    ("macro_f1", "macro-F1", "higher", "score"),
-    ("ece", "ECE (최고 확률 구간)", "lower", "score"),
-    ("purchase_log_loss", "구매 여부 로그 손실", "lower", "score"),
-    ("purchase_brier", "구매 여부 Brier 점수", "lower", "score"),
-    ("pr_auc", "PR-AUC", "higher", "score"),
-    ("roc_auc", "ROC-AUC", "higher", "score"),
-    ("precision_top20", "상위 20% 정밀도", "higher", "score"),
-    ("recall_top20", "상위 20% 재현율", "higher", "score"),
-    ("lift_top10", "상위 10% 리프트", "higher", "ratio"),
-    ("f1_at_threshold", "F1 (검증 월에서 정한 임계값)", "higher", "score"),
-    ("spend_mae", "지출 MAE", "lower", "amount"),
-    ("spend_rmse", "지출 RMSE", "lower", "amount"),
-    ("spend_spearman", "지출 Spearman 상관", "higher", "score"),
-    ("spend_gini", "지출 정규화 Gini", "higher", "score"),
-    ("spend_bias", "총지출 편향", "zero", "percent"),
-]
-METRIC_NAMES = {key: name for key, name, _, _ in METRICS}
-BETTER = {key: better for key, _, better, _ in METRICS}
-KIND = {key: kind for key, _, _, kind in METRICS}
-BETTER_MARK = {"lower": "↓", "higher": "↑", "zero": "(0에 가까울수록 좋음)"}
-
-LEDGER_LABELS = {
-    "model": "모델", "customers": "고객 수", "ok": "성공", "failed": "실패", "calls": "API 호출",
-    "cache_hits": "캐시 적중", "reasks": "재질문", "transport_retries": "전송 재시도",
-    "tokens_in": "입력 토큰", "tokens_out": "출력 토큰", "cached_tokens_in": "캐시로 아낀 입력 토큰",
-    "cached_tokens_out": "캐시로 아낀 출력 토큰", "cost_usd": "비용 추정 (USD)", "cost_note": "비용 메모",
-    "latency_p50_s": "지연 p50 (초)", "latency_p95_s": "지연 p95 (초)",
-}
+# -- headline --------------------------------------------------------------------------------
 
 
-# -- numbers ---------------------------------------------------------------------------------
+def _interval_clause(d: dict, cur: str) -> str:
+    """``95% 신뢰구간(...)은 −0.00009 ~ +0.00003으로``: the particle follows the last digit."""
+    return (f"95% 신뢰구간(고객 단위 paired bootstrap {count(d['n_valid'])}회)은 "
+            f"{josa(interval('rps', d, cur), '으로/로')}")
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and not math.isfinite(value))
+def _verdict_sentence(head: dict, cur: str) -> str:
+    aug, base = arm_name(HEADLINE_ARM), arm_name(BASELINE_ARM)
+    d = head["difference"]
+    a, b, diff = number(d["a"]), number(d["b"]), difference("rps", d["diff"], cur)
+    gap = magnitude("rps", d["diff"], cur)
+    rel = signed_percent(head["relative_change"], 1)
+    if head["verdict"] == "cannot_answer":
+        return (f"참고로 {aug}의 RPS는 {josa(b, '으로/로')}, {base}의 {josa(a, '와/과')} 비교한 차이는 "
+                f"{diff}({rel})이고, {_interval_clause(d, cur)} 계산되었습니다.")
+    if head["verdict"] == "improved":
+        return (f"{josa(aug, '은/는')} {base}보다 RPS가 {gap} 낮았습니다({a} → {b}, {rel}). {_interval_clause(d, cur)} "
+                "전체가 0보다 작으므로, 이 평가 월들에서는 예측기 특성이 RPS를 개선했다는 근거가 있습니다.")
+    if head["verdict"] == "worse":
+        return (f"{josa(aug, '은/는')} {base}보다 RPS가 오히려 {gap} 높았습니다({a} → {b}, {rel}). "
+                f"{_interval_clause(d, cur)} 전체가 0보다 크므로, 예측기 특성을 더하면 RPS가 나빠졌다고 보아야 합니다.")
+    if head["verdict"] == "no_evidence":
+        return (f"{aug}의 RPS는 {josa(b, '으로/로')}, {base}의 {josa(a, '와/과')} 비교한 차이는 {diff}({rel})입니다. "
+                f"{_interval_clause(d, cur)} 0을 포함하므로, 예측기 특성이 RPS를 개선했다는 근거는 없습니다.")
+    return f"{josa(aug, '와/과')} {base}의 RPS 차이에 대한 신뢰구간을 계산할 수 없었습니다({a} → {b})."
 
 
-def number(value: Any, digits: int = 4) -> str:
-    """``0.0634``; a dash for a missing value (an AUC of one class, a skipped point)."""
-    return MISSING if _missing(value) else f"{value:,.{digits}f}"
-
-
-def signed(value: Any, digits: int = 4) -> str:
-    """``+0.0012`` / ``-0.0012``: differences always carry their sign."""
-    return MISSING if _missing(value) else f"{value:+,.{digits}f}"
-
-
-def percent(value: Any, digits: int = 1) -> str:
-    return MISSING if _missing(value) else f"{100 * value:,.{digits}f}%"
-
-
-def count(value: Any) -> str:
-    return MISSING if _missing(value) else f"{int(value):,}"
-
-
-def metric_value(key: str, value: Any, currency: str) -> str:
-    """A metric in the table format of its kind (amounts in the currency's minor unit)."""
-    kind = KIND.get(key, "score")
-    if kind == "percent":
-        return MISSING if _missing(value) else f"{100 * value:+,.1f}%"
-    if kind == "amount":
-        return number(value, 0 if currency.upper() == "KRW" else 2)
-    if kind == "ratio":
-        return number(value, 3)
-    return number(value, 4)
-
-
-def metric_header(key: str, currency: str) -> str:
-    unit = f" ({currency})" if key in ("spend_mae", "spend_rmse") else ""
-    return f"{METRIC_NAMES.get(key, key)}{unit} {BETTER_MARK[BETTER.get(key, 'lower')]}"
-
-
-def arm_name(arm: str) -> str:
-    """``XGBoost + 예측기 특성 (xgb_base+forecaster)``; josa skips the parenthesised code."""
-    label = ARM_LABELS.get(arm)
-    return f"{label} ({arm})" if label else arm
-
-
-def month(text: str) -> str:
-    return format_month(pd.Period(text, freq="M"))
-
-
-def month_span(first: str, last: str) -> str:
-    return format_month_span(pd.Period(first, freq="M"), pd.Period(last, freq="M"))
-
-
-def month_range_text(text: str) -> str:
-    """``2022-01..2024-09`` -> ``2022년 1월~2024년 9월``; any other text as it is."""
-    match = re.fullmatch(r"(\d{4}-\d{2})\.\.(\d{4}-\d{2})", text)
-    return month_span(*match.groups()) if match else text
-
-
-_NOTE_WORDS = {"rounds=": "반복 ", "eps=": "혼합 가중치 ", "failed=": "실패 "}
-
-
-def origin_note(note: str) -> str:
-    """An arm's training note (``rounds=64/34``) in Korean words (``반복 64/34``)."""
-    for code, word in _NOTE_WORDS.items():
-        note = note.replace(code, word)
-    return note
-
-
-# -- verdicts --------------------------------------------------------------------------------
-
-
-def verdict(key: str, diff: dict) -> str:
-    """``improved`` / ``worse`` when the 95% interval of (augmented - baseline) lies wholly
-    on one side of 0, else ``no_evidence``; ``undefined`` without an interval."""
-    lo, hi = diff.get("lo"), diff.get("hi")
-    if _missing(lo) or _missing(hi):
-        return "undefined"
-    if lo <= 0 <= hi:
-        return "no_evidence"
-    lower_is_better = BETTER.get(key, "lower") == "lower"
-    return "improved" if (hi < 0) == lower_is_better else "worse"
-
-
-VERDICT_WORDS = {
-    "improved": "개선 (신뢰구간이 0을 포함하지 않음)",
-    "worse": "악화 (신뢰구간이 0을 포함하지 않음)",
-    "no_evidence": "차이의 근거 없음 (신뢰구간이 0을 포함)",
-    "undefined": "계산할 수 없음",
-}
-
-
-def difference(key: str, value: Any, currency: str = "") -> str:
-    """A signed difference: one decimal more than the metric itself, since differences
-    between arms are often a tenth of the metric's last shown digit."""
-    if KIND.get(key) == "amount":
-        return signed(value, 0 if currency.upper() == "KRW" else 3)
-    return signed(value, 5)
-
-
-def _interval(key: str, d: dict, currency: str) -> str:
-    return f"{difference(key, d['lo'], currency)}~{difference(key, d['hi'], currency)}"
+def mde_sentence(data: dict) -> str | None:
+    """The smallest RPS difference these test rows could detect, and how it is computed;
+    that the bootstrap had no variation when its interval has width 0."""
+    d, cur = data["headline"]["difference"], data["dataset"]["currency"]
+    if d is None:
+        return None
+    if degenerate(d):
+        return ("신뢰구간의 폭이 0입니다: 모든 재표본에서 차이가 같았습니다. 두 비교군의 예측이 같거나 평가 행이 "
+                "너무 적어, 부트스트랩으로는 이 차이의 불확실성을 잴 수 없었습니다.")
+    if missing(d.get("mde")):
+        return None
+    return (f"이 평가 행으로 찾아낼 수 있는 가장 작은 RPS 차이(최소 검출 차이)는 약 {magnitude('rps', d['mde'], cur)}입니다. "
+            f"차이의 부트스트랩 표준오차 {magnitude('rps', d['se'], cur)}에 (z₀.₉₇₅ + z₀.₈₀) ≈ "
+            f"{josa(MDE_FACTOR, '을/를')} 곱한 값으로, 참 차이가 이만큼이면 양측 5% 수준에서 80% 확률로 0과 구별됩니다. 이보다 작은 차이는 "
+            "있어도 이 데이터로는 잘 드러나지 않습니다.")
 
 
 def headline_sentences(data: dict) -> list[str]:
     """The answer to "does ``xgb_base+forecaster`` beat ``xgb_base``?", stated as far as the
-    paired bootstrap interval allows and no further."""
+    paired bootstrap interval and the amount of test data allow and no further."""
     head = data["headline"]
-    aug, base = arm_name(HEADLINE_ARM), arm_name(BASELINE_ARM)
     if head["verdict"] == "not_run":
-        return [f"{josa(aug, '이/가')} 실행되지 않아 예측기 특성의 효과는 평가하지 않았습니다."]
-    d, cur = head["difference"], data["dataset"]["currency"]
-    a, b, diff = number(d["a"]), number(d["b"]), difference("rps", d["diff"], cur)
-    gap = difference("rps", abs(d["diff"]), cur).lstrip("+")
-    rel = percent(head["relative_change"], 1)
-    rel = rel if rel.startswith("-") or rel == MISSING else "+" + rel
-    interval = (f"95% 신뢰구간(고객 단위 paired bootstrap {count(d['n_valid'])}회)은 "
-                f"{josa(_interval('rps', d, cur), '으로/로')}")
-    if head["verdict"] == "improved":
-        text = (f"{josa(aug, '은/는')} {base}보다 RPS가 {gap} 낮았습니다({a} → {b}, {rel}). {interval} 전체가 "
-                "0보다 작으므로, 이 평가 월들에서는 예측기 특성이 RPS를 개선했다는 근거가 있습니다.")
-    elif head["verdict"] == "worse":
-        text = (f"{josa(aug, '은/는')} {base}보다 RPS가 오히려 {gap} 높았습니다({a} → {b}, {rel}). {interval} "
-                "전체가 0보다 크므로, 예측기 특성을 더하면 RPS가 나빠졌다고 보아야 합니다.")
-    elif head["verdict"] == "no_evidence":
-        text = (f"{aug}의 RPS는 {josa(b, '으로/로')}, {base}의 {josa(a, '와/과')} 비교한 차이는 {diff}({rel})입니다. "
-                f"{interval} 0을 포함하므로, 예측기 특성이 RPS를 개선했다는 근거는 없습니다.")
-    else:
-        text = f"{josa(aug, '와/과')} {base}의 RPS 차이에 대한 신뢰구간을 계산할 수 없었습니다({a} → {b})."
-    return [text]
+        return [f"{josa(arm_name(HEADLINE_ARM), '이/가')} 실행되지 않아 예측기 특성의 효과는 평가하지 않았습니다."]
+    lines = [] if can_answer(data) else [cannot_answer_reason(data)]
+    return lines + [_verdict_sentence(head, data["dataset"]["currency"])]
+
+
+# -- other sections --------------------------------------------------------------------------
 
 
 def comparison_sentence(data: dict) -> str:
@@ -221,7 +94,7 @@ def comparison_sentence(data: dict) -> str:
 def best_arm_sentence(data: dict) -> str:
     """The lowest pooled RPS among the arms a user could run (the oracle is a bound)."""
     candidates = {a: data["arms"][a]["pooled"]["rps"] for a in data["arm_order"] if a != "oracle"}
-    candidates = {a: v for a, v in candidates.items() if not _missing(v)}
+    candidates = {a: v for a, v in candidates.items() if not missing(v)}
     if not candidates:
         return "RPS를 계산한 비교군이 없습니다."
     best = min(candidates, key=candidates.get)
@@ -319,161 +192,19 @@ def not_run_sentences(data: dict) -> list[str]:
     return [f"{arm_name(arm)}: {reason}" for arm, reason in not_run.items()]
 
 
-def ledger_rows(ledger: dict) -> list[tuple[str, str]]:
-    """(Korean label, formatted value) for the usage ledger table; failure reasons flattened."""
-    rows = []
-    for key, value in ledger.items():
-        if key == "failures_by_reason":
-            rows += [(f"실패 사유: {reason}", count(n)) for reason, n in (value or {}).items()]
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            text = MISSING if value is None else str(value)
-        elif isinstance(value, int):
-            text = count(value)
-        else:
-            text = number(value, 4 if key == "cost_usd" else 2)
-        rows.append((LEDGER_LABELS.get(key, key), text))
-    return rows
-
-
-# -- tables ----------------------------------------------------------------------------------
-
-
-_NUMERIC_CELL = re.compile(r"^[+-]?[0-9][0-9,]*(\.[0-9]+)?(%|배|명|건|행|개월)?$|^—$")
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> dict:
-    """Cells are display strings; a column whose cells are all numbers is right-aligned."""
-    numeric = [bool(rows) and all(_NUMERIC_CELL.match(r[j]) for r in rows) for j in range(len(headers))]
-    return {"headers": headers, "rows": rows, "numeric": numeric}
-
-
-def data_table(data: dict) -> dict:
-    ds = data["dataset"]
-    rows = [["이름", ds["name"]], ["고객 수", f"{count(ds['customers'])}명"],
-            ["거래 수", f"{count(ds['transactions'])}건"],
-            ["기간", f"{month_span(ds['first_month'], ds['last_month'])} ({ds['months']}개월)"],
-            ["통화", ds["currency"]], ["읽은 행", f"{count(ds['cleaning'].get('rows_read'))}행"]]
-    return _table(["항목", "값"], rows)
-
-
-def origins_table(data: dict) -> dict:
-    rows = [[month(o["test_anchor"]), month_span(o["training_first"], o["training_last"]),
-             month(o["validation_anchor"]), count(o["n_train"]), count(o["n_val"]), count(o["n_test"])]
-            for o in data["split"]["origins"]]
-    return _table(["평가 월", "XGBoost 학습 기준 월", "검증 월", "학습 행", "검증 행", "평가 행"], rows)
-
-
-def origin_notes_table(data: dict) -> dict:
-    origins = data["split"]["origins"]
-    arms = [a for a in data["arm_order"] if any(o["notes"].get(a) for o in origins)]
-    rows = [[arm_name(a)] + [origin_note(o["notes"].get(a) or MISSING) for o in origins] for a in arms]
-    return _table(["비교군"] + [month(o["test_anchor"]) for o in origins], rows)
-
-
-def scheme_table(data: dict) -> dict:
-    sc = data["scheme"]
-    cur, edges = sc["currency"], sc["edges"]
-    lows = [None, None] + edges
-    highs = [None] + edges + [None]
-    rows = []
-    for k, (bid, label) in enumerate(zip(sc["ids"], sc["labels"])):
-        low = "—" if k == 0 else ("0 초과" if lows[k] is None else f"{format_amount(lows[k], cur)} 이상")
-        high = "—" if k == 0 or highs[k] is None else f"{format_amount(highs[k], cur)} 미만"
-        rows.append([bid, label, low, high, format_amount(sc["representative_spend"][k], cur)])
-    return _table(["id", "이름", "하한", "상한", "대표 지출"], rows)
-
-
-def ledger_table(data: dict) -> dict | None:
-    ledger = data["forecaster"]["ledger"]
-    return _table(["항목", "값"], [list(r) for r in ledger_rows(ledger)]) if ledger else None
-
-
-def pooled_table(data: dict) -> dict:
-    order, cur = data["arm_order"], data["dataset"]["currency"]
-    pooled = {a: data["arms"][a]["pooled"] for a in order}
-    keys = [k for k, _, _, _ in METRICS if any(k in p for p in pooled.values())]
-    rows = [["기본 구매율"] + [percent(pooled[a]["base_rate"]) for a in order],
-            ["평가 행 수"] + [count(pooled[a]["n"]) for a in order]]
-    rows += [[metric_header(k, cur)] + [metric_value(k, pooled[a].get(k), cur) for a in order] for k in keys]
-    return _table(["지표"] + [arm_name(a) for a in order], rows)
-
-
-def by_anchor_table(data: dict) -> dict:
-    rows = []
-    for anchor in data["split"]["test_anchors"]:
-        for a in data["arm_order"]:
-            s = data["arms"][a]["by_anchor"].get(anchor)
-            if s:
-                rows.append([month(anchor), arm_name(a), number(s["rps"]), number(s.get("rps_skill")),
-                             number(s["pr_auc"]), percent(s["base_rate"]), count(s["n"])])
-    return _table(["평가 월", "비교군", "RPS ↓", "RPS 기술 점수 ↑", "PR-AUC ↑", "기본 구매율", "행 수"], rows)
-
-
-SEGMENT_NAMES = {"one_time": "한 번 구매 고객", "repeat": "재구매 고객"}
-
-
-def segment_table(data: dict) -> dict:
-    cur = data["dataset"]["currency"]
-    rows = []
-    for seg, seg_name in SEGMENT_NAMES.items():
-        for a in data["arm_order"]:
-            s = data["arms"][a]["by_segment"].get(seg)
-            if s:
-                rows.append([seg_name, arm_name(a), number(s["rps"]), number(s["log_loss"]), number(s["pr_auc"]),
-                             metric_value("spend_mae", s["spend_mae"], cur), percent(s["base_rate"]), count(s["n"])])
-    headers = ["고객 유형", "비교군", "RPS ↓", "로그 손실 ↓", "PR-AUC ↑", f"지출 MAE ({cur}) ↓", "기본 구매율", "행 수"]
-    return _table(headers, rows)
-
-
-def differences_table(data: dict) -> dict:
-    cur = data["dataset"]["currency"]
-    rows = []
-    for comparison, by_metric in data["differences"].items():
-        for key, d in by_metric.items():
-            rows.append([comparison, METRIC_NAMES.get(key, key), metric_value(key, d["a"], cur),
-                         metric_value(key, d["b"], cur), difference(key, d["diff"], cur),
-                         _interval(key, d, cur), VERDICT_WORDS[verdict(key, d)],
-                         f"{count(d['n_valid'])}/{count(d['n_resamples'])}"])
-    headers = ["비교 (b − a)", "지표", "a", "b", "차이", "95% 신뢰구간", "판정", "유효 재표본"]
-    return _table(headers, rows)
-
-
-def learning_curve_table(data: dict) -> dict | None:
-    curve = data["learning_curve"]
-    if not curve:
-        return None
-    rows = [[count(p["customers"]), count(p["rows"]), number(p.get(BASELINE_ARM)), number(p.get(HEADLINE_ARM)),
-             difference("rps", p["difference"])] for p in curve]
-    headers = ["학습 고객 수", "학습 행", f"RPS {BASELINE_ARM}", f"RPS {HEADLINE_ARM}", "차이"]
-    return _table(headers, rows)
-
-
-def importance_table(data: dict) -> dict | None:
-    imp = data["importance"]
-    rows = [[str(i + 1), f["feature"], percent(f.get("purchase_gain_share")), percent(f.get("bucket_gain_share")),
-             number(f.get("mean_abs_shap"), 4)]
-            for i, f in enumerate(imp["features"][: imp["shown"]])]
-    headers = ["순위", "특성", "구매 모델 gain 비중", "구간 모델 gain 비중", "평균 |SHAP| (구매 log-odds)"]
-    return _table(headers, rows) if rows else None
-
-
-def tables(data: dict) -> dict[str, dict | None]:
-    return {"data": data_table(data), "origins": origins_table(data), "origin_notes": origin_notes_table(data),
-            "scheme": scheme_table(data), "ledger": ledger_table(data), "pooled": pooled_table(data),
-            "by_anchor": by_anchor_table(data), "segments": segment_table(data),
-            "differences": differences_table(data), "learning_curve": learning_curve_table(data),
-            "importance": importance_table(data)}
-
-
-# -- prose -----------------------------------------------------------------------------------
-
-
 def difference_sentences(data: dict) -> list[str]:
-    """One line per bootstrapped metric of the headline comparison."""
-    key, cur = f"{HEADLINE_ARM} - {BASELINE_ARM}", data["dataset"]["currency"]
-    return [f"{METRIC_NAMES.get(m, m)}: {difference(m, d['diff'], cur)} (95% 신뢰구간 {_interval(m, d, cur)}) — "
-            f"{VERDICT_WORDS[verdict(m, d)]}" for m, d in data["differences"].get(key, {}).items()]
+    """One line per bootstrapped metric of the headline comparison (no verdict when the
+    test rows cannot answer)."""
+    cur, answerable = data["dataset"]["currency"], can_answer(data)
+    by_metric = data["differences"].get(HEADLINE_COMPARISON, {})
+    return [f"{METRIC_NAMES.get(m, m)}: {difference(m, d['diff'], cur)} (95% 신뢰구간 {interval(m, d, cur)}) — "
+            f"{VERDICT_WORDS[judged(m, d, answerable)]}" for m, d in by_metric.items()]
+
+
+def monthly_differences_sentence(data: dict) -> str:
+    return ("평가 월마다 따로 계산한 차이(b − a)와 95% 신뢰구간입니다. 각 달의 구간은 그 달의 행에서 고객을 다시 뽑아 "
+            "구했고, '평가 월 전체'는 위와 같습니다. 한 달의 차이가 다른 달과 크게 다르면 전체 결과를 그 달이 "
+            f"좌우하고 있을 수 있습니다. 최소 검출 차이는 차이의 부트스트랩 표준오차 × (z₀.₉₇₅ + z₀.₈₀ ≈ {MDE_FACTOR})입니다.")
 
 
 def importance_sentence(data: dict) -> str:
@@ -491,10 +222,14 @@ def learning_curve_sentence(data: dict) -> str:
 
 def prose(data: dict) -> dict[str, Any]:
     return {"comparison": comparison_sentence(data), "headline": headline_sentences(data),
+            "mde": mde_sentence(data),
+            # the headline itself says that the data cannot answer
+            "warnings": [w["message"] for w in data["warnings"] if w["code"] != "cannot_answer"],
             "differences": difference_sentences(data), "best_arm": best_arm_sentence(data),
-            "forecaster_summary": forecaster_summary_sentence(data), "forecaster": forecaster_sentences(data), "sample": sample_sentence(data),
-            "cleaning": cleaning_sentences(data), "split": split_sentences(data), "scheme": scheme_sentences(data),
-            "rps_scaling": rps_scaling_sentence(data), "not_run": not_run_sentences(data),
+            "forecaster_summary": forecaster_summary_sentence(data), "forecaster": forecaster_sentences(data),
+            "sample": sample_sentence(data), "cleaning": cleaning_sentences(data), "split": split_sentences(data),
+            "scheme": scheme_sentences(data), "rps_scaling": rps_scaling_sentence(data),
+            "not_run": not_run_sentences(data), "monthly_differences": monthly_differences_sentence(data),
             "importance": importance_sentence(data), "learning_curve": learning_curve_sentence(data),
             "base_rate": f"평가 행 전체의 기본 구매율(평가 월에 구매한 행의 비율)은 "
                          f"{percent(data['base_rate']['pooled'])}입니다."}

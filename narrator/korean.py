@@ -167,35 +167,42 @@ _MAN, _EOK = 10_000, 100_000_000
 
 
 def minor_unit_scale(currency: str) -> int:
-    """How many minor units make one unit: amounts are rounded to won for KRW and to cents
-    otherwise before anything is shown, so a formatted amount depends only on that integer."""
+    """How many minor units make one unit: amounts are counted in whole won for KRW and in
+    whole cents otherwise before anything is shown, so a formatted amount depends only on
+    integers (a total, or a total and the count it is divided by)."""
     return 1 if currency.upper() == "KRW" else 100
 
 
 def _scaled(minor: int, unit: int) -> str:
     """``minor / unit`` with one decimal when the decimal is not zero and the value is under
     100 (29.3, 1.2), else a whole number with thousands separators (15, 1,234). Integer
-    half-up rounding straight from ``minor``, so no value is rounded twice."""
+    half-up rounding straight from the exact fraction, so no value is rounded twice (a
+    mean of 87.545 reads 87.5, never 87.55 and then 87.6)."""
     tenths = (20 * minor + unit) // (2 * unit)
     if tenths < 1000 and tenths % 10:
         return f"{tenths // 10}.{tenths % 10}"
     return f"{(2 * minor + unit) // (2 * unit):,}"
 
 
-def format_minor_amount(minor: int, currency: str) -> str:
-    """:func:`format_amount` of an amount already counted in minor units (won or cents)."""
+def format_minor_amount(minor: int, currency: str, count: int = 1) -> str:
+    """:func:`format_amount` of ``minor / count`` minor units (won or cents): an amount
+    already in minor units, or a mean given exactly as its total and its count (a positive
+    int). The value shown is that exact fraction rounded once, half away from zero; one
+    that rounds to zero reads without a sign."""
     if minor < 0:
-        return "-" + format_minor_amount(-minor, currency)
+        text = format_minor_amount(-minor, currency, count)
+        return text if text == format_minor_amount(0, currency) else "-" + text
     code = currency.upper()
     if code != "KRW":
-        number = _scaled(minor, 100)
+        number = _scaled(minor, 100 * count)
         return f"{number}달러" if code == "USD" else f"{number} {code}"
-    if minor < _MAN:
-        return f"{minor:,}원"
+    won = (2 * minor + count) // (2 * count)
+    if won < _MAN:
+        return f"{won:,}원"
     # pick the unit after rounding, so 9,999.9만 원 reads 1억 원, never 10,000만 원
-    if (2 * minor + _MAN) // (2 * _MAN) >= _EOK // _MAN:
-        return f"{_scaled(minor, _EOK)}억 원"
-    return f"{_scaled(minor, _MAN)}만 원"
+    if (2 * minor + _MAN * count) // (2 * _MAN * count) >= _EOK // _MAN:
+        return f"{_scaled(minor, _EOK * count)}억 원"
+    return f"{_scaled(minor, _MAN * count)}만 원"
 
 
 def format_amount(value: float, currency: str) -> str:

@@ -44,10 +44,19 @@ given to the template.
 
 The batch path computes every figure for the whole :class:`HistoryBatch` with numpy first
 (each distinct amount is formatted once), so only the template rendering runs per customer.
+There is one path: one customer (``forecaster narrate``, ``explain``, ``messages_for``) is
+rendered as a batch of one. A batch row holds H cells (NaN before the first purchase) where
+that batch of one holds only the record's months, so no shown figure may depend on how many
+cells were summed or in what order: every amount is first taken as whole minor units (won,
+cents; ``np.rint``), sums are integer sums, and a mean (``average_order``, the two trend
+averages) is formatted from its exact total and count, rounded once, half away from zero, to
+the precision shown (``format_minor_amount``: a mean of 87.545 dollars reads 87.5달러);
+the trend compares the exact means (one exactly ``TREND_RATIO`` times the other is ``flat``).
 """
 
 from __future__ import annotations
 
+from fractions import Fraction
 from functools import lru_cache
 from itertools import repeat
 from pathlib import Path
@@ -63,7 +72,7 @@ from narrator.panel import CustomerHistory, HistoryBatch, month_ordinal, ordinal
 from prompts import NARRATIVE_TEMPLATE, NARRATIVE_VERSION, template_dir_or_default, template_version
 
 RECENT_MONTHS = 3
-TREND_RATIO = 1.2  # a 20% change in mean monthly spend counts as a trend
+TREND_RATIO = Fraction(6, 5)  # a 20% change in mean monthly spend counts as a trend (exact)
 
 
 class NarrativeTemplateError(ValueError):
@@ -112,7 +121,8 @@ def narrative_version(template_dir: Path | str | None = None) -> str:
 
 
 def render_narrative(history: CustomerHistory, template_dir: Path | str | None = None) -> str:
-    """The narrative of one customer (identical to the batch path's text for them)."""
+    """The narrative of one customer: the batch path applied to a batch of one, so the
+    text is the one ``render_narratives`` gives them in their whole anchor."""
     return render_narratives(_batch_of_one(history), template_dir)[0]
 
 
@@ -145,12 +155,31 @@ def _batch_of_one(history: CustomerHistory) -> HistoryBatch:
     )
 
 
-def _format_amounts(values: np.ndarray, currency: str) -> np.ndarray:
-    """Every amount formatted, each distinct (minor-unit) amount only once."""
-    minor = np.rint(np.nan_to_num(values) * minor_unit_scale(currency)).astype(np.int64)
-    codes, distinct = pd.factorize(minor.ravel())  # hashing: far faster than np.unique here
-    texts = np.array([format_minor_amount(m, currency) for m in distinct.tolist()], dtype=object)
-    return texts[codes.reshape(values.shape)]
+def _minor_units(values: np.ndarray, currency: str, largest_factor: int = 1) -> np.ndarray:
+    """Amounts as whole minor units (won, cents; NaN, a month before the first purchase, is
+    0): every figure shown is computed from these integers, so sums are exact and do not
+    depend on the order or the number of cells summed (a batch row has more cells than a
+    one-customer window). int64 while sums and products of up to ``largest_factor`` times
+    the largest amount fit in it, else Python ints (exact at any size; only absurd amounts)."""
+    scaled = np.rint(np.nan_to_num(values) * minor_unit_scale(currency))
+    if float(np.abs(scaled).max(initial=0.0)) * largest_factor < 2.0**62:
+        return scaled.astype(np.int64)
+    return np.array([int(v) for v in scaled.ravel().tolist()], dtype=object).reshape(scaled.shape)
+
+
+def _format_amounts(totals: np.ndarray, counts: np.ndarray | int, currency: str) -> np.ndarray:
+    """``totals / counts`` minor units formatted (see ``format_minor_amount``), each
+    distinct (total, count) pair only once (hashing: far faster than np.unique here)."""
+    total_codes, total_values = pd.factorize(totals.ravel())
+    if np.ndim(counts) == 0:  # one count for every amount
+        codes, distinct = total_codes, [(total, int(counts)) for total in total_values.tolist()]
+    else:  # pairs keyed by their codes, which are small enough that this never overflows
+        count_codes, count_values = pd.factorize(np.broadcast_to(counts, totals.shape).ravel())
+        width, total_list, count_list = len(count_values), total_values.tolist(), count_values.tolist()
+        codes, pairs = pd.factorize(total_codes.astype(np.int64) * width + count_codes)
+        distinct = [(total_list[p // width], count_list[p % width]) for p in pairs.tolist()]
+    texts = np.array([format_minor_amount(total, currency, count) for total, count in distinct], dtype=object)
+    return texts[codes.reshape(totals.shape)]
 
 
 def _month_labels(first_ordinal: int, last_ordinal: int) -> np.ndarray:
@@ -160,22 +189,34 @@ def _month_labels(first_ordinal: int, last_ordinal: int) -> np.ndarray:
     )
 
 
-def _trend_codes(spend: np.ndarray, window: np.ndarray) -> tuple[np.ndarray, ...]:
-    """(code, recent mean, earlier months, earlier mean) per row; see the module docstring."""
-    recent = np.nansum(spend[:, -RECENT_MONTHS:], axis=1) / RECENT_MONTHS
+def _trend_factor(history_months: int) -> int:
+    """How many times the largest amount the trend arithmetic on a row may reach: a sum of
+    up to H cells times up to max(H, 3) months times the ratio's numerator."""
+    return history_months * max(history_months, RECENT_MONTHS) * TREND_RATIO.numerator
+
+
+def _trend_codes(minor: np.ndarray, window: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(code, recent total, earlier months, earlier total) per row, totals in minor units
+    (``minor`` from ``_minor_units`` with ``_trend_factor``); see the module docstring. The
+    means are compared exactly, cross-multiplied as integers (recent / 3 > 6/5 x earlier / m
+    <=>  5 m recent > 6 x 3 earlier), so a mean exactly TREND_RATIO times the other is
+    ``flat`` and no code depends on how cells were summed."""
+    recent_total = minor[:, -RECENT_MONTHS:].sum(axis=1)
+    earlier_total = minor[:, :-RECENT_MONTHS].sum(axis=1)
     earlier_months = np.maximum(window - RECENT_MONTHS, 0)
-    earlier = np.nansum(spend[:, :-RECENT_MONTHS], axis=1) / np.maximum(earlier_months, 1)
+    recent_side = recent_total * np.maximum(earlier_months, 1).astype(minor.dtype)  # recent mean x 3m
+    earlier_side = earlier_total * RECENT_MONTHS  # earlier mean x 3m
     code = np.select(
         [
             window <= RECENT_MONTHS,
-            (recent == 0) & (earlier == 0),
-            recent > earlier * TREND_RATIO,
-            recent * TREND_RATIO < earlier,
+            (recent_total == 0) & (earlier_total == 0),
+            recent_side * TREND_RATIO.denominator > earlier_side * TREND_RATIO.numerator,
+            recent_side * TREND_RATIO.numerator < earlier_side * TREND_RATIO.denominator,
         ],
         ["short", "none", "up", "down"],
         default="flat",
     ).astype(object)
-    return code, recent, earlier_months, earlier
+    return code, recent_total, earlier_months, earlier_total
 
 
 @lru_cache(maxsize=64)
@@ -190,7 +231,7 @@ def _span_labels(first_ordinal: int, h: int, with_year: bool) -> np.ndarray:
     return table
 
 
-def _record_lines(batch: HistoryBatch, window: np.ndarray) -> list[list[MonthLine]]:
+def _record_lines(batch: HistoryBatch, minor: np.ndarray, window: np.ndarray) -> list[list[MonthLine]]:
     """The month-by-month record of every row, consecutive months without purchase merged.
 
     A line starts at the first month of the window, at every month with a purchase and at
@@ -221,7 +262,7 @@ def _record_lines(batch: HistoryBatch, window: np.ndarray) -> list[list[MonthLin
         _span_labels(first_ordinal, h, False)[cols, ends],
     )
     bought = purchased[rows, cols]
-    spend_text = _format_amounts(np.where(bought, batch.spend[rows, cols], 0.0), batch.currency)
+    spend_text = _format_amounts(np.where(bought, minor[rows, cols], 0), 1, batch.currency)
     lines = [
         MonthLine(label, flag, count, text)
         for label, flag, count, text in zip(
@@ -248,11 +289,18 @@ def _batch_contexts(batch: HistoryBatch) -> Iterator[dict[str, Any]]:
     labels = _month_labels(label_base, anchor_ord)
 
     purchased = (batch.orders > 0) | (batch.spend > 0)
-    trend, recent, earlier_months, earlier = _trend_codes(batch.spend, window)
+    minor = _minor_units(batch.spend, batch.currency, _trend_factor(h))
+    trend, recent_total, earlier_months, earlier_total = _trend_codes(minor, window)
     lifetime_orders = batch.lifetime_orders.astype(np.int64)
-    average = batch.lifetime_spend / np.maximum(lifetime_orders, 1)
-    amounts = _format_amounts(np.stack([batch.lifetime_spend, average, recent, earlier]), batch.currency)
-    lines = _record_lines(batch, window)
+    lifetime_total = _minor_units(batch.lifetime_spend, batch.currency)
+    # each mean is formatted from its exact total and count (rounded once, see korean.py)
+    amounts = _format_amounts(
+        np.stack([lifetime_total, lifetime_total, recent_total, earlier_total]),
+        np.stack([np.ones_like(lifetime_orders), np.maximum(lifetime_orders, 1),
+                  np.full_like(lifetime_orders, RECENT_MONTHS), np.maximum(earlier_months, 1)]),
+        batch.currency,
+    )
+    lines = _record_lines(batch, minor, window)
 
     columns = {
         "first_month": labels[first_ord - label_base],

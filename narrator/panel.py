@@ -100,6 +100,14 @@ class MonthlyPanel:
             currency=self.currency,
         )
 
+    def through(self, last: pd.Period) -> "MonthlyPanel":
+        """The months up to and including ``last`` with every customer kept: one whose
+        orders all fall later stays as a not-acquired row."""
+        end = self.column(last) + 1
+        orders = np.ascontiguousarray(self.orders[:, :end])
+        return MonthlyPanel(self.customer_ids, self.start, np.ascontiguousarray(self.spend[:, :end]), orders,
+                            first_order_column(orders), self.currency)
+
     def outcome(self, anchor: pd.Period) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(customer_ids, spend, orders) in the anchor month for that anchor's population."""
         self.check_anchor(anchor, needs_outcome=True)
@@ -157,17 +165,21 @@ def build_panel(transactions: pd.DataFrame, currency: str) -> MonthlyPanel:
     orders = np.bincount(pairs // n_keys, minlength=n_cust * n_months).astype(np.int32)
     orders = orders.reshape(n_cust, n_months)
 
-    has_order = orders > 0
-    first_idx = np.where(has_order.any(axis=1), has_order.argmax(axis=1), NOT_ACQUIRED).astype(np.int32)
     start_ordinal = 1970 * 12 + start_m
     return MonthlyPanel(
         customer_ids=np.asarray(uniques, dtype=object),
         start=start_ordinal,
         spend=spend,
         orders=orders,
-        first_idx=first_idx,
+        first_idx=first_order_column(orders),
         currency=currency,
     )
+
+
+def first_order_column(orders: np.ndarray) -> np.ndarray:
+    """Per customer, the column of the first month with an order (``NOT_ACQUIRED`` if none)."""
+    has_order = orders > 0
+    return np.where(has_order.any(axis=1), has_order.argmax(axis=1), NOT_ACQUIRED).astype(np.int32)
 
 
 @dataclass(frozen=True, slots=True)

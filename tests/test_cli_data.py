@@ -1,14 +1,18 @@
 """``forecaster data`` through the real entry point ``forecaster.cli.main``: the figures it
-prints for CDNOW (they must match the data README), synthetic data and a user file, and
+prints for CDNOW (they must match the data README), synthetic data and a user file, a
+partial last month and a ';' file announced on stderr, the date options on every verb, and
 one clear stderr line with exit status 2 for every bad input."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import pandas as pd
 import clitools
 import pytest
+
+from forecaster.verbs.options import DateOptions, with_date_options
 
 
 
@@ -100,5 +104,119 @@ def test_bad_input_is_one_line_and_exit_2(case, tmp_path, monkeypatch, capsys):
     code, out, err = run_cli(["data", "--data", make_src(tmp_path), *extra], monkeypatch, capsys)
     assert code == 2
     assert out == ""
+    assert err.count("\n") == 1 and err.startswith("오류: ") and "Traceback" not in err
+    assert expected in err
+
+
+# --- partial months, dates, amounts and separators through the command line ---------------
+
+
+def busy_shop_cut_off(directory: Path, sep: str = ",") -> str:
+    """Ten orders a day from January to March 2023, then an export cut at 04:12 on 1 April."""
+    ts = pd.date_range("2023-01-01 09:00", "2023-03-31 21:00", freq="72min").append(
+        pd.DatetimeIndex(["2023-04-01 01:30", "2023-04-01 04:12"]))
+    lines = [sep.join(["customer_id", "ts", "amount"])] + [
+        sep.join([f"c{i % 40}", f"{t:%Y-%m-%d %H:%M}", str(10_000 + i)]) for i, t in enumerate(ts)]
+    path = directory / "shop.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def overview_rows(out: str) -> dict[str, str]:
+    return {line.split("│")[1].strip(): line.split("│")[2].strip() for line in out.splitlines()
+            if line.count("│") == 3}
+
+
+def test_data_announces_and_shows_a_dropped_partial_month(tmp_path, monkeypatch, capsys):
+    code, out, err = run_cli(["data", "--data", busy_shop_cut_off(tmp_path)], monkeypatch, capsys)
+    assert code == 0
+    assert err.count("\n") == 1 and err.startswith("참고: 마지막 달 2023년 4월은 4월 1일 04:12까지만 기록되어 있어")
+    rows = overview_rows(out)
+    assert rows["개월 (months)"] == "3개월 (2023-01 ~ 2023-03)"
+    assert rows["기간 (date range)"] == "2023-01-01 ~ 2023-04-01"
+    assert rows["첫 달 기록 (first month coverage)"] == "2023년 1월: 1월 1일 09:00부터 (98.8%), 온전한 달"
+    assert rows["마지막 달 기록 (last month coverage)"] == (
+        "2023년 4월: 4월 1일 04:12까지 (0.6%), 불완전 → 패널에서 제외 (거래 2행, 구매 고객 2명)")
+
+
+def test_keep_partial_month_through_the_command_line(tmp_path, monkeypatch, capsys):
+    code, out, err = run_cli(["data", "--data", busy_shop_cut_off(tmp_path), "--keep-partial-month"],
+                             monkeypatch, capsys)
+    assert code == 0 and "--keep-partial-month에 따라 온전한 달로 보고 포함했습니다" in err
+    assert overview_rows(out)["개월 (months)"] == "4개월 (2023-01 ~ 2023-04)"
+
+
+def test_a_semicolon_file_is_read_and_announced(tmp_path, monkeypatch, capsys):
+    code, out, err = run_cli(["data", "--data", busy_shop_cut_off(tmp_path, ";"), "--data-end", "2023-04-30"],
+                             monkeypatch, capsys)
+    assert code == 0 and err == "참고: shop.csv는 세미콜론(;)으로 구분된 파일로 읽었습니다.\n"
+    assert overview_rows(out)["개월 (months)"] == "4개월 (2023-01 ~ 2023-04)"  # --data-end: April is complete
+
+
+VERBS = ["data", "narrate", "train", "batch", "evaluate", "explain"]
+DATE_FLAGS = ["--keep-partial-month", "--data-end", "--date-format", "--date-range", "--decimal-comma"]
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_every_verb_takes_the_date_options(verb, monkeypatch, capsys):
+    code, out, _ = run_cli([verb, "--help"], monkeypatch, capsys)
+    assert code == 0 and all(flag in out for flag in DATE_FLAGS)
+
+
+def test_with_date_options_adds_the_options_and_bundles_them():
+    def verb(out: str, limit: int = 3, date_options: DateOptions = DateOptions()) -> tuple:
+        return out, limit, date_options
+
+    command = with_date_options(verb)
+    assert list(inspect.signature(command).parameters) == ["out", "limit", "keep_partial_month", "data_end",
+                                                           "date_format", "date_range", "decimal_comma"]
+    assert command("x", data_end="2023-06-30", keep_partial_month=True) == (
+        "x", 3, DateOptions(keep_partial_month=True, data_end="2023-06-30"))
+
+
+def test_narrate_passes_the_date_options_through(tmp_path, monkeypatch, capsys):
+    shop = busy_shop_cut_off(tmp_path)
+    code, out, err = run_cli(["narrate", "c1", "--anchor", "2023-04", "--data", shop], monkeypatch, capsys)
+    assert code == 0 and "2023년 3월" in out and "불완전한 달로 보고 패널에서 제외했습니다" in err
+    code, _, err = run_cli(["narrate", "c1", "--anchor", "2023-05", "--data", shop], monkeypatch, capsys)
+    assert code == 2 and "anchor 2023-05 is outside the data" in err  # April left the panel
+    code, _, err = run_cli(["narrate", "c1", "--anchor", "2023-05", "--data", shop, "--keep-partial-month"],
+                           monkeypatch, capsys)
+    assert code == 0
+
+
+DATE_AND_AMOUNT_ERRORS = {
+    "day/month orders mixed": (lambda d: write(d, "tx.csv", CSV + "a,13.06.2023,1\nb,06.14.2023,1\n"), [],
+                               "column 'ts' mixes day/month orders"),
+    "day/month order unknown": (lambda d: write(d, "tx.csv", CSV + "a,04.06.2023,1\n"), [],
+                                "pass --date-format %d.%m.%Y (day first)"),
+    "date format mismatch": (lambda d: write(d, "tx.csv", CSV + "a,2023-06-04,1\n"), ["--date-format", "%d.%m.%Y"],
+                             "'2023-06-04' does not match --date-format %d.%m.%Y"),
+    "epoch integers": (lambda d: epoch_parquet(d), [], "column 'ts' holds whole numbers, not dates"),
+    "outlying date": (lambda d: write(d, "tx.csv", CSV + "".join(f"c{k % 9},2023-05-{k % 28 + 1:02d},{k}\n"
+                                                             for k in range(150)) + "b,2099-12-31,1\n"), [],
+                      "1 row(s) lie far outside the other dates (row 151 (line 152) '2099-12-31')"),
+    "bad date range": (lambda d: "cdnow", ["--date-range", "1998"], "--date-range '1998' is not A..B"),
+    "bad data end": (lambda d: "cdnow", ["--data-end", "June"], "--data-end 'June' is not a date"),
+    "rows after data end": (lambda d: "cdnow", ["--data-end", "1998-06-15"], "is after --data-end 1998-06-15"),
+    "date format with cdnow": (lambda d: "cdnow", ["--date-format", "%Y"], "--date-format only apply to a CSV"),
+    "decimal comma": (lambda d: write(d, "tx.csv", CSV + 'a,2023-06-04,"46,30"\n'), [],
+                      "'46,30' has a decimal comma (it is not 4630)"),
+    "repeated column": (lambda d: write(d, "tx.csv", "customer_id,ts,amount,amount\na,2023-06-04,1,2\n"), [],
+                        "the header repeats the column 'amount' (columns 3 and 4)"),
+}
+
+
+def epoch_parquet(directory: Path) -> str:
+    path = directory / "tx.parquet"
+    pd.DataFrame({"customer_id": ["a"], "ts": [1_688_169_600], "amount": [1.0]}).to_parquet(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("case", list(DATE_AND_AMOUNT_ERRORS))
+def test_date_and_amount_errors_are_one_line(case, tmp_path, monkeypatch, capsys):
+    make_src, extra, expected = DATE_AND_AMOUNT_ERRORS[case]
+    code, out, err = run_cli(["data", "--data", make_src(tmp_path), *extra], monkeypatch, capsys)
+    assert code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("오류: ") and "Traceback" not in err
     assert expected in err

@@ -254,3 +254,63 @@ def test_all_customer_ids_empty(tmp_path):
 def test_bad_currency(tmp_path):
     path = write_csv(tmp_path, "customer_id,ts,amount\na,2024-01-01,1\n")
     assert "--currency '원화' is not a 3-letter currency code" in load_error(path, currency="원화")
+
+
+# --- amounts and columns: decimal commas, repeated headers, separators ----------------------
+
+
+@pytest.mark.parametrize("value, row", [("46,30", 2), ("1.234,56", 2), ("7,5 €", 2)])
+def test_decimal_comma_is_refused_not_read_as_thousands(tmp_path, value, row):
+    path = write_csv(tmp_path, f'customer_id,ts,amount\na,2024-01-01,"12,300원"\nb,2024-01-02,"{value}"\n')
+    message = load_error(path)
+    assert f"column 'amount', row {row} (line {row + 1}): '{value}' has a decimal comma" in message
+    assert "--decimal-comma" in message
+
+
+def test_decimal_comma_option_reads_european_amounts(tmp_path):
+    path = write_csv(tmp_path, 'customer_id,ts,amount\na,2024-01-01,"46,30"\nb,2024-01-02,"1.234,56"\n'
+                     'c,2024-01-03,-5\n')
+    data = load_dataset(path, decimal_comma=True)
+    assert data.transactions["amount"].tolist() == [46.3, 1234.56, -5.0]
+
+
+def test_thousands_separators_still_read_without_the_option(tmp_path):
+    path = write_csv(tmp_path, 'customer_id,ts,amount\na,2024-01-01,"12,300원"\na,2024-01-02,"1,234,567"\n')
+    assert load_dataset(path).transactions["amount"].tolist() == [12300.0, 1234567.0]
+
+
+@pytest.mark.parametrize("text, name, places", [
+    ("customer_id,ts,amount,amount\na,2024-01-01,5,6\n", "amount", "columns 3 and 4"),
+    ("customer_id,memo,ts,amount, memo\na,x,2024-01-01,5,y\n", "memo", "columns 2 and 5"),
+])
+def test_repeated_header_column_is_refused(tmp_path, text, name, places):
+    # pandas would rename the second copy (amount.1) and one of them would be ignored
+    message = load_error(write_csv(tmp_path, text))
+    assert f"tx.csv: the header repeats the column '{name}' ({places})" in message
+
+
+@pytest.mark.parametrize("sep, name", [(";", "세미콜론(;)으로"), ("\t", "탭으로"), ("|", "세로 막대(|)로")])
+def test_other_separators_are_detected_and_announced(tmp_path, sep, name):
+    rows = [["customer_id", "ts", "amount"], ["a", "2024-01-01 10:00", "1200"], ["b", "2024-01-02", "300"]]
+    path = write_csv(tmp_path, "".join(sep.join(r) + "\n" for r in rows))
+    data = load_dataset(path)
+    assert data.transactions["amount"].tolist() == [1200.0, 300.0]
+    assert data.transactions["customer_id"].tolist() == ["a", "b"]
+    assert f"참고: tx.csv는 {name} 구분된 파일로 읽었습니다." in data.notices
+
+
+def test_semicolon_file_with_decimal_commas(tmp_path):
+    path = write_csv(tmp_path, "customer_id;ts;amount\na;2024-01-01;46,30\nb;2024-01-02;\"1.234,56\"\n")
+    assert "'46,30' has a decimal comma" in load_error(path)
+    assert load_dataset(path, decimal_comma=True).transactions["amount"].tolist() == [46.3, 1234.56]
+
+
+def test_a_comma_inside_quotes_does_not_make_a_comma_file(tmp_path):
+    path = write_csv(tmp_path, 'customer_id;"ts, local";amount\na;2024-01-01;5\n')
+    data = load_dataset(path, date_col="ts, local")
+    assert data.transactions["amount"].tolist() == [5.0] and data.notices[0].startswith("참고: tx.csv는 세미콜론")
+
+
+def test_a_separator_the_header_does_not_settle_is_named(tmp_path):
+    message = load_error(write_csv(tmp_path, "customer_id,ts;amount;memo,x\na,2024-01-01;5;m,y\n"))
+    assert "no date column 'ts'; the file looks ';'-separated (columns: customer_id, ts;amount;memo, x)" in message

@@ -28,7 +28,8 @@ from rich.console import Console
 from forecaster import artifact, pipeline
 from forecaster.batch import BatchJob
 from forecaster.datasets import Dataset, load_cdnow, load_dataset
-from forecaster.explain import contribution_sentence, data_fingerprint, explain_customer, value_text
+from forecaster.explain import data_fingerprint, explain_customer
+from forecaster.explain_sentences import contribution_sentence, value_text
 from forecaster.explain_render import render_text
 from forecaster.providers import LLMOptions, Provider
 from narrator.narrative import render_narrative
@@ -119,7 +120,23 @@ def test_probability_and_top_group_are_what_batch_computes(cdnow_model):
         assert ex.top20.member == bool(frame.loc[customer, "top20_target"])
         assert ex.decision == bool(frame.loc[customer, "decision"])
         assert ex.final.expected_spend == pytest.approx(frame.loc[customer, "expected_spend"], rel=1e-5)
-        assert ex.top20.population == len(frame)
+        # the population is the customers forecast (the batch file also lists the others, unflagged)
+        assert ex.top20.population == int(frame["purchase_prob"].notna().sum()) < len(frame)
+        assert ex.top20.flagged == int(frame["top20_target"].sum()) == ex.top20.population // 5
+
+
+def test_cdnow_batch_at_the_default_anchor_has_a_row_for_every_customer(cdnow_model, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "cdnow.parquet"
+    code, _, err = run_cli(["batch", "--model", str(cdnow_model), "--out", str(out)], monkeypatch, capsys)
+    assert code == 0, err
+    frame = pd.read_parquet(out)
+    assert len(frame) == dataset("cdnow").transactions["customer_id"].nunique() == 23_570
+    assert frame["anchor"].unique().tolist() == ["1998-07"]
+    # 68 customers have only zero-amount orders: a row each, with the reason and no forecast
+    assert frame["status"].value_counts().to_dict() == {"ok": 23_502, "no_purchase": 68}
+    assert frame.loc[frame["status"] == "no_purchase", "purchase_prob"].isna().all()
+    assert int(frame["top20_target"].sum()) == 23_502 // 5
+    assert "23,570명 중 23,502명 예측 완료 (구매 기록 없음 68명)" in err and "경고" not in err
 
 
 @pytest.mark.parametrize("kind", sorted(GOLDEN_CUSTOMERS))

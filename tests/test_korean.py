@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal
+
 import jinja2
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from narrator.korean import final_sound, format_amount, format_month, format_month_span, install_filters, josa
+from narrator.korean import (
+    final_sound,
+    format_amount,
+    format_minor_amount,
+    format_month,
+    format_month_span,
+    install_filters,
+    josa,
+)
 
 JOSA_CASES = [
     # Hangul: final consonant or not
@@ -149,6 +161,37 @@ def test_format_amount(value: float, currency: str, expected: str) -> None:
 def test_format_amount_rejects_nan() -> None:
     with pytest.raises(ValueError, match="finite"):
         format_amount(float("nan"), "KRW")
+
+
+@pytest.mark.parametrize(
+    ("total", "currency", "count", "expected"),
+    [
+        (70_036, "USD", 8, "87.5달러"),  # 87.545: rounded once, not to 87.55 and then 87.6
+        (70_040, "USD", 8, "87.6달러"),  # 87.55: a tie goes up
+        (7_511, "USD", 9, "8.3달러"),  # 8.3456 (8.35 after a first rounding to cents)
+        (19_999, "USD", 2, "100달러"),  # 99.995 reads as a whole number
+        (8_425, "KRW", 2, "4,213원"),  # 4,212.5
+        (19_999, "KRW", 2, "1만 원"),  # 9,999.5 won
+        (-7, "USD", 3, "0달러"),  # -0.0233 rounds to zero: no sign
+        (-1_525, "USD", 1, "-15.3달러"),  # half away from zero
+    ],
+)
+def test_format_minor_amount_of_a_mean(total: int, currency: str, count: int, expected: str) -> None:
+    assert format_minor_amount(total, currency, count) == expected
+
+
+def _dollars_oracle(total_cents: int, count: int) -> str:
+    """The rule in decimal arithmetic: one decimal under 100 unless it is zero."""
+    value = Decimal(total_cents) / Decimal(100 * count)
+    tenths = value.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    if tenths < 100 and tenths != tenths.to_integral_value():
+        return f"{tenths}달러"
+    return f"{value.quantize(Decimal('1'), rounding=ROUND_HALF_UP):,}달러"
+
+
+@given(st.integers(0, 10**9), st.integers(1, 200))
+def test_a_mean_in_dollars_is_its_exact_value_rounded_once_half_up(total_cents: int, count: int) -> None:
+    assert format_minor_amount(total_cents, "USD", count) == _dollars_oracle(total_cents, count)
 
 
 def P(text: str) -> pd.Period:

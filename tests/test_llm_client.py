@@ -10,12 +10,14 @@ import httpx2
 import openai
 import pytest
 
-import llm.ledger as ledger_module
-from forecaster.errors import UserError
+import llm.tokens as tokens_module
 from llm.cache import ResponseCache, cache_key
-from llm.client import Reply, Unusable, _is_transient, fatal_message, judge, retry_after_s, transport_reason
-from llm.config import LOCAL_PLACEHOLDER_KEY, LLMConfigError, resolve_config
-from llm.ledger import OUTPUT_TOKENS_ASSUMED, Price, PriceTable, TokenCounter, UsageLedger, approximate_tokens
+from llm.client import (Reply, Unusable, _is_transient, fatal_message, judge, reached_server, retry_after_s,
+                        transport_reason)
+from llm.config import LOCAL_PLACEHOLDER_KEY, resolve_config
+from llm.errors import LLMConfigError, LLMError, PriceFileError
+from llm.ledger import OUTPUT_TOKENS_ASSUMED, Price, PriceTable, UsageLedger
+from llm.tokens import TokenCounter, approximate_tokens
 from llm_server import LoopbackLLMServer, make_histories, synthetic_answer
 from structurer.schema import BucketScheme, spend_forecast_model
 
@@ -93,6 +95,27 @@ def test_transport_errors_get_typed_reasons(error, reason, retried):
     assert transport_reason(exc) == reason and _is_transient(exc) == retried
 
 
+def _wrapped(cls, cause: Exception):
+    request = httpx2.Request("POST", "http://127.0.0.1/v1/chat/completions")
+    try:
+        raise cls(request=request) from cause
+    except cls as exc:
+        return exc
+
+
+@pytest.mark.parametrize(("error", "cause", "reached"), [
+    (openai.APIConnectionError, httpx2.ConnectError("[Errno 111] Connection refused"), False),
+    (openai.APITimeoutError, httpx2.ConnectTimeout("connect timed out"), False),
+    (openai.APITimeoutError, httpx2.PoolTimeout("no free connection"), False),
+    (openai.APITimeoutError, httpx2.ReadTimeout("read timed out"), True),  # written, the answer never came
+    (openai.APIConnectionError, httpx2.RemoteProtocolError("Server disconnected"), True),
+])
+def test_only_attempts_that_never_connected_are_not_counted_as_requests(error, cause, reached):
+    exc = _wrapped(error, cause)
+    assert reached_server(exc) is reached and _is_transient(exc)
+    assert reached_server(_status_error(openai.InternalServerError, 500))  # any status code is an answer
+
+
 # -- configuration ---------------------------------------------------------------------------
 
 
@@ -113,7 +136,7 @@ def test_flags_override_the_environment_and_local_servers_need_no_key():
 def test_missing_model_or_credentials_is_one_clear_line(env, mentions):
     with pytest.raises(LLMConfigError) as raised:
         resolve_config(env=env)
-    assert isinstance(raised.value, UserError)
+    assert isinstance(raised.value, LLMError)  # forecaster/providers.py makes it the one-line user error
     assert mentions in str(raised.value) and "\n" not in str(raised.value)
 
 
@@ -171,7 +194,7 @@ def test_price_table_matches_snapshots_and_admits_unknown_models(tmp_path, monke
     loaded = PriceTable.load()
     assert loaded.cost("llama3.1:8b", 10, 10) == 0.0 and loaded.cost("gpt-4o-mini", 10**6, 0) == 1.0
     prices.write_text('{"m": 3}')
-    with pytest.raises(UserError, match="prices.json"):
+    with pytest.raises(PriceFileError, match="prices.json"):
         PriceTable.load()
 
 
@@ -211,12 +234,12 @@ def test_token_counter_never_downloads(tmp_path, monkeypatch):
         raise AssertionError("tiktoken tried to download its BPE file")
 
     monkeypatch.setattr(tiktoken.load, "read_file", no_network)
-    ledger_module._cached_o200k.cache_clear()
+    tokens_module._cached_o200k.cache_clear()
     try:
         counter = TokenCounter()
         assert counter.method.startswith("approximation") and counter.count("안녕하세요") > 0
     finally:
-        ledger_module._cached_o200k.cache_clear()
+        tokens_module._cached_o200k.cache_clear()
 
 
 def test_dry_run_sends_nothing_and_subtracts_cache_hits(make_llm_forecaster, llm_server):

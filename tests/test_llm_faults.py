@@ -11,7 +11,9 @@ import typing
 
 import pytest
 
-from llm.client import RunAborted
+from conftest import FAST_RETRY
+from llm.config import RetryPolicy
+from llm.errors import RunAborted
 from llm_server import FAULTS, LoopbackLLMServer, make_histories
 from structurer.schema import FailureReason
 
@@ -64,11 +66,34 @@ def test_persistent_transport_fault_fails_with_typed_reason(make_llm_forecaster,
     assert forecaster.ledger.summary()["failures_by_reason"] == {reason: 1}
 
 
-def test_connection_refused_fails_with_connection_error(make_llm_forecaster):
+def test_connection_refused_fails_with_connection_error_and_nothing_counted_as_sent(make_llm_forecaster):
     server = LoopbackLLMServer().start()
     server.stop()  # nothing listens on that port any more
-    record, _ = _one(make_llm_forecaster, server, [])
-    assert (record.status, record.reason, record.attempts) == ("failed", "connection_error", 3)
+    record, forecaster = _one(make_llm_forecaster, server, [])
+    # three attempts, none of which reached a server: not calls, but undelivered
+    assert (record.status, record.reason, record.attempts, record.undelivered) == ("failed", "connection_error", 0, 3)
+    summary = forecaster.ledger.summary()
+    assert (summary["calls"], summary["undelivered"]) == (0, 3) and server.request_count == 0
+
+
+def test_an_endpoint_that_never_answers_stops_the_run_instead_of_retrying_everyone(make_llm_forecaster):
+    server = LoopbackLLMServer().start()
+    server.stop()
+    forecaster = make_llm_forecaster(server, concurrency=4, retry=RetryPolicy(**{**FAST_RETRY, "unreachable_after": 5}))
+    with pytest.raises(RunAborted) as raised:
+        forecaster.forecast_many(make_histories(50))
+    message = str(raised.value)
+    assert "\n" not in message and "connection_error" in message and server.base_url in message
+    assert "5개가" in message  # stopped at the limit: not 50 customers x 3 attempts
+
+
+def test_failures_after_a_first_answer_do_not_stop_the_run(make_llm_forecaster, llm_server):
+    # the endpoint answered once: later 5xx are ordinary per-customer failures
+    llm_server.script(["valid"] + ["server_error"] * 12)
+    forecaster = make_llm_forecaster(llm_server, retry=RetryPolicy(**{**FAST_RETRY, "unreachable_after": 2}))
+    records = forecaster.forecast_many(make_histories(5))
+    assert [r.status for r in records] == ["ok"] + ["failed"] * 4
+    assert {r.reason for r in records[1:]} == {"server_error"}
 
 
 def test_malformed_json_is_reasked_with_the_error(make_llm_forecaster, llm_server):

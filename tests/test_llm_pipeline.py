@@ -89,3 +89,74 @@ def test_llm_without_credentials_is_one_line(shop_csv, tmp_path, monkeypatch, ca
                            "--out", str(tmp_path / "r")], monkeypatch, capsys)
     assert code == 2 and err.count("\n") == 1 and "FORECASTER_MODEL" in err
     assert not (tmp_path / "r").exists()
+
+
+# -- runs that failed --------------------------------------------------------------------------
+
+
+def invalid_answers_server():
+    """Every answer sums to 0.7: each customer is re-asked, then fails (validation_error)."""
+    return LoopbackLLMServer(fault_rate=1.0, faults=("bad_sum",), lifetime_s=240.0, max_requests=20_000)
+
+
+def error_line(err):
+    lines = [line for line in err.splitlines() if line.startswith("오류:")]
+    assert len(lines) == 1 and err.rstrip().endswith(lines[0]) and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_batch_over_max_failed_writes_its_rows_then_exits_2(shop_csv, server, tmp_path, monkeypatch, capsys):
+    model = tmp_path / "model"
+    code, _, err = run_cli(["train", *data_args(shop_csv), *llm_args(server, tmp_path / "c"), "--out", str(model)],
+                           monkeypatch, capsys)
+    assert code == 0, err
+    out = tmp_path / "f.csv"
+    with invalid_answers_server() as bad:
+        args = ["batch", "--model", str(model), *data_args(shop_csv), "--base-url", bad.base_url,
+                "--cache-dir", str(tmp_path / "c2"), "--yes", "--out", str(out)]
+        code, _, err = run_cli(args, monkeypatch, capsys)
+        assert code == 2
+        line = error_line(err)
+        frame = pd.read_csv(out)  # written first: every row, the failed ones marked
+        llm_rows = frame[frame["provider"] == "llm"]
+        assert (llm_rows["status"] == "failed").all() and len(llm_rows) > 0
+        assert f"{len(frame):,}행" in line and str(out) in line and "--max-failed 10%를 넘었습니다" in line
+        assert "validation_error" in err and "100.0%" in err  # the failures by reason, before the line
+        asked = bad.request_count
+        code, _, err = run_cli([*args, "--max-failed", "1.0", "--force"], monkeypatch, capsys)
+        assert code == 0, err
+        assert bad.request_count - asked == asked  # failures are not cached: asked again
+    stopped = LoopbackLLMServer().start()
+    stopped.stop()
+    code, _, err = run_cli(["batch", "--model", str(model), *data_args(shop_csv), "--base-url", stopped.base_url,
+                            "--cache-dir", str(tmp_path / "c3"), "--yes", "--out", str(tmp_path / "g.csv")],
+                           monkeypatch, capsys)
+    assert code == 2
+    line = error_line(err)
+    assert "답을 한 번도 받지 못한 채" in line and stopped.base_url in line and "connection_error" in line
+    assert not (tmp_path / "g.csv").exists()  # nothing reached the server: no row was paid for
+
+
+def test_train_refuses_to_save_a_model_built_on_failed_forecasts(shop_csv, tmp_path, monkeypatch, capsys):
+    model = tmp_path / "model"
+    with invalid_answers_server() as bad:
+        args = ["train", *data_args(shop_csv), "--provider", "llm", "--llm-model", "loopback-test-model",
+                "--base-url", bad.base_url, "--cache-dir", str(tmp_path / "c"), "--yes", "--out", str(model)]
+        code, _, err = run_cli(args, monkeypatch, capsys)
+        assert code == 2
+        assert "저장하지 않았습니다" in error_line(err) and "validation_error" in err
+        assert not model.exists()
+        code, _, err = run_cli([*args, "--max-failed", "100%"], monkeypatch, capsys)
+    assert code == 0, err
+    assert (model / "config.json").exists()
+
+
+def test_evaluate_refuses_a_report_whose_llm_arm_failed(shop_csv, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "report"
+    with invalid_answers_server() as bad:
+        code, _, err = run_cli(["evaluate", *data_args(shop_csv), "--provider", "llm", "--llm-model", "m",
+                                "--base-url", bad.base_url, "--cache-dir", str(tmp_path / "c"), "--yes",
+                                "--bootstrap", "100", "--out", str(out)], monkeypatch, capsys)
+    assert code == 2
+    assert "보고서를" in error_line(err) and "쓰지 않았습니다" in error_line(err)
+    assert not out.exists()

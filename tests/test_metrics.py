@@ -268,7 +268,7 @@ def test_bootstrap_rejects_misaligned_groups():
 
 
 def test_pr_auc_bootstrap_fast_path_matches_the_slow_path():
-    """The weighted-cumsum PR-AUC replicates equal recomputing m.pr_auc on the
+    """The sparse block-sum PR-AUC replicates equal recomputing m.pr_auc on the
     gathered rows of the same resamples (same seed -> same draws)."""
     rng = np.random.default_rng(5)
     n = 600
@@ -277,12 +277,12 @@ def test_pr_auc_bootstrap_fast_path_matches_the_slow_path():
     pa = np.round(rng.random(n) * 0.5 + 0.3 * b, 2)  # rounded: plenty of ties
     pb = np.round(rng.random(n) * 0.5 + 0.4 * b, 2)
     codes, n_groups = bs._customer_codes(groups, n)
-    fast = bs._pr_auc_replicates(bs.PR_AUC, (pa, b), (pb, b), codes, n_groups, 30,
-                                        np.random.default_rng(1))
+    step = bs._vectorised_step(bs.PR_AUC, (pa, b), (pb, b), codes, n_groups)
+    fast, = bs._vectorised_replicates([step], n_groups, 30, np.random.default_rng(1))
     weights_rng = np.random.default_rng(1)
     expected = []
-    for start in range(0, 30, bs.PR_AUC_CHUNK):
-        counts = bs._draw_counts(weights_rng, n_groups, min(bs.PR_AUC_CHUNK, 30 - start))
+    for start in range(0, 30, bs.RESAMPLE_CHUNK):
+        counts = bs._draw_counts(weights_rng, n_groups, min(bs.RESAMPLE_CHUNK, 30 - start))
         for row in counts:
             idx = np.repeat(np.arange(n), row[codes])
             expected.append(m.pr_auc(pb[idx], b[idx]) - m.pr_auc(pa[idx], b[idx]))

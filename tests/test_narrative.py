@@ -1,5 +1,6 @@
-"""Korean narratives: golden texts for three CDNOW customers, the batch path, the template
-sandbox and user templates, and ``forecaster narrate`` through the real entry point.
+"""Korean narratives: golden texts for three CDNOW customers, the template sandbox and user
+templates, and ``forecaster narrate`` through the real entry point (the one-customer path
+against the batch path: tests/test_narrative_paths.py).
 
 Regenerate the golden files after an intended wording change (and bump
 ``prompts.NARRATIVE_VERSION``) with ``UPDATE_GOLDEN=1 pytest tests/test_narrative.py``,
@@ -56,16 +57,6 @@ def test_golden_narratives(kind: str) -> None:
         path.write_text(text + "\n", encoding="utf-8")
     assert text + "\n" == path.read_text(encoding="utf-8")
     assert GOLDEN_CUSTOMERS[kind] not in text
-
-
-def test_batch_path_matches_the_single_path_for_every_cdnow_customer() -> None:
-    batch = cdnow_panel().histories(ANCHOR)
-    texts = render_narratives(batch)
-    assert len(texts) == len(batch) > 20_000
-    for i in range(0, len(batch), 97):
-        assert texts[i] == render_narrative(batch[i])
-    assert all(t.endswith("예측 대상: 1998년 1월") for t in texts)
-    assert not any("(가)" in t or "(를)" in t or "(은)" in t or "{" in t for t in texts)
 
 
 def test_no_customer_id_in_the_narrative() -> None:

@@ -17,8 +17,11 @@ from matplotlib.ft2font import FT2Font
 from forecaster.datasets import Cleaning, Dataset
 from forecaster.errors import UserError
 from forecaster.evaluation import EvaluationSetup
-from models import metrics, plots, report, report_text
-from models.evaluate import EvaluationResult, bootstrap_differences, score_predictions
+from forecaster.verbs.evaluate import write_report_folder
+from models import metrics, plots, report, report_checks, report_text
+from forecaster.minimum_data import can_answer
+from models.evaluate import (EvaluationResult, bootstrap_differences, bootstrap_differences_by_anchor,
+                             score_predictions)
 from structurer.schema import BucketScheme
 
 ARMS = ["climatology", "forecaster", "xgb_base", "xgb_base+forecaster"]
@@ -75,6 +78,9 @@ def make_inputs(name: str = "테스트 상점", n_customers: int = 40) -> tuple[
         "origins": origins,
         "arms": score_predictions(pred, scheme),
         "differences": bootstrap_differences(pred, scheme, n_resamples=50, seed=0),
+        "differences_by_anchor": bootstrap_differences_by_anchor(pred, scheme, n_resamples=50, seed=0),
+        "data_sufficiency": can_answer(len(customers) * len(ANCHORS),
+                                       int((pred["label_bucket"] > 0).sum()) // len(ARMS)),
         "learning_curve": [{"customers": 10, "rows": 90, "xgb_base": 0.09, "xgb_base+forecaster": None,
                             "xgb_base+forecaster_note": "no purchases"},
                            {"customers": 40, "rows": 300, "xgb_base": 0.07, "xgb_base+forecaster": 0.065}],
@@ -106,7 +112,7 @@ def test_every_output_is_written(written):
     paths, _ = written
     out = paths["metrics"].parent
     for key in ("metrics", "predictions", "report_md", "report_html", "plot_reliability", "plot_pr_curve",
-                "plot_gains", "plot_confusion", "plot_importance", "plot_learning_curve"):
+                "plot_gains", "plot_confusion", "plot_importance", "plot_learning_curve", "plot_differences"):
         assert paths[key].is_file() and paths[key].stat().st_size > 0, key
         assert paths[key].is_relative_to(out)
     for key in (k for k in paths if k.startswith("plot_")):
@@ -142,7 +148,7 @@ def test_html_is_self_contained(written):
     paths, _ = written
     html = paths["report_html"].read_text(encoding="utf-8")
     sources = re.findall(r'src="([^"]*)"', html)
-    assert len(sources) == 6 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert len(sources) == 7 and all(s.startswith("data:image/png;base64,") for s in sources)
     assert "<link" not in html and "http://" not in html and "https://" not in html
 
 
@@ -181,12 +187,12 @@ def test_a_failed_write_leaves_the_old_report_untouched(tmp_path, monkeypatch):
 
     monkeypatch.setattr(plots, "gains_chart", broken)
     with pytest.raises(RuntimeError, match="plotting failed"):
-        report.write_report(out, setup, result)
+        write_report_folder(out, setup, result)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "report.md"]
     assert (out / "report.md").read_text() == "previous report"
     with pytest.raises(RuntimeError):
-        report.write_report(tmp_path / "fresh", setup, result)
+        write_report_folder(tmp_path / "fresh", setup, result)
     assert not (tmp_path / "fresh").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
@@ -196,15 +202,15 @@ def test_out_path_that_is_a_file_is_a_user_error(tmp_path):
     target = tmp_path / "report.txt"
     target.write_text("not a folder")
     with pytest.raises(UserError, match="report.txt"):
-        report.write_report(target, setup, result)
+        write_report_folder(target, setup, result)
     assert target.read_text() == "not a folder"
 
 
 def test_a_folder_of_other_files_is_never_replaced(tmp_path):
     setup, result = make_inputs()
     (tmp_path / "notes.txt").write_text("the user's own file")
-    with pytest.raises(UserError, match="not an earlier report"):
-        report.write_report(tmp_path, setup, result)
+    with pytest.raises(UserError, match="notes.txt and is not an earlier forecaster report"):
+        write_report_folder(tmp_path, setup, result)
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
@@ -213,16 +219,18 @@ def test_an_earlier_report_is_replaced(written, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(paths["metrics"].parent, out)
     setup, _ = make_inputs(name="두 번째 실행")
-    again = report.write_report(out, setup, result)
+    again = write_report_folder(out, setup, result)
     assert "두 번째 실행" in again["report_md"].read_text(encoding="utf-8")
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
-def _headline_data(lo: float, hi: float, diff: float) -> dict:
-    d = {"diff": diff, "lo": lo, "hi": hi, "n_resamples": 1000, "n_valid": 1000, "a": 0.0600, "b": 0.0600 + diff}
-    verdict = report_text.verdict("rps", d)
-    return {"headline": {"verdict": verdict, "difference": d, "relative_change": diff / 0.06},
-            "dataset": {"currency": "USD"}}
+def _headline_data(lo: float, hi: float, diff: float, can: bool = True) -> dict:
+    d = {"diff": diff, "lo": lo, "hi": hi, "n_resamples": 1000, "n_valid": 1000, "a": 0.0600, "b": 0.0600 + diff,
+         "se": (hi - lo) / 3.92, "mde": 2.8 * (hi - lo) / 3.92}
+    sufficiency = can_answer(5000 if can else 15, 400 if can else 2)
+    return {"headline": {"verdict": report_checks.judged("rps", d, can), "difference": d,
+                         "relative_change": diff / 0.06},
+            "dataset": {"currency": "USD"}, "data_sufficiency": sufficiency}
 
 
 def test_headline_claims_improvement_only_when_the_interval_excludes_zero():
@@ -232,16 +240,26 @@ def test_headline_claims_improvement_only_when_the_interval_excludes_zero():
     assert "개선했다는 근거가 있습니다" in below and "0.00050 낮았습니다" in below
     above = report_text.headline_sentences(_headline_data(0.0002, 0.0009, 0.0005))[0]
     assert "나빠졌다" in above and "0.00050 높았습니다" in above
-    # the interval takes 으로/로 by how its last digit is read: 이 -> 로, 삼 -> 으로
-    assert "-0.00040~+0.00022로 0을 포함" in both_sides
-    assert "-0.00090~-0.00023으로 전체가" in below
+    # real minus signs, a spaced tilde, and the particle read from the last digit: 이 -> 로, 삼 -> 으로
+    assert "\u22120.00040 ~ +0.00022로 0을 포함" in both_sides
+    assert "\u22120.00090 ~ \u22120.00023으로 전체가" in below
+
+
+def test_below_the_minimum_test_rows_the_headline_draws_no_conclusion():
+    lines = report_text.headline_sentences(_headline_data(-0.0009, -0.00023, -0.0005, can=False))
+    text = " ".join(lines)
+    assert "답할 수 없으므로" in text and "평가 행이 15개(구매한 행 2개)" in text
+    for conclusion in ("근거가 있습니다", "근거는 없습니다", "나빠졌다", "개선했다"):
+        assert conclusion not in text
+    assert "\u22120.00090 ~ \u22120.00023" in text  # the interval is still shown
 
 
 def test_verdict_direction_follows_the_metric():
-    assert report_text.verdict("pr_auc", {"lo": 0.01, "hi": 0.03}) == "improved"
-    assert report_text.verdict("rps", {"lo": 0.01, "hi": 0.03}) == "worse"
-    assert report_text.verdict("rps", {"lo": -0.01, "hi": 0.0}) == "no_evidence"
-    assert report_text.verdict("rps", {"lo": None, "hi": None}) == "undefined"
+    assert report_checks.verdict("pr_auc", {"lo": 0.01, "hi": 0.03}) == "improved"
+    assert report_checks.verdict("rps", {"lo": 0.01, "hi": 0.03}) == "worse"
+    assert report_checks.verdict("rps", {"lo": -0.01, "hi": 0.0}) == "no_evidence"
+    assert report_checks.verdict("rps", {"lo": None, "hi": None}) == "undefined"
+    assert report_checks.judged("rps", {"lo": 0.01, "hi": 0.03}, answerable=False) == "cannot_answer"
 
 
 def test_korean_font_comes_from_the_package_and_has_hangul():
@@ -279,5 +297,6 @@ def test_an_llm_run_shows_its_usage_ledger():
 def test_without_the_augmented_arm_the_headline_says_so():
     setup, result = make_inputs()
     result.metrics["differences"] = {}
+    result.metrics["differences_by_anchor"] = {}
     docs = report.render_documents(report.build_report_data(setup, result), {})
     assert "실행되지 않아 예측기 특성의 효과는 평가하지 않았습니다" in docs["report_md"]

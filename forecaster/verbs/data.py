@@ -4,6 +4,10 @@ The share of customers buying in a month is shown two ways: of the customers acq
 then (first purchase in or before that month; 100% in the very first month by definition)
 and of every customer in the data. The CDNOW README's "33–41% in Jan–Mar 1997" is the
 second (of all 23,570); from April 1997 on, every customer is acquired and both agree.
+
+The overview also shows how much of its first and last month the data covers and whether
+the last month counts as complete (docs/data.md): the months, shares and quantiles are
+those of the panel, which leaves a partial last month out.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from forecaster.coverage import MonthCoverage
 from forecaster.datasets import Dataset
 from forecaster.verbs.options import (
     AmountColOption,
@@ -23,10 +28,12 @@ from forecaster.verbs.options import (
     CustomerColOption,
     DataOption,
     DateColOption,
+    DateOptions,
     OrderColOption,
     dataset_from_options,
+    with_date_options,
 )
-from narrator.korean import format_amount
+from narrator.korean import format_amount, format_month
 from narrator.panel import NOT_ACQUIRED, MonthlyPanel
 
 SPEND_QUANTILES = (0.25, 0.50, 0.75, 0.90)
@@ -89,8 +96,27 @@ def _overview_table(dataset: Dataset, summary: DataSummary) -> Table:
     table.add_row("거래 (transactions)", f"{summary.transactions:,}행")
     table.add_row("기간 (date range)", f"{summary.first_day:%Y-%m-%d} ~ {summary.last_day:%Y-%m-%d}")
     table.add_row("개월 (months)", f"{len(months)}개월 ({months[0]} ~ {months[-1]})")
+    table.add_row("첫 달 기록 (first month coverage)", _coverage_text(dataset.coverage.first, leading=True))
+    table.add_row("마지막 달 기록 (last month coverage)", _coverage_text(dataset.coverage.last, leading=False,
+                                                                   kept=dataset.coverage.keep_partial))
     table.add_row("월 구매액 분위수 (positive monthly spend)", quantiles)
     return table
+
+
+def _coverage_text(month: MonthCoverage, *, leading: bool, kept: bool = False) -> str:
+    """``1998년 6월: 6월 30일까지 (100.0%), 온전한 달`` and the verdict's reason."""
+    bound = "부터" if leading else "까지"
+    covered = f"{format_month(month.month)}: {month.edge_text()}{bound} ({month.share:.1%})"
+    if month.partial is None:
+        return f"{covered}, 판단 보류 (비교할 달이나 주문이 적음), 그대로 사용"
+    if not month.partial:
+        return f"{covered}, 온전한 달"
+    why = " (--data-end)" if month.decided_by == "data-end" else ""
+    if leading:
+        return f"{covered}, 불완전할 수 있음{why}, 그대로 사용 (첫 구매 달)"
+    if kept:
+        return f"{covered}, 불완전{why}, --keep-partial-month로 포함"
+    return f"{covered}, 불완전{why} → 패널에서 제외 (거래 {month.rows:,}행, 구매 고객 {month.buyers:,}명)"
 
 
 def _monthly_table(summary: DataSummary) -> Table:
@@ -119,6 +145,8 @@ def _cleaning_table(dataset: Dataset) -> Table:
     table.add_row("반품·취소 (returns: negative amounts)", returns)
     zone = f"{c.timezone_rows_converted:,}행을 {c.timezone} 기준으로 변환" if c.timezone else "변환 없음"
     table.add_row("시간대 (time zones)", zone)
+    if c.date_range:
+        table.add_row("기간 제한 (--date-range)", f"{c.date_range} 밖의 {c.date_range_rows_dropped:,}행 제외")
     for note in c.notes:
         table.add_row("참고 (note)", note)
     return table
@@ -131,11 +159,13 @@ def data(
     amount_col: AmountColOption = None,
     order_col: OrderColOption = None,
     currency: CurrencyOption = None,
+    date_options: DateOptions = DateOptions(),
 ) -> None:
     """Describe the data: customers, transactions, months, share buying per month,
     quantiles of positive monthly spend, and what cleaning did."""
     dataset = dataset_from_options(data, customer_col=customer_col, date_col=date_col,
-                                   amount_col=amount_col, order_col=order_col, currency=currency)
+                                   amount_col=amount_col, order_col=order_col, currency=currency,
+                                   date_options=date_options)
     summary = describe(dataset)
     console = Console()
     for table in (_overview_table(dataset, summary), _monthly_table(summary), _cleaning_table(dataset)):
@@ -143,4 +173,4 @@ def data(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("data")(data)
+    app.command("data")(with_date_options(data))

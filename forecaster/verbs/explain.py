@@ -12,7 +12,8 @@ from rich.console import Console
 
 from forecaster.errors import UserError
 from forecaster.verbs.options import (AmountColOption, CurrencyOption, CustomerColOption, DataOption,
-                                      DateColOption, OrderColOption, dataset_from_options)
+                                      DateColOption, DateOptions, OrderColOption, dataset_from_options,
+                                      with_date_options)
 from forecaster.verbs.provider_options import BaseURLOption, CacheDirOption, LLMModelOption, ProviderOption, err
 from narrator.panel import parse_month
 
@@ -29,6 +30,7 @@ def explain(
     data: DataOption = "cdnow",
     customer_col: CustomerColOption = None, date_col: DateColOption = None, amount_col: AmountColOption = None,
     order_col: OrderColOption = None, currency: CurrencyOption = None,
+    date_options: DateOptions = DateOptions(),
     provider: ProviderOption = None,
     llm_model: LLMModelOption = None, base_url: BaseURLOption = None, cache_dir: CacheDirOption = None,
     output_format: Annotated[str, typer.Option("--format", metavar="text|json", help="text (rich, Korean) or json.")] = "text",
@@ -49,7 +51,8 @@ def explain(
         raise UserError(f"--provider {provider} needs a model trained with it: run `forecaster train --provider "
                         f"{provider} --out DIR` and pass --model DIR")
     dataset = dataset_from_options(data, customer_col=customer_col, date_col=date_col, amount_col=amount_col,
-                                   order_col=order_col, currency=currency)
+                                   order_col=order_col, currency=currency,
+                                   date_options=date_options)
     locate_customer(dataset.panel, customer_id, month, dataset.name)  # cheap checks before any training
     model_dir = model if model is not None else ensure_default_model(
         dataset.name, dataset.panel, lambda line: err.print(line, soft_wrap=True))
@@ -63,4 +66,4 @@ def explain(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("explain")(explain)
+    app.command("explain")(with_date_options(explain))

@@ -18,13 +18,18 @@ from forecaster.verbs.options import (
     CustomerColOption,
     DataOption,
     DateColOption,
+    DateOptions,
     OrderColOption,
     dataset_from_options,
+    with_date_options,
 )
 from narrator.narrative import NarrativeTemplateError, render_narrative
 from narrator.panel import NOT_ACQUIRED, MonthlyPanel, parse_month
 
 DEFAULT_HISTORY_MONTHS = 12
+# Ten years: a narrative longer than this is no use to a reader or an LLM, and the history
+# arrays are customers x months (--history-months 100000 once allocated 17.5 GiB).
+MAX_HISTORY_MONTHS = 120
 
 
 def _parse_anchor(text: str | pd.Period) -> pd.Period:
@@ -32,6 +37,12 @@ def _parse_anchor(text: str | pd.Period) -> pd.Period:
         return parse_month(text)
     except ValueError:
         raise UserError(f"--anchor '{text}' is not a month of the form YYYY-MM (e.g. 1998-01)") from None
+
+
+def _check_history_months(history_months: int) -> None:
+    if not 1 <= history_months <= MAX_HISTORY_MONTHS:
+        raise UserError(f"--history-months {history_months}: give a whole number of months from 1 to "
+                        f"{MAX_HISTORY_MONTHS} (e.g. 12)")
 
 
 def _customer_row(panel: MonthlyPanel, customer_id: str, data_name: str) -> int:
@@ -62,8 +73,7 @@ def customer_narrative(
 ) -> str:
     """The narrative of one customer at one anchor; UserError for anything the user can fix."""
     anchor = _parse_anchor(anchor_text)
-    if history_months < 1:
-        raise UserError(f"--history-months {history_months}: give a whole number of months >= 1 (e.g. 12)")
+    _check_history_months(history_months)
     panel = dataset.panel
     try:
         panel.check_anchor(anchor)
@@ -73,7 +83,9 @@ def customer_narrative(
     found_id = str(panel.customer_ids[row])
     first = int(panel.first_idx[row])
     if first == NOT_ACQUIRED:
-        raise UserError(f"customer '{found_id}' has no purchase in the data (only returns), so there is no history")
+        dropped = dataset.coverage.dropped_month
+        why = f"only returns, or purchases only in the partial month {dropped} left out" if dropped else "only returns"
+        raise UserError(f"customer '{found_id}' has no purchase in the data ({why}), so there is no history")
     if first >= panel.column(anchor):
         first_month = panel.first_month + first
         raise UserError(
@@ -89,6 +101,7 @@ def customer_narrative(
 
 def register(app: typer.Typer) -> None:
     @app.command("narrate")
+    @with_date_options
     def narrate(
         customer_id: Annotated[str, typer.Argument(metavar="CUSTOMER_ID", help="The customer's id in the data.")],
         anchor: Annotated[
@@ -96,7 +109,8 @@ def register(app: typer.Typer) -> None:
         ],
         data: DataOption = "cdnow",
         history_months: Annotated[
-            int, typer.Option("--history-months", metavar="H", help="Months of history to narrate.")
+            int, typer.Option("--history-months", metavar="H",
+                              help=f"Months of history to narrate (1-{MAX_HISTORY_MONTHS}).")
         ] = DEFAULT_HISTORY_MONTHS,
         templates: Annotated[
             Path | None,
@@ -107,11 +121,13 @@ def register(app: typer.Typer) -> None:
         amount_col: AmountColOption = None,
         order_col: OrderColOption = None,
         currency: CurrencyOption = None,
+        date_options: DateOptions = DateOptions(),
     ) -> None:
         """Print a customer's Korean narrative exactly as it would be sent (no LLM call)."""
         _parse_anchor(anchor)  # a typo fails before the data is loaded
+        _check_history_months(history_months)
         dataset = dataset_from_options(
             data, customer_col=customer_col, date_col=date_col, amount_col=amount_col,
-            order_col=order_col, currency=currency,
+            order_col=order_col, currency=currency, date_options=date_options,
         )
         print(customer_narrative(dataset, customer_id, anchor, history_months, templates))

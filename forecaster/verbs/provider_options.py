@@ -1,4 +1,5 @@
-"""Forecaster-provider options shared by train, batch, evaluate and explain."""
+"""Forecaster-provider options shared by train, batch, evaluate and explain, the cost
+question before an LLM run, and the failure threshold after one (``--max-failed``)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from forecaster.errors import UserError
+from forecaster.errors import LLMRunFailed, UserError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from forecaster.pipeline import ForecastFn
     from forecaster.providers import Provider
-    from narrator.panel import HistoryBatch
+    from narrator.panel import HistoryBatch, MonthlyPanel
     from structurer.schema import BucketScheme
 
 _PANEL = "예측기 (forecaster)"
@@ -34,6 +38,25 @@ CacheDirOption = Annotated[Path | None, typer.Option(
     rich_help_panel=_PANEL)]
 YesOption = Annotated[bool, typer.Option(
     "--yes", help="Do not ask before an LLM run whose estimated cost is high.", rich_help_panel=_PANEL)]
+DEFAULT_MAX_FAILED = 0.10  # above this share of failed LLM forecasts a run stops with exit status 2
+
+
+def parse_share(text: str | float) -> float:
+    """``0.1`` or ``10%`` -> 0.1; a share between 0 and 1."""
+    raw = str(text).strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise typer.BadParameter(f"'{raw}' is not a share: give e.g. 0.1 or 10%") from None
+    if not 0.0 <= value <= 1.0:
+        raise typer.BadParameter(f"'{raw}' is outside 0..1 (0%..100%)")
+    return value
+
+
+MaxFailedOption = Annotated[float, typer.Option(
+    "--max-failed", metavar="SHARE", parser=parse_share,
+    help="Stop with exit status 2 when more than this share of the LLM forecasts failed (0..1 or 10%). "
+         "batch still writes its rows; train and evaluate write nothing.", rich_help_panel=_PANEL)]
 
 err = Console(stderr=True)
 
@@ -59,3 +82,40 @@ def confirm_llm_cost(provider: Provider, batches: list[HistoryBatch], yes: bool)
         return
     if not typer.confirm("이대로 LLM을 호출할까요?", default=False, err=True):
         raise UserError("LLM run cancelled before any call was sent (pass --yes to skip the question)")
+
+
+def _percent(share: float) -> str:
+    return f"{100 * share:.3g}%"  # 10%, 12.5%, 100%, 0.0426%: three digits, never "0%" for a failure
+
+
+def check_failed_share(provider: Provider, max_failed: float, consequence: str) -> None:
+    """When more than ``max_failed`` of the LLM forecasts so far failed: print the failures
+    by reason, then raise :class:`LLMRunFailed`, whose line says ``consequence`` (what was
+    or was not written). Nothing to check for the empirical forecaster."""
+    llm = provider.llm_forecaster
+    if llm is None or llm.ledger.failed_share <= max_failed:
+        return
+    ledger = llm.ledger
+    err.print(ledger.render_failures())
+    kept = f" 성공한 {ledger.ok:,}건은 캐시에 있어 다시 실행하면 실패한 예측만 다시 묻습니다." if ledger.ok else ""
+    raise LLMRunFailed(
+        f"LLM 예측 {ledger.customers:,}건 중 {ledger.failed:,}건({_percent(ledger.failed_share)})이 실패해 "
+        f"--max-failed {_percent(max_failed)}를 넘었습니다. {consequence}{kept} "
+        "실패를 감수하려면 --max-failed를 높이세요."
+    )
+
+
+def failure_checked(provider: Provider, max_failed: float, consequence: str) -> ForecastFn:
+    """The provider's forecast function, checked after each anchor's LLM stage over every
+    forecast so far: a run that is failing stops before it pays for the remaining anchors,
+    and before a model or report is built from it; the last check covers the whole run."""
+    forecast = provider.forecast_fn()
+    if provider.llm_forecaster is None:
+        return forecast
+
+    def checked(anchor: pd.Period, batch: HistoryBatch, cut: MonthlyPanel) -> pd.DataFrame:
+        frame = forecast(anchor, batch, cut)
+        check_failed_share(provider, max_failed, consequence)
+        return frame
+
+    return checked
