@@ -14,15 +14,13 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from clitools import run_cli
+from clitools import run_cli, train_once
 
-from forecaster import cli
 
 DATA = "synthetic:400:5"  # small: each case loads it in well under a second
 Setup = Callable[[Path, Path], None]
@@ -241,16 +239,7 @@ CASES = [
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """One artifact per session, trained on the small synthetic shop; cases copy it."""
-    folder = tmp_path_factory.mktemp("trained") / "model"
-    mp = pytest.MonkeyPatch()
-    mp.setattr(sys, "argv", ["forecaster", "train", "--data", DATA, "--out", str(folder)])
-    try:
-        cli.main()
-    except SystemExit as exc:
-        assert not exc.code
-    finally:
-        mp.undo()
-    return folder
+    return train_once(tmp_path_factory.mktemp("trained") / "model", DATA)
 
 
 def snapshot(folder: Path) -> dict[str, str]:

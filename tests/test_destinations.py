@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import stat
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
-from clitools import run_cli
+from clitools import run_cli, train_once
 
 from forecaster import cli, destination
 from forecaster.datasets import load_dataset
@@ -26,16 +25,7 @@ def _no_data_please(*args, **kwargs):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("trained") / "model"
-    mp = pytest.MonkeyPatch()
-    mp.setattr(sys, "argv", ["forecaster", "train", "--data", DATA, "--out", str(folder)])
-    try:
-        cli.main()
-    except SystemExit as exc:
-        assert not exc.code
-    finally:
-        mp.undo()
-    return folder
+    return train_once(tmp_path_factory.mktemp("trained") / "model", DATA)
 
 
 def _marker(folder):

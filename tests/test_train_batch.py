@@ -1,14 +1,12 @@
 """`forecaster train` -> artifact folder -> `forecaster batch`, through the real CLI."""
 
 import json
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
-from clitools import run_cli
+from clitools import run_cli, train_once
 
-from forecaster import cli
 
 DATA = "synthetic:600:3"
 
@@ -17,16 +15,7 @@ DATA = "synthetic:600:3"
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("art") / "model"
-    mp = pytest.MonkeyPatch()
-    mp.setattr(sys, "argv", ["forecaster", "train", "--data", DATA, "--out", str(folder)])
-    try:
-        cli.main()
-    except SystemExit as exc:
-        assert not exc.code
-    finally:
-        mp.undo()
-    return folder
+    return train_once(tmp_path_factory.mktemp("art") / "model", DATA)
 
 
 def test_artifact_holds_json_models_scheme_features_threshold_and_versions(model_dir):
