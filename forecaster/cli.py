@@ -14,7 +14,10 @@ import errno
 import sys
 
 import typer
-from typer._click.exceptions import NoArgsIsHelpError, UsageError
+try:  # typer >= 0.2x vendors click; earlier releases depend on click itself
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click.exceptions import NoArgsIsHelpError, UsageError
 
 from forecaster.errors import UserError
 

@@ -48,7 +48,7 @@ def parse_test_anchors(text: str | None, panel: MonthlyPanel) -> tuple[list[pd.P
     if text is None:
         chosen = known[max(first_allowed, len(known) - DEFAULT_TEST_MONTHS):]
         note = None if len(chosen) == DEFAULT_TEST_MONTHS else (
-            f"참고: 데이터가 {panel.n_months}개월뿐이라 시험 달을 기본 {DEFAULT_TEST_MONTHS}개 대신 "
+            f"참고: 데이터가 {panel.n_months}개월뿐이라 평가 월을 기본 {DEFAULT_TEST_MONTHS}개 대신 "
             f"{len(chosen)}개({_span(chosen)})로 줄였습니다. 그 앞의 {first_allowed}개월은 학습·검증에 씁니다.")
         return chosen, note
     try:

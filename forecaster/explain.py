@@ -27,6 +27,7 @@ import platformdirs
 
 from forecaster import artifact, model_warnings, top_share
 from forecaster.batch import BatchJob
+from forecaster.customers import locate_customer
 from forecaster.datasets import Dataset
 from forecaster.errors import UserError
 from forecaster.explain_sentences import contribution_sentence, feature_label, value_text
@@ -34,7 +35,7 @@ from forecaster.providers import LLMOptions, Provider
 from models.arms import spend_from_probs
 from models.features import baseline_features
 from narrator.narrative import render_narrative
-from narrator.panel import NOT_ACQUIRED, HistoryBatch, MonthlyPanel
+from narrator.panel import HistoryBatch, MonthlyPanel
 from structurer.features import records_to_features
 from structurer.schema import BucketScheme, ForecastRecord
 
@@ -178,39 +179,6 @@ class Explanation:
 # -- checks the user can act on -------------------------------------------------------------
 
 
-def locate_customer(panel: MonthlyPanel, customer_id: str, anchor: pd.Period, data_name: str) -> int:
-    """Row of the customer in ``panel``; UserError if the id is unknown (suggesting the
-    zero-padded id a number stands for), the customer never bought, or was not yet
-    acquired at ``anchor``."""
-    try:
-        panel.check_anchor(anchor)
-    except ValueError as exc:
-        raise UserError(f"--anchor: {exc} (data '{data_name}')") from None
-    try:
-        row = panel.row_of(customer_id)
-    except KeyError:
-        raise UserError(_unknown_customer(panel, customer_id, data_name)) from None
-    first = int(panel.first_idx[row])
-    if first == NOT_ACQUIRED:
-        raise UserError(f"customer '{customer_id}' has no purchase in the data '{data_name}' (only returns)")
-    if first >= panel.column(anchor):
-        first_month = panel.first_month + first
-        raise UserError(f"customer '{customer_id}' made their first purchase in {first_month}, so is not yet a "
-                        f"customer at {anchor}; choose --anchor {first_month + 1} or later")
-    return row
-
-
-def _unknown_customer(panel: MonthlyPanel, customer_id: str, data_name: str) -> str:
-    message = f"customer '{customer_id}' is not in the data '{data_name}'"
-    if customer_id.isdigit():
-        stripped = pd.Series(panel.customer_ids).str.lstrip("0").to_numpy()
-        matches = panel.customer_ids[stripped == customer_id.lstrip("0")]
-        if len(matches) == 1:
-            return f"{message}; did you mean '{matches[0]}'? (ids there are zero-padded)"
-    examples = ", ".join(str(c) for c in panel.customer_ids[:3])
-    return f"{message}; check the id (ids there look like {examples})"
-
-
 # -- the default model ---------------------------------------------------------------------
 
 
@@ -330,7 +298,8 @@ def explain_customer(dataset: Dataset, model_dir: Path, customer_id: str, anchor
     from different code.
     """
     panel = dataset.panel
-    row = locate_customer(panel, customer_id, anchor, dataset.name)
+    customer_id = locate_customer(dataset, customer_id, anchor)
+    row = panel.row_of(customer_id)
     if provider is not None:  # checked before an LLM client is set up for the wrong provider
         trained_with = artifact.load(model_dir).config["forecaster"]["provider"]
         if provider != trained_with:

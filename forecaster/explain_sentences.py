@@ -9,10 +9,10 @@ import re
 
 import pandas as pd
 
-from models.features import FEATURE_LABELS
+from models import feature_labels as labels
 from narrator.korean import format_amount, format_month, josa, particle_for
 from structurer.features import PREFIX as FC
-from structurer.schema import BucketScheme, Segment, Trend
+from structurer.schema import BucketScheme
 
 
 def percent(p: float) -> str:
@@ -25,23 +25,9 @@ def signed(x: float) -> str:
     return ("−" if x < 0 and text != "0.00" else "+") + text
 
 
-def forecast_feature_labels(scheme: BucketScheme) -> dict[str, str]:
-    """Korean descriptions of the forecaster feature columns (``fc_*``) of ``scheme``."""
-    labels = {f"{FC}p_{bid}": f"예측기의 '{label}' 확률" for bid, label in zip(scheme.ids, scheme.labels)}
-    labels.update({
-        f"{FC}purchase_prob": "예측기의 구매 확률",
-        f"{FC}expected_spend": "예측기의 기대 지출액",
-        f"{FC}expected_orders": "예측기의 기대 주문 수",
-        f"{FC}entropy": "예측 분포의 엔트로피(불확실성)",
-        f"{FC}confidence": "예측기의 확신도",
-    })
-    labels.update({f"{FC}segment_{s.value}": f"예측기 세그먼트가 '{s.value}'인지" for s in Segment})
-    labels.update({f"{FC}trend_{t.value}": f"예측기 추세가 '{t.value}'인지" for t in Trend})
-    return labels
-
-
 def feature_label(name: str, scheme: BucketScheme) -> str:
-    return FEATURE_LABELS.get(name) or forecast_feature_labels(scheme)[name]
+    """Korean name of feature column ``name`` (one definition: :mod:`models.feature_labels`)."""
+    return labels.feature_label(name, dict(zip(scheme.ids, scheme.labels)))
 
 
 _AMOUNTS = ("lifetime_spend", "monetary", f"{FC}expected_spend", "spend_lag", "spend_mean", "spend_max")
@@ -124,7 +110,7 @@ def _forecast_clause(name: str, value: float, text: str, scheme: BucketScheme) -
         f"{FC}purchase_prob": f"예측기가 본 구매 확률이 {_ra(text)}",
         f"{FC}expected_spend": f"예측기의 기대 지출액이 {_ra(text)}",
         f"{FC}expected_orders": f"예측기의 기대 주문 수가 {_ra(text)}",
-        f"{FC}entropy": f"{josa(forecast_feature_labels(scheme)[name], '이/가')} {_ra(text)}",
+        f"{FC}entropy": f"{josa(feature_label(name, scheme), '이/가')} {_ra(text)}",
         f"{FC}confidence": f"예측기의 확신도가 {_ra(text)}",
     }
     if name in fixed:

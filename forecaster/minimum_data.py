@@ -67,8 +67,8 @@ def can_answer(test_rows: int, test_positives: int) -> dict:
     (the report states the reason instead of a conclusion)."""
     enough = test_rows >= MIN_TEST_ROWS and test_positives >= MIN_TEST_POSITIVES
     reason = None if enough else (
-        f"시험 행이 {test_rows:,}개(구매 {test_positives:,}건)로, 비교 결과를 말하는 데 필요한 최소 "
-        f"{MIN_TEST_ROWS:,}행·구매 {MIN_TEST_POSITIVES}건에 못 미칩니다. 이 데이터로는 예측기 특징이 "
+        f"평가 행이 {test_rows:,}개(구매 {test_positives:,}건)로, 비교 결과를 말하는 데 필요한 최소 "
+        f"{MIN_TEST_ROWS:,}행·구매 {MIN_TEST_POSITIVES}건에 못 미칩니다. 이 데이터로는 예측기 특성이 "
         "도움이 되는지 답할 수 없습니다.")
     return {"can_answer": enough, "test_rows": test_rows, "test_positives": test_positives,
             "min_test_rows": MIN_TEST_ROWS, "min_test_positives": MIN_TEST_POSITIVES, "reason": reason}

@@ -9,6 +9,7 @@ columns (``fc_*``, and ``emp_*`` for the empirical forecaster kept beside an LLM
 from __future__ import annotations
 
 from models.features import FEATURE_LABELS
+from narrator.korean import josa
 from structurer.schema import Segment, Trend
 
 FORECASTER_PREFIXES = {"fc_": "예측기", "emp_": "경험적 예측기"}
@@ -22,7 +23,7 @@ BTYD_LABELS = {
 def _forecaster_label(rest: str, who: str, bucket_labels: dict[str, str]) -> str | None:
     """The name of forecaster column ``<prefix><rest>``, ``who`` naming the forecaster."""
     fixed = {"purchase_prob": f"{who}의 구매 확률", "expected_spend": f"{who}의 기대 지출액",
-             "expected_orders": f"{who}의 기대 주문 수", "entropy": f"{who} 분포의 엔트로피(불확실성)",
+             "expected_orders": f"{who}의 기대 주문 수", "entropy": f"{josa(who, '이/가')} 낸 분포의 엔트로피(불확실성)",
              "confidence": f"{who}의 확신도"}
     fixed.update({f"segment_{s.value}": f"{who} 세그먼트가 '{s.value}'인지" for s in Segment})
     fixed.update({f"trend_{t.value}": f"{who} 추세가 '{t.value}'인지" for t in Trend})

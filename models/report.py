@@ -70,6 +70,8 @@ def _dataset_summary(setup: "EvaluationSetup") -> dict:
     tx = setup.dataset.transactions
     if setup.sample_customers is not None:  # count the sampled customers' transactions only
         tx = tx[tx["customer_id"].isin(panel.customer_ids)]
+    # rows of a partial month left out of the panel are not part of what was evaluated
+    tx = tx[tx["ts"] < (panel.last_month + 1).start_time]
     cleaning = dataclasses.asdict(setup.dataset.cleaning)
     return {
         "name": setup.dataset.name,
@@ -82,6 +84,7 @@ def _dataset_summary(setup: "EvaluationSetup") -> dict:
         "last_month": str(panel.last_month),
         "months": int(panel.n_months),
         "cleaning": cleaning,
+        "notices": [n.removeprefix("참고: ") for n in setup.dataset.notices],
     }
 
 

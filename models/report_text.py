@@ -151,6 +151,7 @@ def cleaning_sentences(data: dict) -> list[str]:
         out.append(f"시간대가 붙은 타임스탬프 {josa(count(c['timezone_rows_converted']) + '개', '을/를')} "
                    f"{c.get('timezone') or 'Asia/Seoul'} 기준으로 바꿨습니다.")
     out.extend(f"{note}." if not note.endswith(".") else note for note in c.get("notes", []))
+    out.extend(data["dataset"].get("notices", []))  # how the data was read and which months were judged partial
     return out or ["불러오는 과정에서 바뀐 행은 없습니다."]
 
 

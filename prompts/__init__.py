@@ -14,7 +14,7 @@ from pathlib import Path
 PROMPTS_DIR = Path(__file__).resolve().parent
 
 NARRATIVE_TEMPLATE = "narrative.j2"
-NARRATIVE_VERSION = "narrative-v1"
+NARRATIVE_VERSION = "narrative-v2"  # v2: each mean rounded once from exact totals (issue 8)
 
 
 def template_dir_or_default(template_dir: Path | str | None) -> Path:

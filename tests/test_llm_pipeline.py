@@ -49,7 +49,7 @@ def test_evaluate_with_llm_runs_both_forecasters_and_reports_the_ledger(shop_csv
     text = json.dumps(metrics, ensure_ascii=False)
     for arm in ("forecaster", "empirical", "xgb_base+forecaster", "xgb_base+empirical", "xgb_base"):
         assert f'"{arm}"' in text, arm
-    assert "loopback-test-model" in text and "system-v2+narrative-v1" in text
+    assert "loopback-test-model" in text and "system-v2+narrative-v2" in text
     first_run_requests = server.request_count
     assert first_run_requests > 0
     report = (out / "report.md").read_text()

@@ -89,7 +89,7 @@ def test_short_data_shrinks_the_default_test_months_and_says_so(tmp_path):
     panel = load_dataset(str(_shop(tmp_path / "shop.csv", 6))).panel
     anchors, note = evaluation.parse_test_anchors(None, panel)
     assert [str(a) for a in anchors] == ["2024-05", "2024-06"]  # 2024-02..04: fit, fit, validate
-    assert note == ("참고: 데이터가 6개월뿐이라 시험 달을 기본 3개 대신 2개(2024-05~2024-06)로 줄였습니다. "
+    assert note == ("참고: 데이터가 6개월뿐이라 평가 월을 기본 3개 대신 2개(2024-05~2024-06)로 줄였습니다. "
                     "그 앞의 3개월은 학습·검증에 씁니다.")
     anchors, note = evaluation.parse_test_anchors(None, load_dataset(str(_shop(tmp_path / "long.csv", 8))).panel)
     assert len(anchors) == evaluation.DEFAULT_TEST_MONTHS and note is None
@@ -127,7 +127,7 @@ def test_five_customers_cannot_answer_and_the_run_says_so(tmp_path, monkeypatch,
     code, _, err = run_cli(["evaluate", "--data", data, "--out", str(tmp_path / "report"), "--bootstrap", "100"],
                            monkeypatch, capsys)
     assert code == 0, err
-    assert "시험 달을 기본 3개 대신 2개" in err and "경고: 시험 행이 10개" in err
+    assert "평가 월을 기본 3개 대신 2개" in err and "경고: 평가 행이 10개" in err
 
 
 def test_enough_test_rows_can_answer():

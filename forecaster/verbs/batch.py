@@ -48,7 +48,7 @@ def batch(
     job = batch_job.BatchJob.open(model, dataset, month, limit, llm_model, base_url, concurrency, cache_dir)
     if job.provider.llm_forecaster is not None:
         if dry_run:
-            err.print(job.provider.llm_forecaster.dry_run(list(job.histories)).render())
+            err.print(job.provider.llm_forecaster.dry_run(job.histories).render())
             return
         confirm_llm_cost(job.provider, [job.histories], yes)
     elif dry_run:

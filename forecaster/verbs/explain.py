@@ -37,7 +37,8 @@ def explain(
 ) -> None:
     """Explain one customer's forecast in Korean: narrative, forecaster answer, both models, top contributions."""
     # heavy imports (xgboost, scipy) only when the verb runs: `forecaster --help` stays fast
-    from forecaster.explain import ensure_default_model, explain_customer, locate_customer
+    from forecaster.customers import locate_customer
+    from forecaster.explain import ensure_default_model, explain_customer
     from forecaster.explain_render import render
     from forecaster.providers import LLMOptions
 
@@ -53,7 +54,7 @@ def explain(
     dataset = dataset_from_options(data, customer_col=customer_col, date_col=date_col, amount_col=amount_col,
                                    order_col=order_col, currency=currency,
                                    date_options=date_options)
-    locate_customer(dataset.panel, customer_id, month, dataset.name)  # cheap checks before any training
+    customer_id = locate_customer(dataset, customer_id, month)  # cheap checks before any training
     model_dir = model if model is not None else ensure_default_model(
         dataset.name, dataset.panel, lambda line: err.print(line, soft_wrap=True))
     result = explain_customer(dataset, model_dir, customer_id, month,

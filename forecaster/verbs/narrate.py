@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import pandas as pd
 import typer
 
+from forecaster.customers import locate_customer
 from forecaster.datasets import Dataset
 from forecaster.errors import UserError
 from forecaster.verbs.options import (
@@ -24,7 +24,7 @@ from forecaster.verbs.options import (
     with_date_options,
 )
 from narrator.narrative import NarrativeTemplateError, render_narrative
-from narrator.panel import NOT_ACQUIRED, MonthlyPanel, parse_month
+from narrator.panel import parse_month
 
 DEFAULT_HISTORY_MONTHS = 12
 # Ten years: a narrative longer than this is no use to a reader or an LLM, and the history
@@ -45,25 +45,6 @@ def _check_history_months(history_months: int) -> None:
                         f"{MAX_HISTORY_MONTHS} (e.g. 12)")
 
 
-def _customer_row(panel: MonthlyPanel, customer_id: str, data_name: str) -> int:
-    """Row of ``customer_id``; a number also matches an id written with leading zeros
-    (CDNOW's ``00001`` as ``1``), when exactly one id does."""
-    try:
-        return panel.row_of(customer_id)
-    except KeyError:
-        pass
-    if customer_id.isdigit():
-        stripped = pd.Series(panel.customer_ids).str.lstrip("0")
-        matches = np.flatnonzero((stripped == customer_id.lstrip("0")).to_numpy())
-        if len(matches) == 1:
-            return int(matches[0])
-    examples = ", ".join(str(c) for c in panel.customer_ids[:3])
-    raise UserError(
-        f"customer '{customer_id}' is not in the data '{data_name}'; check the id "
-        f"(ids there look like {examples})"
-    )
-
-
 def customer_narrative(
     dataset: Dataset,
     customer_id: str,
@@ -74,25 +55,8 @@ def customer_narrative(
     """The narrative of one customer at one anchor; UserError for anything the user can fix."""
     anchor = _parse_anchor(anchor_text)
     _check_history_months(history_months)
-    panel = dataset.panel
-    try:
-        panel.check_anchor(anchor)
-    except ValueError as exc:
-        raise UserError(f"--anchor: {exc} (data '{dataset.name}')") from None
-    row = _customer_row(panel, customer_id, dataset.name)
-    found_id = str(panel.customer_ids[row])
-    first = int(panel.first_idx[row])
-    if first == NOT_ACQUIRED:
-        dropped = dataset.coverage.dropped_month
-        why = f"only returns, or purchases only in the partial month {dropped} left out" if dropped else "only returns"
-        raise UserError(f"customer '{found_id}' has no purchase in the data ({why}), so there is no history")
-    if first >= panel.column(anchor):
-        first_month = panel.first_month + first
-        raise UserError(
-            f"customer '{found_id}' made their first purchase in {first_month}, so has no history "
-            f"before {anchor}; choose --anchor {first_month + 1} or later"
-        )
-    history = panel.histories(anchor, history_months).get(found_id)
+    found_id = locate_customer(dataset, customer_id, anchor)
+    history = dataset.panel.histories(anchor, history_months).get(found_id)
     try:
         return render_narrative(history, template_dir)
     except NarrativeTemplateError as exc:

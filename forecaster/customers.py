@@ -1,0 +1,53 @@
+"""Finding one customer for `narrate` and `explain`: the one look-up both verbs use.
+
+An id given as a bare number also finds an id written with leading zeros (CDNOW's ``00145``
+as ``145``) when exactly one id does; every other problem is one :class:`UserError` line.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from forecaster.datasets import Dataset
+from forecaster.errors import UserError
+from narrator.panel import NOT_ACQUIRED, MonthlyPanel
+
+
+def locate_customer(dataset: Dataset, customer_id: str, anchor: pd.Period) -> str:
+    """The customer's id as the data writes it; UserError when the anchor is outside the
+    data, the id is unknown, the customer never bought, or first bought in or after
+    ``anchor`` (no history to forecast from)."""
+    panel = dataset.panel
+    try:
+        panel.check_anchor(anchor)
+    except ValueError as exc:
+        raise UserError(f"--anchor: {exc} (data '{dataset.name}')") from None
+    row = _row(panel, customer_id, dataset.name)
+    found = str(panel.customer_ids[row])
+    first = int(panel.first_idx[row])
+    if first == NOT_ACQUIRED:
+        dropped = dataset.coverage.dropped_month
+        why = f"only returns, or purchases only in the partial month {dropped} left out" if dropped else "only returns"
+        raise UserError(f"customer '{found}' has no purchase in the data '{dataset.name}' ({why}), "
+                        f"so there is no history")
+    if first >= panel.column(anchor):
+        first_month = panel.first_month + first
+        raise UserError(f"customer '{found}' made their first purchase in {first_month}, so has no history "
+                        f"before {anchor}; choose --anchor {first_month + 1} or later")
+    return found
+
+
+def _row(panel: MonthlyPanel, customer_id: str, data_name: str) -> int:
+    try:
+        return panel.row_of(customer_id)
+    except KeyError:
+        pass
+    if customer_id.isdigit():
+        stripped = pd.Series(panel.customer_ids).str.lstrip("0")
+        matches = np.flatnonzero((stripped == customer_id.lstrip("0")).to_numpy())
+        if len(matches) == 1:
+            return int(matches[0])
+    examples = ", ".join(str(c) for c in panel.customer_ids[:3])
+    raise UserError(f"customer '{customer_id}' is not in the data '{data_name}'; check the id "
+                    f"(ids there look like {examples})")
