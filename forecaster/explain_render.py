@@ -152,7 +152,7 @@ def _actual(ex: Explanation, console: Console) -> None:
     _section(console, f"5. 실제로 일어난 일 ({month})")
     actual = ex.actual
     if actual is None:
-        _line(console, "예측 대상 월이 데이터가 끝난 뒤라 아직 알 수 없습니다.")
+        _line(console, "예측 대상 월이 데이터의 마지막 온전한 달 뒤라 실제 결과는 아직 알 수 없습니다.")
         return
     bought = actual.spend > 0
     what = (f"{actual.orders}회 주문해 {josa(format_amount(actual.spend, ex.currency), '을/를')} 썼습니다"
