@@ -83,9 +83,11 @@ class BatchJob:
         if dataset.currency != art.config["currency"]:
             raise UserError(f"{model_dir} was trained on {art.config['currency']} amounts but the data is in "
                             f"{dataset.currency}; retrain on this data or pass the matching --currency")
-        provider = Provider(info["provider"], art.scheme,
-                            LLMOptions(model=llm_model or (info["model"] if info["provider"] == "llm" else None),
-                                       base_url=base_url, concurrency=concurrency, cache_dir=cache_dir))
+        # the model it was trained with, unless --llm-model says otherwise (a provider that asks
+        # no one ignores it)
+        options = LLMOptions(model=llm_model or info["model"], base_url=base_url, concurrency=concurrency,
+                             cache_dir=cache_dir)
+        provider = Provider(info["provider"], art.scheme, options)
         if provider.info["prompt_version"] != info["prompt_version"]:
             raise UserError(f"{model_dir} was trained with prompt {info['prompt_version']!r}, the running code "
                             f"uses {provider.info['prompt_version']!r}; retrain with `forecaster train`")
@@ -114,8 +116,8 @@ class BatchJob:
             self.provider.progress = lambda record: bar.advance(task)
             records = self.provider.records(self.histories, self.cut)
             bar.update(task, completed=len(self.histories))
-        if self.provider.llm_forecaster is not None:
-            console.print(self.provider.llm_forecaster.ledger.render())
+        if self.provider.forecaster.ledger is not None:
+            console.print(self.provider.forecaster.ledger.render())
         return records
 
     def run(self, console: Console) -> pd.DataFrame:

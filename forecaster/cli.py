@@ -11,6 +11,7 @@ keeps its traceback.
 from __future__ import annotations
 
 import errno
+import os
 import sys
 
 import typer
@@ -34,6 +35,15 @@ INTERRUPTED = ("stopped before the end (Ctrl-C, or no answer to a question: pass
                "outputs are written only when a run completes, so none was changed")
 # OSErrors that are the environment refusing a write, not a bug in this program.
 WRITE_REFUSALS = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG}
+
+
+def wait_passively_for_openmp() -> None:
+    """Let idle OpenMP threads sleep instead of spin. By default they spin while they wait;
+    when the cores are shared (a 2-core machine running anything else, tests in parallel)
+    that made training 6x slower (two concurrent 600-customer trainings: 47.8 s spinning vs
+    7.6 s passive). Takes effect only before the OpenMP runtime loads (with xgboost or
+    scikit-learn); a user's own setting wins."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _register_verbs() -> None:
@@ -60,6 +70,7 @@ def _fail(message: str, status: int = USER_ERROR_STATUS) -> None:
 
 def main() -> None:
     """Console entry point (see the module docstring for what becomes one line)."""
+    wait_passively_for_openmp()  # before the verbs import xgboost
     _register_verbs()
     try:
         status = app(prog_name="forecaster", standalone_mode=False)

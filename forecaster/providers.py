@@ -1,5 +1,7 @@
-"""Which forecaster sits in the LLM's seat: the offline ``empirical`` one (NOT an LLM) or an
-OpenAI-compatible ``llm``. Both are turned into the same feature columns and records.
+"""Which forecaster sits in the LLM's seat, chosen by name from :data:`PROVIDERS`: the
+offline ``empirical`` one (NOT an LLM) or an OpenAI-compatible ``llm``. Every provider is a
+:class:`structurer.protocol.Forecaster`; a new one is a class implementing it (one file) and
+one line here. Nothing outside this registry asks which provider it holds.
 
 This is where the LLM stage's own errors (``llm.errors.LLMError``: no model or key, quota,
 an endpoint that never answers) become the command line's one-line :class:`UserError`."""
@@ -14,16 +16,12 @@ from typing import Callable, Iterator
 import pandas as pd
 
 from forecaster.errors import UserError
-from forecaster.pipeline import ForecastFn, empirical_forecast_fn
+from forecaster.pipeline import ForecastFn
 from llm.errors import LLMError
-from models import empirical
 from models.empirical import EmpiricalForecaster
 from narrator.panel import HistoryBatch, MonthlyPanel
-from structurer.features import records_to_features
+from structurer.protocol import Forecaster, Progress, ProviderInfo
 from structurer.schema import BucketScheme, ForecastRecord
-
-PROVIDERS = ("empirical", "llm")
-EMPIRICAL_NOTE = "통계 규칙 기반 예측기(EmpiricalForecaster)이며 LLM이 아닙니다."
 
 
 @dataclass
@@ -37,6 +35,44 @@ class LLMOptions:
     timeout_s: float = 60.0
 
 
+ProviderFactory = Callable[[BucketScheme, LLMOptions], Forecaster]
+
+
+@dataclass(frozen=True)
+class Registration:
+    """How a provider is opened for a scheme, and whether it is an LLM: known from the name
+    alone, because a report states it for a run whose provider is no longer open."""
+
+    open: ProviderFactory
+    is_llm: bool
+
+
+def _open_empirical(scheme: BucketScheme, options: LLMOptions) -> Forecaster:
+    return EmpiricalForecaster(scheme)  # it asks no one: the LLM settings do not apply
+
+
+def _open_llm(scheme: BucketScheme, options: LLMOptions) -> Forecaster:
+    from llm.forecaster import LLMForecaster  # heavy (openai): only when an LLM is chosen
+
+    return LLMForecaster(scheme, model=options.model, base_url=options.base_url, concurrency=options.concurrency,
+                         cache_dir=options.cache_dir, timeout=options.timeout_s)
+
+
+PROVIDERS: dict[str, Registration] = {
+    "empirical": Registration(_open_empirical, is_llm=False),
+    "llm": Registration(_open_llm, is_llm=True),
+}
+DEFAULT_PROVIDER = "empirical"  # also the provider of explain's default model
+
+
+def registration(name: str) -> Registration:
+    """The registered provider ``name``; UserError naming the choices otherwise."""
+    try:
+        return PROVIDERS[name]
+    except KeyError:
+        raise UserError(f"--provider {name}: choose one of {', '.join(PROVIDERS)}") from None
+
+
 @contextmanager
 def _llm_errors_as_user_errors() -> Iterator[None]:
     """``llm`` never imports ``forecaster``: its errors become the one-line user error here."""
@@ -48,58 +84,35 @@ def _llm_errors_as_user_errors() -> Iterator[None]:
 
 @dataclass
 class Provider:
-    """A forecaster factory for one scheme, plus what every report must say about it."""
+    """The provider ``name`` opened for one scheme: its forecaster (:attr:`forecaster`, for
+    the ledger, the dry run and the narrative) and what every run asks of it."""
 
     name: str
     scheme: BucketScheme
     llm: LLMOptions = field(default_factory=LLMOptions)
-    progress: Callable[[ForecastRecord], None] | None = None  # called once per answered customer
+    progress: Progress | None = None  # called as customers are answered
 
     def __post_init__(self) -> None:
-        if self.name not in PROVIDERS:
-            raise UserError(f"--provider {self.name}: choose one of {', '.join(PROVIDERS)}")
-        self._llm = self._make_llm() if self.name == "llm" else None
-
-    def _make_llm(self):
-        from llm.forecaster import LLMForecaster
-
+        chosen = registration(self.name)
+        self.is_llm = chosen.is_llm
         with _llm_errors_as_user_errors():
-            return LLMForecaster(self.scheme, model=self.llm.model, base_url=self.llm.base_url,
-                                 concurrency=self.llm.concurrency, cache_dir=self.llm.cache_dir,
-                                 timeout=self.llm.timeout_s)
+            self.forecaster: Forecaster = chosen.open(self.scheme, self.llm)
 
     @property
-    def info(self) -> dict:
-        if self._llm is None:
-            return {"provider": "empirical", "model": empirical.MODEL_NAME,
-                    "prompt_version": empirical.PROMPT_VERSION, "note": EMPIRICAL_NOTE}
-        return {"provider": "llm", "model": self._llm.model, "prompt_version": self._llm.prompt_version,
-                "endpoint": self._llm.config.endpoint}
-
-    @property
-    def ledger(self) -> dict | None:
-        return None if self._llm is None else self._llm.ledger.summary()
-
-    @property
-    def llm_forecaster(self):
-        return self._llm
+    def info(self) -> ProviderInfo:
+        """What artifacts and reports record about the provider."""
+        return self.forecaster.describe()
 
     def records(self, batch: HistoryBatch, cut: MonthlyPanel) -> list[ForecastRecord]:
-        """One record per customer of the batch, in order."""
-        if self._llm is None:
-            return EmpiricalForecaster(self.scheme).fit(cut).forecast_many(batch)
+        """One record per customer of the batch, in order, the forecaster fitted on ``cut``."""
         with _llm_errors_as_user_errors():
-            return self._llm.forecast_many(batch, progress=self.progress)
+            return self.forecaster.fit(cut).forecast_many(batch, progress=self.progress)
 
     def forecast_fn(self) -> ForecastFn:
         """Anchor -> feature frame, the forecaster refitted/asked with that anchor's past only."""
 
-        if self._llm is None:  # vectorised fast path, same numbers as the records
-            return empirical_forecast_fn(self.scheme)
-
         def forecast(anchor: pd.Period, batch: HistoryBatch, cut: MonthlyPanel) -> pd.DataFrame:
-            frame = records_to_features(self.records(batch, cut), self.scheme)
-            frame.index = pd.Index(batch.customer_ids, name="customer_id")
-            return frame
+            with _llm_errors_as_user_errors():
+                return self.forecaster.fit(cut).forecast_features(batch)
 
         return forecast

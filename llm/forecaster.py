@@ -17,7 +17,7 @@ import gc
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -29,13 +29,13 @@ from llm.errors import RunAborted
 from llm.ledger import DryRunEstimate, PriceTable, UsageLedger, estimate_run
 from llm.prompt import Message, build_messages, prompt_version, system_prompt
 from llm.tokens import TokenCounter
-from narrator.panel import CustomerHistory, HistoryBatch
+from narrator.panel import CustomerHistory, HistoryBatch, MonthlyPanel
+from structurer.features import records_to_features
+from structurer.protocol import Histories, Progress, ProviderInfo
 from structurer.schema import BucketScheme, ForecastRecord, spend_forecast_model
 
 Narrate = Callable[[CustomerHistory], str]
 NarrateBatch = Callable[[HistoryBatch], list[str]]
-Progress = Callable[[ForecastRecord], None]
-Histories = HistoryBatch | Iterable[CustomerHistory]
 _Customer = tuple[str, str]  # (customer id, anchor YYYY-MM): all a record needs of a history
 
 
@@ -96,7 +96,8 @@ def _collector_spares_existing_objects() -> Iterator[None]:
 
 
 class LLMForecaster:
-    """Forecasts with an OpenAI-compatible LLM. ``provider`` is ``"llm"``.
+    """Forecasts with an OpenAI-compatible LLM (a :class:`structurer.protocol.Forecaster`).
+    ``provider`` is ``"llm"``.
 
     ``narrate`` turns one history into the user message; by default the project's
     renderer (``narrator.narrative``), which also renders a whole :class:`HistoryBatch`
@@ -150,7 +151,21 @@ class LLMForecaster:
     def model(self) -> str:
         return self.config.model
 
+    def describe(self) -> ProviderInfo:
+        return {"provider": self.provider, "model": self.model, "prompt_version": self.prompt_version,
+                "endpoint": self.config.endpoint}
+
     # -- public entry points -------------------------------------------------------------------
+
+    def fit(self, cut: MonthlyPanel) -> "LLMForecaster":
+        """Nothing to learn: each customer's narrative carries the history the LLM reads."""
+        return self
+
+    def forecast_features(self, batch: HistoryBatch) -> pd.DataFrame:
+        """The feature columns of the LLM's answers (NaN for a failed customer)."""
+        frame = records_to_features(self.forecast_many(batch), self.scheme)
+        frame.index = pd.Index(batch.customer_ids, name="customer_id")
+        return frame
 
     def forecast_many(self, histories: Histories, progress: Progress | None = None) -> list[ForecastRecord]:
         """Synchronous entry: runs :meth:`aforecast_many` in a fresh event loop."""
@@ -199,8 +214,12 @@ class LLMForecaster:
                             self.ledger.prices, counter)
 
     def messages_for(self, history: CustomerHistory) -> list[Message]:
-        """The exact messages one customer's first ask sends (for `explain` and tests)."""
-        return self._messages(self._narrate(history))
+        """The exact messages one customer's first ask sends."""
+        return self._messages(self.narrative(history))
+
+    def narrative(self, history: CustomerHistory) -> str:
+        """The user message one customer's first ask sends (the system prompt is shared)."""
+        return self._narrate(history)
 
     # -- one prompt ----------------------------------------------------------------------------
 

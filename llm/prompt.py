@@ -9,14 +9,12 @@ customer id goes anywhere in a prompt: the narrative is the only customer-specif
 from __future__ import annotations
 
 from functools import lru_cache
-from importlib import resources
 from typing import Literal
 
 import jinja2
 
+from prompts import SYSTEM_TEMPLATE, SYSTEM_VERSION, template_dir_or_default
 from structurer.schema import BucketScheme
-
-SYSTEM_VERSION = "system-v2"  # v2: the population base rates, when the scheme has them
 
 Message = dict[str, str]
 InvalidKind = Literal["invalid_json", "validation_error", "refusal", "truncated"]
@@ -28,7 +26,7 @@ _ERROR_CHARS = 800  # keep a re-ask short: the first lines of a validation error
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(resources.files("prompts"))),
+        loader=jinja2.FileSystemLoader(str(template_dir_or_default(None))),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=False,
         autoescape=False,
@@ -44,7 +42,7 @@ def currency_unit(currency: str) -> str:
 def system_prompt(scheme: BucketScheme) -> str:
     """The system prompt for ``scheme`` (Korean): bucket ids and labels, segment and trend
     meanings, output rules. Cached: the same object for every customer of a batch."""
-    template = _environment().get_template("system.j2")
+    template = _environment().get_template(SYSTEM_TEMPLATE)
     return template.render(
         buckets=list(zip(scheme.ids, scheme.labels)),
         base_shares=[(bid, label, f"{share * 100:.1f}%") for bid, label, share

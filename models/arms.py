@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from models.xgb import HurdleXGB
+from models.xgb import DEFAULT_THREADS, HurdleXGB
 
 PERSISTENCE_EPS_GRID = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
@@ -90,8 +90,9 @@ def oracle_arm(target: pd.DataFrame, prob_cols: list[str]) -> ArmOutput:
     return ArmOutput(target[prob_cols].to_numpy(dtype=float), target["oracle_expected_spend"].to_numpy(dtype=float))
 
 
-def fit_xgb(train: pd.DataFrame, val: pd.DataFrame, cols: list[str], n_buckets: int, seed: int) -> HurdleXGB:
-    return HurdleXGB(n_buckets=n_buckets, seed=seed).fit(
+def fit_xgb(train: pd.DataFrame, val: pd.DataFrame, cols: list[str], n_buckets: int, seed: int,
+            n_threads: int = DEFAULT_THREADS) -> HurdleXGB:
+    return HurdleXGB(n_buckets=n_buckets, seed=seed, n_threads=n_threads).fit(
         train[cols], train["label"].to_numpy(), val[cols], val["label"].to_numpy()
     )
 

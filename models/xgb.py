@@ -13,19 +13,12 @@ XGBoost's own JSON format, never pickled.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# OpenMP threads spin while they wait by default; when the cores are shared (a 2-core
-# machine running anything else, tests in parallel) that made training 6x slower here
-# (two concurrent 600-customer trainings: 47.8 s spinning vs 7.6 s passive). Must be set
-# before the OpenMP runtime loads with xgboost; a user's own setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import xgboost as xgb  # noqa: E402
+import numpy as np
+import pandas as pd
+import xgboost as xgb
 
 DEFAULT_PARAMS: dict = {
     "tree_method": "hist",
@@ -35,22 +28,26 @@ DEFAULT_PARAMS: dict = {
     "subsample": 0.8,
     "colsample_bytree": 0.8,
     "max_bin": 64,
-    "nthread": 2,
 }
+# Training threads. OpenMP's wait policy is the caller's to set, before xgboost loads
+# (the command line sets OMP_WAIT_POLICY=PASSIVE at start-up; see forecaster/cli.py).
+DEFAULT_THREADS = 2
 MAX_ROUNDS = 400
 EARLY_STOPPING = 25
 
 
 @dataclass
 class HurdleXGB:
-    """scikit-learn style: ``fit`` returns self, fitted attributes end in ``_``."""
+    """scikit-learn style: ``fit`` returns self, fitted attributes end in ``_``.
+    ``n_threads`` is XGBoost's ``nthread`` while training."""
 
     n_buckets: int
     seed: int = 0
+    n_threads: int = DEFAULT_THREADS
     params: dict = field(default_factory=lambda: dict(DEFAULT_PARAMS))
 
     def _train(self, objective: dict, X: pd.DataFrame, y: np.ndarray, Xv: pd.DataFrame, yv: np.ndarray) -> xgb.Booster:
-        params = {**self.params, **objective, "seed": self.seed}
+        params = {**self.params, "nthread": self.n_threads, **objective, "seed": self.seed}
         dtrain = xgb.DMatrix(X, label=y, feature_names=list(X.columns))
         dval = xgb.DMatrix(Xv, label=yv, feature_names=list(X.columns))
         return xgb.train(params, dtrain, num_boost_round=MAX_ROUNDS, evals=[(dval, "validation")],

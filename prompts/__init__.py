@@ -15,6 +15,8 @@ PROMPTS_DIR = Path(__file__).resolve().parent
 
 NARRATIVE_TEMPLATE = "narrative.j2"
 NARRATIVE_VERSION = "narrative-v2"  # v2: each mean rounded once from exact totals (issue 8)
+SYSTEM_TEMPLATE = "system.j2"
+SYSTEM_VERSION = "system-v2"  # v2: the population base rates, when the scheme has them
 
 
 def template_dir_or_default(template_dir: Path | str | None) -> Path:

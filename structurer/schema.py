@@ -202,7 +202,7 @@ class ForecastRecord(BaseModel):
 
     customer_id: str
     anchor: str  # YYYY-MM
-    provider: str  # "empirical" or "llm" — the empirical forecaster is never an LLM
+    provider: str  # its registry name: "empirical" (never an LLM), "llm", ...
     model: str
     prompt_version: str
     status: Literal["ok", "failed"]

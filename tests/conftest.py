@@ -8,10 +8,12 @@ never reaches the network. ``FORECASTER_RECORD=1`` switches to re-recording (doc
 from __future__ import annotations
 
 import os
-
-# Before anything loads OpenMP (scikit-learn and xgboost share one libgomp): see models/xgb.py.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from typing import Any, Iterator
+
+from forecaster.cli import wait_passively_for_openmp
+
+# Before anything loads OpenMP (scikit-learn and xgboost share one libgomp), as the command line does.
+wait_passively_for_openmp()
 
 import pytest
 

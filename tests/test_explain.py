@@ -23,14 +23,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from clitools import run_cli
+from explain_text import render_text
 from rich.console import Console
 
 from forecaster import artifact, pipeline
 from forecaster.batch import BatchJob
 from forecaster.datasets import Dataset, load_cdnow, load_dataset
-from forecaster.explain import data_fingerprint, explain_customer
-from forecaster.explain_sentences import contribution_sentence, value_text
-from forecaster.explain_render import render_text
+from forecaster.explain.core import data_fingerprint, explain_customer
+from forecaster.explain.sentences import contribution_sentence, value_text
 from forecaster.providers import LLMOptions, Provider
 from narrator.narrative import render_narrative
 from narrator.panel import MonthlyPanel

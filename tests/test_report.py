@@ -17,8 +17,12 @@ from matplotlib.ft2font import FT2Font
 from forecaster.datasets import Cleaning, Dataset
 from forecaster.errors import UserError
 from forecaster.evaluation import EvaluationSetup
+from forecaster.report import checks as report_checks
+from forecaster.report import core as report
+from forecaster.report import plots
+from forecaster.report import text as report_text
 from forecaster.verbs.evaluate import write_report_folder
-from models import metrics, plots, report, report_checks, report_text
+from models import metrics
 from forecaster.minimum_data import can_answer
 from models.evaluate import (EvaluationResult, bootstrap_differences, bootstrap_differences_by_anchor,
                              score_predictions)

@@ -13,11 +13,15 @@ from matplotlib.ft2font import FT2Font
 
 from clitools import run_cli
 from forecaster.minimum_data import MIN_TEST_POSITIVES, MIN_TEST_ROWS, can_answer
+from forecaster.labels import feature_label
 from forecaster.pipeline import BTYD_COLUMNS
+from forecaster.report import checks as report_checks
+from forecaster.report import core as report
+from forecaster.report import format as report_format
+from forecaster.report import plots
 from models import bootstrap as bs
-from models import metrics, plots, report, report_checks, report_format
+from models import metrics
 from models.evaluate import EvaluationResult, bootstrap_differences, bootstrap_differences_by_anchor, score_predictions
-from models.feature_labels import feature_label
 from models.features import baseline_feature_names
 from structurer.features import forecast_feature_names
 from test_report import ANCHORS, make_inputs

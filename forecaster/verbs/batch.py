@@ -16,6 +16,8 @@ from forecaster.verbs.provider_options import (DEFAULT_MAX_FAILED, BaseURLOption
                                                confirm_llm_cost, err)
 from narrator.panel import parse_month
 
+NOTHING_TO_ESTIMATE = "경험적 예측기는 LLM을 호출하지 않으므로 드라이런으로 추정할 호출·토큰·비용이 없습니다."
+
 
 def batch(
     model: Annotated[Path, typer.Option("--model", help="Artifact folder written by `forecaster train`.")],
@@ -46,14 +48,11 @@ def batch(
     except ValueError as exc:
         raise UserError(f"--anchor: {exc}") from exc
     job = batch_job.BatchJob.open(model, dataset, month, limit, llm_model, base_url, concurrency, cache_dir)
-    if job.provider.llm_forecaster is not None:
-        if dry_run:
-            err.print(job.provider.llm_forecaster.dry_run(job.histories).render())
-            return
-        confirm_llm_cost(job.provider, [job.histories], yes)
-    elif dry_run:
-        err.print("경험적 예측기는 LLM을 호출하지 않으므로 드라이런으로 추정할 호출·토큰·비용이 없습니다.")
+    if dry_run:
+        estimate = job.provider.forecaster.dry_run(job.histories)
+        err.print(NOTHING_TO_ESTIMATE if estimate is None else estimate.render())
         return
+    confirm_llm_cost(job.provider, [job.histories], yes)
     frame = job.run(err)
     batch_job.write_atomically(frame, out, force)
     err.print(f"{batch_job.status_counts(frame)}, 결과를 {out}에 썼습니다.", soft_wrap=True)

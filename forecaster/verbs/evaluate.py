@@ -55,7 +55,7 @@ def evaluate(
         err.print(note, soft_wrap=True)
     chosen = make_provider(provider, setup.scheme, llm_model, base_url, concurrency, cache_dir)
     setup.provider, setup.model, setup.prompt_version = (chosen.info[k] for k in ("provider", "model", "prompt_version"))
-    if provider == "llm":
+    if chosen.is_llm:  # its arm is compared with the empirical forecaster beside it
         anchors = [a for a in pipeline.anchors_with_outcome(setup.panel) if a <= setup.test_anchors[-1]]
         confirm_llm_cost(chosen, [setup.panel.histories(a) for a in anchors], yes)
         empirical_fn = pipeline.empirical_forecast_fn(setup.scheme)
@@ -68,7 +68,7 @@ def evaluate(
                                                       f"{out}에 쓰지 않았습니다.")
     result = evaluation.run(setup, forecast_fn, progress=lambda msg: err.print(msg, style="dim"),
                             empirical_fn=empirical_fn)
-    setup.ledger = chosen.ledger
+    setup.ledger = None if chosen.forecaster.ledger is None else chosen.forecaster.ledger.summary()
     paths = write_report_folder(out, setup, result)
     if not result.metrics["data_sufficiency"]["can_answer"]:
         err.print(f"경고: {result.metrics['data_sufficiency']['reason']}", style="bold red", soft_wrap=True)
@@ -79,7 +79,7 @@ def evaluate(
 def write_report_folder(out: Path, setup: EvaluationSetup, result: EvaluationResult) -> dict[str, Path]:
     """The report written into a temporary folder that atomically replaces ``out`` (a new or
     empty folder or an earlier report only); returns output name -> final path."""
-    from models.report import write_report
+    from forecaster.report.core import write_report
 
     def write(staging: Path) -> dict[str, Path]:
         return {key: path.relative_to(staging) for key, path in write_report(staging, setup, result).items()}

@@ -38,9 +38,9 @@ def explain(
     """Explain one customer's forecast in Korean: narrative, forecaster answer, both models, top contributions."""
     # heavy imports (xgboost, scipy) only when the verb runs: `forecaster --help` stays fast
     from forecaster.customers import locate_customer
-    from forecaster.explain import ensure_default_model, explain_customer
-    from forecaster.explain_render import render
-    from forecaster.providers import LLMOptions
+    from forecaster.explain.core import ensure_default_model, explain_customer
+    from forecaster.explain.render import render
+    from forecaster.providers import DEFAULT_PROVIDER, LLMOptions
 
     if output_format not in FORMATS:
         raise UserError(f"--format {output_format}: choose text or json")
@@ -48,7 +48,7 @@ def explain(
         month = parse_month(anchor)
     except ValueError:
         raise UserError(f"--anchor '{anchor}' is not a month of the form YYYY-MM (e.g. 1998-01)") from None
-    if model is None and provider not in (None, "empirical"):
+    if model is None and provider not in (None, DEFAULT_PROVIDER):  # the default model's provider
         raise UserError(f"--provider {provider} needs a model trained with it: run `forecaster train --provider "
                         f"{provider} --out DIR` and pass --model DIR")
     dataset = dataset_from_options(data, customer_col=customer_col, date_col=date_col, amount_col=amount_col,

@@ -4,7 +4,7 @@ question before an LLM run, and the failure threshold after one (``--max-failed`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Iterable
 
 import typer
 from rich.console import Console
@@ -69,13 +69,13 @@ def make_provider(name: str, scheme: BucketScheme, llm_model: str | None, base_u
                                              concurrency=concurrency, cache_dir=cache_dir))
 
 
-def confirm_llm_cost(provider: Provider, batches: list[HistoryBatch], yes: bool) -> None:
-    """Print the dry-run estimate of an LLM run; ask when it costs more than the threshold
-    (or when the cost is unknown) unless ``--yes``."""
-    if provider.llm_forecaster is None:
+def confirm_llm_cost(provider: Provider, batches: Iterable[HistoryBatch], yes: bool) -> None:
+    """Print the dry-run estimate of a run that sends something; ask when it costs more than
+    the threshold (or when the cost is unknown) unless ``--yes``. ``batches`` are only read
+    when the provider has something to estimate."""
+    estimate = provider.forecaster.dry_run(h for batch in batches for h in batch)
+    if estimate is None:
         return
-    histories = [h for batch in batches for h in batch]
-    estimate = provider.llm_forecaster.dry_run(histories)
     err.print(estimate.render())
     cost = estimate.summary().get("cost_usd")
     if yes or (cost is not None and cost <= CONFIRM_COST_USD):
@@ -91,11 +91,10 @@ def _percent(share: float) -> str:
 def check_failed_share(provider: Provider, max_failed: float, consequence: str) -> None:
     """When more than ``max_failed`` of the LLM forecasts so far failed: print the failures
     by reason, then raise :class:`LLMRunFailed`, whose line says ``consequence`` (what was
-    or was not written). Nothing to check for the empirical forecaster."""
-    llm = provider.llm_forecaster
-    if llm is None or llm.ledger.failed_share <= max_failed:
+    or was not written). Nothing to check for a forecaster without a ledger (it asks no one)."""
+    ledger = provider.forecaster.ledger
+    if ledger is None or ledger.failed_share <= max_failed:
         return
-    ledger = llm.ledger
     err.print(ledger.render_failures())
     kept = f" 성공한 {ledger.ok:,}건은 캐시에 있어 다시 실행하면 실패한 예측만 다시 묻습니다." if ledger.ok else ""
     raise LLMRunFailed(
@@ -110,7 +109,7 @@ def failure_checked(provider: Provider, max_failed: float, consequence: str) -> 
     forecast so far: a run that is failing stops before it pays for the remaining anchors,
     and before a model or report is built from it; the last check covers the whole run."""
     forecast = provider.forecast_fn()
-    if provider.llm_forecaster is None:
+    if provider.forecaster.ledger is None:
         return forecast
 
     def checked(anchor: pd.Period, batch: HistoryBatch, cut: MonthlyPanel) -> pd.DataFrame:

@@ -41,8 +41,7 @@ def train(
         panel = pipeline.sample_panel(panel, sample_customers, panel.last_month + 1, seed)
     scheme = artifact.training_scheme(panel)
     chosen = make_provider(provider, scheme, llm_model, base_url, concurrency, cache_dir)
-    if provider == "llm":
-        confirm_llm_cost(chosen, [panel.histories(a) for a in pipeline.anchors_with_outcome(panel)], yes)
+    confirm_llm_cost(chosen, (panel.histories(a) for a in pipeline.anchors_with_outcome(panel)), yes)
     forecast_fn = failure_checked(chosen, max_failed, f"모델은 {out}에 저장하지 않았습니다.")
     trained = artifact.train(panel, scheme, forecast_fn, chosen.info, dataset.name, out, seed)
     summary = trained.config["summary"]

@@ -2,8 +2,8 @@
 ``report.html`` and the PNG figures, written into one folder.
 
 :func:`build_report_data` gathers every number the report shows into one JSON-safe dict
-(``metrics.json``), with the warnings of :mod:`models.report_checks`; the Korean prose
-(:mod:`models.report_text`) and tables (:mod:`models.report_tables`) are rendered from that
+(``metrics.json``), with the warnings of :mod:`forecaster.report.checks`; the Korean prose
+(:mod:`forecaster.report.text`) and tables (:mod:`forecaster.report.tables`) are rendered from that
 dict only, so nothing appears in the report that the JSON does not hold.
 :func:`write_report` writes everything into one new or empty folder; ``forecaster evaluate``
 gives it a temporary folder and renames that into place at the end
@@ -18,20 +18,19 @@ import dataclasses
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jinja2
 import numpy as np
 import pandas as pd
 
-from models import plots, report_checks, report_tables, report_text
-from models.feature_labels import feature_label
-from models.report_format import (ARM_LABELS, BASELINE_ARM, BETTER, HEADLINE_ARM, HEADLINE_COMPARISON,
-                                  HEADLINE_METRIC, METRIC_NAMES, arm_name, comparison_name, month)
-
-if TYPE_CHECKING:
-    from forecaster.evaluation import EvaluationSetup
-    from models.evaluate import EvaluationResult
+from forecaster.evaluation import EvaluationSetup
+from forecaster.labels import feature_label
+from forecaster.providers import registration
+from forecaster.report import checks, plots, tables, text
+from forecaster.report.format import (ARM_LABELS, BASELINE_ARM, BETTER, HEADLINE_ARM, HEADLINE_COMPARISON,
+                                      HEADLINE_METRIC, METRIC_NAMES, arm_name, comparison_name, month)
+from models.evaluate import EvaluationResult
 
 REPORT_FORMAT = 1
 TOP_FEATURES = 15
@@ -65,7 +64,7 @@ def arm_order(arms: list[str]) -> list[str]:
     return known + [a for a in arms if a not in known]
 
 
-def _dataset_summary(setup: "EvaluationSetup") -> dict:
+def _dataset_summary(setup: EvaluationSetup) -> dict:
     panel, full = setup.panel, setup.dataset.panel
     tx = setup.dataset.transactions
     if setup.sample_customers is not None:  # count the sampled customers' transactions only
@@ -88,7 +87,7 @@ def _dataset_summary(setup: "EvaluationSetup") -> dict:
     }
 
 
-def _split_summary(setup: "EvaluationSetup", result: "EvaluationResult") -> dict:
+def _split_summary(setup: EvaluationSetup, result: EvaluationResult) -> dict:
     origins = []
     for test_anchor, info in result.metrics["origins"].items():
         first, last = info["training_anchors"]
@@ -100,16 +99,16 @@ def _split_summary(setup: "EvaluationSetup", result: "EvaluationResult") -> dict
             "scheme_fitted_on": setup.scheme.fitted_on, "origins": origins}
 
 
-def _scheme_summary(setup: "EvaluationSetup") -> dict:
+def _scheme_summary(setup: EvaluationSetup) -> dict:
     scheme = setup.scheme
     return {"ids": scheme.ids, "labels": scheme.labels, "edges": list(scheme.edges),
             "currency": scheme.currency, "fitted_on": scheme.fitted_on, "n_buckets": scheme.n_buckets,
             "representative_spend": np.asarray(setup.representative_spend, dtype=float).tolist()}
 
 
-def _forecaster_summary(setup: "EvaluationSetup") -> dict:
+def _forecaster_summary(setup: EvaluationSetup) -> dict:
     return {"provider": setup.provider, "model": setup.model, "prompt_version": setup.prompt_version,
-            "is_llm": setup.provider == "llm", "ledger": setup.ledger}
+            "is_llm": registration(setup.provider).is_llm, "ledger": setup.ledger}
 
 
 def _base_rates(arms: dict, order: list[str]) -> dict:
@@ -131,7 +130,7 @@ def _headline(differences: dict, sufficiency: dict) -> dict:
     diff = differences[key][HEADLINE_METRIC]
     relative = diff["diff"] / diff["a"] if diff["a"] else float("nan")
     return {"comparison": key, "metric": HEADLINE_METRIC,
-            "verdict": report_checks.judged(HEADLINE_METRIC, diff, bool(sufficiency["can_answer"])),
+            "verdict": checks.judged(HEADLINE_METRIC, diff, bool(sufficiency["can_answer"])),
             "difference": diff, "relative_change": relative,
             "minimum_detectable_difference": diff.get("mde")}
 
@@ -167,7 +166,7 @@ def _reliability(predictions: pd.DataFrame, order: list[str]) -> dict:
     return {arm: plots.reliability_bins(score, bought) for arm, score, bought in plots.by_arm(predictions, order)}
 
 
-def build_report_data(setup: "EvaluationSetup", result: "EvaluationResult") -> dict:
+def build_report_data(setup: EvaluationSetup, result: EvaluationResult) -> dict:
     """Every number the report shows, JSON-safe, under stable keys."""
     m = result.metrics
     order = arm_order(list(m["arms"]))
@@ -195,7 +194,7 @@ def build_report_data(setup: "EvaluationSetup", result: "EvaluationResult") -> d
         "arms_not_run": dict(setup.arms_not_run),
     }
     data = json_safe(data)
-    data["warnings"] = json_safe(report_checks.warnings(data))  # from the JSON-safe numbers they quote
+    data["warnings"] = json_safe(checks.warnings(data))  # from the JSON-safe numbers they quote
     return data
 
 
@@ -211,7 +210,7 @@ def _difference_panels(data: dict) -> list[tuple[str, list[tuple[str, float, flo
     by_anchor, pooled = data["differences_by_anchor"][HEADLINE_COMPARISON], data["differences"][HEADLINE_COMPARISON]
     return [(f"{METRIC_NAMES[key]} ({_IMPROVES[BETTER[key]]})",
              [(month(a), d[key]["diff"], d[key]["lo"], d[key]["hi"]) for a, d in by_anchor.items()]
-             + [(report_tables.POOLED, pooled[key]["diff"], pooled[key]["lo"], pooled[key]["hi"])])
+             + [(tables.POOLED, pooled[key]["diff"], pooled[key]["lo"], pooled[key]["hi"])])
             for key in CHART_METRICS]
 
 
@@ -262,14 +261,14 @@ def markdown_escape(value: Any) -> Any:
 
 
 def _environment(markdown: bool) -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.PackageLoader("models", "templates"), autoescape=not markdown,
+    return jinja2.Environment(loader=jinja2.PackageLoader("forecaster.report", "templates"), autoescape=not markdown,
                               undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                               trim_blocks=True, lstrip_blocks=True)
 
 
 def render_documents(data: dict, images: dict[str, bytes]) -> dict[str, str]:
     """``report.md`` (figures linked from ``plots/``) and ``report.html`` (figures inline)."""
-    context = {"data": data, "prose": report_text.prose(data), "tables": report_tables.tables(data),
+    context = {"data": data, "prose": text.prose(data), "tables": tables.tables(data),
                "figures": {name: plots.CAPTIONS[name].format(shown=data["importance"]["shown"]) for name in images}}
     md_images = {name: f"{PLOT_FOLDER}/{name}.png" for name in images}
     html_images = {name: "data:image/png;base64," + base64.b64encode(png).decode("ascii")
@@ -284,7 +283,7 @@ def render_documents(data: dict, images: dict[str, bytes]) -> dict[str, str]:
 # -- writing ---------------------------------------------------------------------------------
 
 
-def _write_all(folder: Path, setup: "EvaluationSetup", result: "EvaluationResult") -> dict[str, str]:
+def _write_all(folder: Path, setup: EvaluationSetup, result: EvaluationResult) -> dict[str, str]:
     """Everything into ``folder``; returns output name -> path relative to it."""
     data = build_report_data(setup, result)
     (folder / FILES["metrics"]).write_text(
@@ -296,12 +295,12 @@ def _write_all(folder: Path, setup: "EvaluationSetup", result: "EvaluationResult
     for name, png in images.items():
         (folder / PLOT_FOLDER / f"{name}.png").write_bytes(png)
         written[f"plot_{name}"] = f"{PLOT_FOLDER}/{name}.png"
-    for key, text in render_documents(data, images).items():
-        (folder / FILES[key]).write_text(text, encoding="utf-8")
+    for key, document in render_documents(data, images).items():
+        (folder / FILES[key]).write_text(document, encoding="utf-8")
     return written
 
 
-def write_report(folder: Path, setup: "EvaluationSetup", result: "EvaluationResult") -> dict[str, Path]:
+def write_report(folder: Path, setup: EvaluationSetup, result: EvaluationResult) -> dict[str, Path]:
     """Write every output into ``folder``, a new or empty folder; returns output name -> path
     (``metrics``, ``predictions``, ``report_md``, ``report_html``, ``plot_<name>``). Atomic
     replacement of an earlier report is the caller's: ``forecaster evaluate`` passes a

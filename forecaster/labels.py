@@ -1,4 +1,5 @@
-"""Korean names of every feature column a model can use, for figures and tables.
+"""Korean names of every feature column a model can use, for the report's figures and
+tables and the explanation's sentences.
 
 Baseline features are named in :data:`models.features.FEATURE_LABELS`; the forecaster's
 columns (``fc_*``, and ``emp_*`` for the empirical forecaster kept beside an LLM) follow

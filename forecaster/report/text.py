@@ -3,20 +3,20 @@
 Every function here reads the report's JSON-safe data (what ``metrics.json`` holds), never
 the raw result, so each number a sentence quotes is also in ``metrics.json``. Particles
 after numbers and words are chosen by :func:`narrator.korean.josa`, never written "이(가)";
-numbers and intervals are written by :mod:`models.report_format`, verdicts and warnings
-decided by :mod:`models.report_checks`; the tables are in :mod:`models.report_tables`.
+numbers and intervals are written by :mod:`forecaster.report.format`, verdicts and warnings
+decided by :mod:`forecaster.report.checks`; the tables are in :mod:`forecaster.report.tables`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from forecaster.report.checks import VERDICT_WORDS, can_answer, cannot_answer_reason, judged
+from forecaster.report.format import (BASELINE_ARM, HEADLINE_ARM, HEADLINE_COMPARISON, METRIC_NAMES,
+                                      MISSING, arm_name, count, degenerate, difference, interval,
+                                      magnitude, missing, month, month_range_text, month_span, number, percent,
+                                      signed_percent)
 from models import bootstrap
-from models.report_checks import VERDICT_WORDS, can_answer, cannot_answer_reason, judged
-from models.report_format import (BASELINE_ARM, HEADLINE_ARM, HEADLINE_COMPARISON, METRIC_NAMES,
-                                  MISSING, arm_name, count, degenerate, difference, interval,
-                                  magnitude, missing, month, month_range_text, month_span, number, percent,
-                                  signed_percent)
 from narrator.korean import format_amount, josa
 
 MDE_FACTOR = number(bootstrap.minimum_detectable_difference(1.0), 2)  # 2.80

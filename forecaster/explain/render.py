@@ -1,18 +1,16 @@
-"""Rich text rendering of an :class:`~forecaster.explain.Explanation`, in Korean, readable
+"""Rich text rendering of an :class:`~forecaster.explain.core.Explanation`, in Korean, readable
 in an 80-column terminal. Only ``Text`` objects carry data (never markup strings), so a
 rationale or narrative with brackets is printed as written."""
 
 from __future__ import annotations
-
-import io
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from forecaster.explain import BucketShare, Explanation
-from forecaster.explain_sentences import percent, signed
+from forecaster.explain.core import BucketShare, Explanation
+from forecaster.explain.sentences import percent, signed
 from narrator.korean import format_amount, format_month, josa
 from narrator.panel import parse_month
 
@@ -170,12 +168,3 @@ def render(ex: Explanation, console: Console) -> None:
     for part in (_header, _narrative, _forecaster, _models, _contributions, _actual):
         part(ex, console)
 
-
-def render_text(ex: Explanation, width: int = 80) -> str:
-    """The explanation as plain text (no colour) at ``width`` columns, without the spaces
-    rich pads table rows with (golden tests)."""
-    buffer = io.StringIO()
-    console = Console(file=buffer, width=width, no_color=True, color_system=None, force_terminal=False,
-                      highlight=False, emoji=False, markup=False)
-    render(ex, console)
-    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"

@@ -9,8 +9,8 @@ population (:mod:`forecaster.top_share`) and the model's training warnings. The
 contributions are TreeSHAP values of the final model's purchase booster (Lundberg et al. 2020): in log-odds of purchase, they sum with the base value (``bias``)
 to the customer's margin, ``P(buy) = 1 / (1 + exp(-margin))``.
 
-The Korean sentences are in :mod:`forecaster.explain_sentences`, the rich rendering in
-:mod:`forecaster.explain_render`.
+The Korean sentences are in :mod:`forecaster.explain.sentences`, the rich rendering in
+:mod:`forecaster.explain.render`.
 """
 
 from __future__ import annotations
@@ -30,11 +30,10 @@ from forecaster.batch import BatchJob
 from forecaster.customers import locate_customer
 from forecaster.datasets import Dataset
 from forecaster.errors import UserError
-from forecaster.explain_sentences import contribution_sentence, feature_label, value_text
-from forecaster.providers import LLMOptions, Provider
+from forecaster.explain.sentences import contribution_sentence, feature_label, value_text
+from forecaster.providers import DEFAULT_PROVIDER, LLMOptions, Provider
 from models.arms import spend_from_probs
 from models.features import baseline_features
-from narrator.narrative import render_narrative
 from narrator.panel import HistoryBatch, MonthlyPanel
 from structurer.features import records_to_features
 from structurer.schema import BucketScheme, ForecastRecord
@@ -210,7 +209,7 @@ def ensure_default_model(data_name: str, panel: MonthlyPanel, notify: Callable[[
     scheme = artifact.training_scheme(panel, "explain without --model (its default model)")  # too short: say so first
     notify(f"--model이 없어 기본 모델(통계 규칙 기반 예측기, LLM 아님)을 이 데이터로 먼저 학습합니다 "
            f"(한 번만; {folder}에 저장).")
-    provider = Provider("empirical", scheme)
+    provider = Provider(DEFAULT_PROVIDER, scheme)
     artifact.train(panel, scheme, provider.forecast_fn(), provider.info, data_name, folder)
     return folder
 
@@ -241,7 +240,7 @@ def _top_group(job: BatchJob, customer_id: str) -> TopGroup:
     """The customer's top-20% flag over the anchor population, computed exactly as
     `forecaster batch` does (:func:`forecaster.top_share.top_share`)."""
     n = len(job.histories)
-    if job.provider.llm_forecaster is not None:
+    if job.provider.is_llm:
         return TopGroup(None, None, n, "LLM 예측기로 학습한 모델은 전체 고객을 LLM에 물어야 상위 20%를 정할 수 있어 "
                                        "계산하지 않았습니다 (forecaster batch로 확인하세요).")
     features = baseline_features(job.histories).join(
@@ -281,13 +280,6 @@ def _actual(panel: MonthlyPanel, row: int, anchor: pd.Period, scheme: BucketSche
     return Actual(spend, int(panel.orders[row, col]), scheme.ids[k], scheme.labels[k])
 
 
-def _narrative(job: BatchJob, batch: HistoryBatch) -> str:
-    """The text an LLM forecaster is (or would be) sent for this customer."""
-    history = batch[0]
-    llm = job.provider.llm_forecaster
-    return llm.messages_for(history)[-1]["content"] if llm is not None else render_narrative(history)
-
-
 def explain_customer(dataset: Dataset, model_dir: Path, customer_id: str, anchor: pd.Period,
                      llm: LLMOptions | None = None, provider: str | None = None,
                      default_model: bool = False) -> Explanation:
@@ -322,7 +314,7 @@ def explain_customer(dataset: Dataset, model_dir: Path, customer_id: str, anchor
         customer_id=customer_id, anchor=str(anchor), data=dataset.name, currency=panel.currency,
         model_dir=str(model_dir), default_model=default_model,
         trained_anchors=tuple(art.config["trained_anchors"]), validation_anchor=art.config["validation_anchor"],
-        narrative=_narrative(job, one), record=record, forecaster_is_llm=job.provider.llm_forecaster is not None,
+        narrative=job.provider.forecaster.narrative(one[0]), record=record, forecaster_is_llm=job.provider.is_llm,
         forecaster_distribution=_forecaster_distribution(record, scheme),
         final=final, baseline=baseline, threshold=art.threshold(artifact.AUGMENTED),
         top20=_top_group(job, customer_id),

@@ -9,7 +9,7 @@ import re
 
 import pandas as pd
 
-from models import feature_labels as labels
+from forecaster import labels
 from narrator.korean import format_amount, format_month, josa, particle_for
 from structurer.features import PREFIX as FC
 from structurer.schema import BucketScheme
@@ -26,7 +26,7 @@ def signed(x: float) -> str:
 
 
 def feature_label(name: str, scheme: BucketScheme) -> str:
-    """Korean name of feature column ``name`` (one definition: :mod:`models.feature_labels`)."""
+    """Korean name of feature column ``name`` (one definition: :mod:`forecaster.labels`)."""
     return labels.feature_label(name, dict(zip(scheme.ids, scheme.labels)))
 
 

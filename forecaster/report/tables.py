@@ -1,18 +1,18 @@
 """The tables of the evaluation report, as display strings, from the report's JSON-safe data.
 
 Each table is ``{"headers", "rows", "numeric"}``; every number in a cell is written by
-:mod:`models.report_format`, and every verdict by :mod:`models.report_checks`.
+:mod:`forecaster.report.format`, and every verdict by :mod:`forecaster.report.checks`.
 """
 
 from __future__ import annotations
 
 import re
 
-from models.feature_labels import feature_label
-from models.report_checks import VERDICT_WORDS, can_answer, judged, month_can_answer
-from models.report_format import (BASELINE_ARM, HEADLINE_ARM, METRIC_NAMES, METRICS, MINUS, MISSING, arm_name,
-                                  comparison_name, count, difference, interval, magnitude, metric_header,
-                                  metric_value, month, month_span, number, origin_note, percent)
+from forecaster.labels import feature_label
+from forecaster.report.checks import VERDICT_WORDS, can_answer, judged, month_can_answer
+from forecaster.report.format import (BASELINE_ARM, HEADLINE_ARM, METRIC_NAMES, METRICS, MINUS, MISSING, arm_name,
+                                      comparison_name, count, difference, interval, magnitude, metric_header,
+                                      metric_value, month, month_span, number, origin_note, percent)
 from narrator.korean import format_amount
 
 LEDGER_LABELS = {

@@ -25,8 +25,8 @@ from __future__ import annotations
 import math
 import statistics
 
-from models.report_format import (BETTER, HEADLINE_COMPARISON, HEADLINE_METRIC, METRIC_NAMES, count, missing,
-                                  month, percent)
+from forecaster.report.format import (BETTER, HEADLINE_COMPARISON, HEADLINE_METRIC, METRIC_NAMES, count, missing,
+                                      month, percent)
 from narrator.korean import josa
 
 BASE_RATE_RATIO = 2.0  # a month outside [median / 2, median * 2] of the test months is flagged ...
