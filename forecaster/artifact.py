@@ -19,14 +19,16 @@ from xgboost.core import XGBoostError
 from forecaster import destination, minimum_data, model_warnings, pipeline
 from forecaster.errors import UserError
 from models import arms, metrics
+from models.arm_specs import XGB_BASE, XGB_FORECASTER
 from models.features import baseline_feature_names
+from models.rows import RowSpec, forecast_group_names
 from models.xgb import HurdleXGB
 from narrator.panel import MonthlyPanel
-from structurer.features import forecast_feature_names
 from structurer.schema import BucketScheme
 
 ARTIFACT_FORMAT = 1
-BASE, AUGMENTED = "xgb_base", "xgb_base+forecaster"
+# the two arms an artifact holds: the baseline and the final model (baseline + forecaster)
+BASE, AUGMENTED = XGB_BASE.name, XGB_FORECASTER.name
 MODEL_DIRS = {BASE: "xgb_base", AUGMENTED: "xgb_augmented"}
 CONFIG_FILE, SCHEME_FILE, FEATURES_FILE = "config.json", "scheme.json", "features.json"
 
@@ -54,10 +56,10 @@ class Artifact:
         return self.config["features"]
 
 
-def _fit_pair(rows: pd.DataFrame, spec: pipeline.RowSpec, val_anchor: str, scheme: BucketScheme, seed: int):
+def _fit_pair(rows: pd.DataFrame, spec: RowSpec, val_anchor: str, scheme: BucketScheme, seed: int):
     train, val = rows[rows["anchor"] < val_anchor], rows[rows["anchor"] == val_anchor]
     minimum_data.check_buyers(rows, sorted(train["anchor"].unique()), val_anchor, "train")
-    columns = {BASE: spec.base, AUGMENTED: spec.base + spec.forecaster}
+    columns = {arm.name: arm.columns(spec) for arm in (XGB_BASE, XGB_FORECASTER)}
     models, thresholds, summary = {}, {}, {}
     for arm, cols in columns.items():
         model = arms.fit_xgb(train, val, cols, scheme.n_buckets, seed)
@@ -75,6 +77,14 @@ def _fit_pair(rows: pd.DataFrame, spec: pipeline.RowSpec, val_anchor: str, schem
         }
         models[arm] = model
     return models, thresholds, summary, columns, (len(train), len(val))
+
+
+def training_panel(panel: MonthlyPanel, sample_customers: int | None, seed: int) -> MonthlyPanel:
+    """The panel a model is trained on: every customer, or a stratified, seeded sample of
+    ``sample_customers`` acquired before the month after the data ends."""
+    if sample_customers is None:
+        return panel
+    return pipeline.sample_panel(panel, sample_customers, panel.last_month + 1, seed)
 
 
 def training_scheme(panel: MonthlyPanel, verb: str = "train") -> BucketScheme:
@@ -213,9 +223,11 @@ def _differences(config: dict, scheme: BucketScheme, expected_forecaster: dict |
     if config["history_months"] != pipeline.HISTORY_MONTHS:
         diffs.append(f"history months {config['history_months']} != {pipeline.HISTORY_MONTHS}")
     features = config["features"]
-    if features[BASE] != baseline_feature_names():
+    running = RowSpec(base=baseline_feature_names(), forecaster=forecast_group_names(scheme, "forecaster"),
+                      btyd=[], empirical=[])
+    if features[BASE] != XGB_BASE.columns(running):
         diffs.append("baseline feature list differs from the running code")
-    if features[AUGMENTED] != baseline_feature_names() + forecast_feature_names(scheme):
+    if features[AUGMENTED] != XGB_FORECASTER.columns(running):
         diffs.append("forecaster feature list differs from the running code")
     if expected_forecaster is not None:
         for key in ("provider", "model", "prompt_version"):

@@ -21,13 +21,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from forecaster import artifact, destination
 from forecaster.datasets import Dataset
 from forecaster.errors import UserError
+from forecaster.pipeline import model_features
 from forecaster.providers import LLMOptions, Provider
 from forecaster.top_share import top_share
 from models.arms import spend_from_probs
-from models.features import baseline_features
 from narrator.korean import format_month
 from narrator.panel import NOT_ACQUIRED, HistoryBatch, MonthlyPanel
-from structurer.features import records_to_features
+from structurer.features import expected_spend_feature, probability_feature_names, records_to_features
 from structurer.schema import ForecastRecord
 
 OUTPUT_SUFFIXES = (".parquet", ".csv")
@@ -100,8 +100,7 @@ class BatchJob:
         chosen = slice(0, limit)  # ids are sorted, and the cut keeps the panel's order
         acquired = panel.first_idx[chosen] < panel.column(anchor)
         n = int(acquired.sum())  # the acquired among the first N are the cut's first n rows
-        shown = cut if limit is None else MonthlyPanel(cut.customer_ids[:n], cut.start, cut.spend[:n],
-                                                       cut.orders[:n], cut.first_idx[:n], cut.currency)
+        shown = cut if limit is None else cut.take(np.arange(n))
         # --limit trims who is forecast, not what the forecaster learns its population rates from
         histories = HistoryBatch.from_panel(shown, anchor, art.config["history_months"])
         unforecast = unforecast_rows(dataset, panel.customer_ids[chosen][~acquired], panel.first_idx[chosen][~acquired],
@@ -127,10 +126,8 @@ class BatchJob:
                             f"so there is nobody to forecast; choose a later --anchor")
         records = self._records(console)
         scheme = self.art.scheme
-        base = baseline_features(self.histories)
-        fc = records_to_features(records, scheme)
-        fc.index = base.index
-        features = base.join(fc)
+        fc = records_to_features(records, scheme, index=self.histories.customer_ids)
+        features = model_features(self.histories, fc)
         final = self.art.models[artifact.AUGMENTED]
         probs = final.predict_proba(features)
         purchase = 1.0 - probs[:, 0]
@@ -145,9 +142,9 @@ class BatchJob:
             "forecaster_model": [r.model for r in records],
             "prompt_version": [r.prompt_version for r in records],
         })
-        for j, bid in enumerate(scheme.ids):
-            frame[f"forecaster_p_{bid}"] = fc[f"fc_p_{bid}"].to_numpy()
-        frame["forecaster_expected_spend"] = fc["fc_expected_spend"].to_numpy()
+        for bid, column in zip(scheme.ids, probability_feature_names(scheme)):
+            frame[f"forecaster_p_{bid}"] = fc[column].to_numpy()
+        frame["forecaster_expected_spend"] = fc[expected_spend_feature()].to_numpy()
         frame["segment"] = [r.forecast.segment.value if r.forecast else None for r in records]
         frame["trend"] = [r.forecast.trend.value if r.forecast else None for r in records]
         frame["rationale"] = [r.forecast.rationale if r.forecast else None for r in records]

@@ -1,9 +1,15 @@
-"""`forecaster evaluate`: the offline backtest from a dataset to a report folder."""
+"""`forecaster evaluate`: the offline backtest from a dataset to a report folder.
+
+:func:`prepare` builds the whole set-up once (test anchors, sample, bucket scheme, the
+provider, the arms that will not run) as a frozen :class:`EvaluationSetup`; :func:`run`
+builds the rows and runs the backtest on it without changing it."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
-from typing import Callable
+from types import MappingProxyType
+from typing import Callable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -11,20 +17,27 @@ import pandas as pd
 from forecaster import minimum_data, pipeline
 from forecaster.datasets import Dataset
 from forecaster.errors import UserError
+from forecaster.providers import DEFAULT_PROVIDER, LLMOptions, Provider, registration
+from llm.config import ENV_API_KEY, ENV_BASE_URL
+from models.arm_specs import ORACLE
 from models.evaluate import EvaluationResult, arm_columns, evaluate
-from narrator.panel import MonthlyPanel, parse_month
+from models.rows import ORACLE_EXPECTED_SPEND, oracle_probability_names
+from narrator.panel import HistoryBatch, MonthlyPanel, parse_month
 from structurer.schema import BucketScheme
 
 DEFAULT_TEST_MONTHS = 3
+NO_ENDPOINT = "LLM 엔드포인트가 설정되지 않아 LLM 비교군은 실행하지 않았습니다."
+NOT_ASKED = "--provider llm을 지정하지 않아 LLM 비교군은 실행하지 않았습니다."
+NO_LATENT = "합성 데이터가 아니어서 잠재 모수를 알 수 없으므로 oracle 비교군은 계산하지 않았습니다."
 
 
-@dataclass
+@dataclass(frozen=True)
 class EvaluationSetup:
-    """Everything the report states about how the numbers were made."""
+    """Everything the report states about how the numbers were made, fixed before the run."""
 
     dataset: Dataset
     panel: MonthlyPanel
-    test_anchors: list[pd.Period]
+    test_anchors: tuple[pd.Period, ...]
     scheme: BucketScheme
     representative_spend: np.ndarray
     provider: str
@@ -33,9 +46,19 @@ class EvaluationSetup:
     seed: int
     sample_customers: int | None
     n_resamples: int
-    arms_not_run: dict[str, str] = field(default_factory=dict)
-    ledger: dict | None = None
-    notes: list[str] = field(default_factory=list)  # one Korean line each, printed by the verb
+    arms_not_run: Mapping[str, str] = field(default_factory=dict)  # arm -> why, in Korean
+    notes: tuple[str, ...] = ()  # one Korean line each, printed by the verb
+    # the provider opened for the scheme: what the run asks (None in a set-up made by hand)
+    forecaster: Provider | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def anchors(self) -> list[pd.Period]:
+        """Every anchor the run builds rows for: those with an outcome up to the last test anchor."""
+        return [a for a in pipeline.anchors_with_outcome(self.panel) if a <= self.test_anchors[-1]]
+
+    def histories(self) -> Iterator[HistoryBatch]:
+        """The histories the provider is asked about, anchor by anchor (for the cost estimate)."""
+        return (self.panel.histories(a) for a in self.anchors)
 
 
 def parse_test_anchors(text: str | None, panel: MonthlyPanel) -> tuple[list[pd.Period], str | None]:
@@ -76,16 +99,34 @@ def _scheme_and_spend(panel: MonthlyPanel, first_test: pd.Period) -> tuple[Bucke
 
 
 def prepare(dataset: Dataset, test_anchors: str | None, sample_customers: int | None, seed: int,
-            n_resamples: int = 1000) -> EvaluationSetup:
+            n_resamples: int = 1000, provider: str = DEFAULT_PROVIDER,
+            llm: LLMOptions | None = None) -> EvaluationSetup:
+    """The frozen set-up of one evaluation: ``test_anchors`` as ``--test-anchors`` gives them,
+    ``provider`` opened with ``llm`` for the scheme fitted before the first test anchor."""
     panel = dataset.panel
     anchors, note = parse_test_anchors(test_anchors, panel)
     if sample_customers is not None:
         panel = pipeline.sample_panel(panel, sample_customers, anchors[0], seed)
     scheme, rep = _scheme_and_spend(panel, anchors[0])
-    return EvaluationSetup(dataset=dataset, panel=panel, test_anchors=anchors, scheme=scheme,
-                           representative_spend=rep, provider="empirical", model="", prompt_version="",
-                           seed=seed, sample_customers=sample_customers, n_resamples=n_resamples,
-                           notes=[note] if note else [])
+    chosen = Provider(provider, scheme, llm or LLMOptions())
+    info = chosen.info
+    return EvaluationSetup(dataset=dataset, panel=panel, test_anchors=tuple(anchors), scheme=scheme,
+                           representative_spend=rep, provider=info["provider"], model=info["model"],
+                           prompt_version=info["prompt_version"], seed=seed, sample_customers=sample_customers,
+                           n_resamples=n_resamples,
+                           arms_not_run=MappingProxyType(_arms_not_run(dataset, chosen)),
+                           notes=(note,) if note else (), forecaster=chosen)
+
+
+def _arms_not_run(dataset: Dataset, chosen: Provider) -> dict[str, str]:
+    """The comparison arms this set-up cannot run, each with the reason the report gives."""
+    missing = {}
+    if not chosen.is_llm:  # an LLM provider's arm is compared with the empirical forecaster beside it
+        configured = os.environ.get(ENV_BASE_URL) or os.environ.get(ENV_API_KEY)
+        missing["llm"] = NOT_ASKED if configured else NO_ENDPOINT
+    if dataset.latent is None:
+        missing[ORACLE.name] = NO_LATENT
+    return missing
 
 
 def add_oracle(rows: pd.DataFrame, setup: EvaluationSetup) -> pd.DataFrame:
@@ -93,14 +134,14 @@ def add_oracle(rows: pd.DataFrame, setup: EvaluationSetup) -> pd.DataFrame:
     the latent parameters; the realised death month stays hidden)."""
     from forecaster.synthetic import oracle_bucket_probabilities
 
-    cols = [f"oracle_p_{b}" for b in setup.scheme.ids]
+    cols = oracle_probability_names(setup.scheme)
     parts = []
     for anchor in setup.test_anchors:
         cut = setup.panel.before(anchor)
         ids, probs, spend = oracle_bucket_probabilities(setup.dataset.latent, cut, anchor,
                                                         np.asarray(setup.scheme.edges), seed=setup.seed)
         part = pd.DataFrame(probs, columns=cols)
-        part["oracle_expected_spend"] = spend
+        part[ORACLE_EXPECTED_SPEND] = spend
         part["customer_id"] = ids
         part["anchor"] = str(anchor)
         parts.append(part)
@@ -108,24 +149,21 @@ def add_oracle(rows: pd.DataFrame, setup: EvaluationSetup) -> pd.DataFrame:
 
 
 def run(setup: EvaluationSetup, forecast_fn: pipeline.ForecastFn,
-        progress: Callable[[str], None] | None = None,
-        empirical_fn: pipeline.ForecastFn | None = None) -> EvaluationResult:
-    """``forecast_fn`` is the run's provider; ``empirical_fn`` the empirical forecaster kept
-    beside an LLM provider (None when the provider is already the empirical one)."""
-    panel = setup.panel
-    anchors = [a for a in pipeline.anchors_with_outcome(panel) if a <= setup.test_anchors[-1]]
-    rows, spec = pipeline.build_rows(panel, anchors, setup.scheme, forecast_fn, with_btyd=True,
+        progress: Callable[[str], None] | None = None) -> EvaluationResult:
+    """``forecast_fn`` is the run's provider; beside an LLM provider the empirical forecaster
+    runs too, so that the report compares the two."""
+    empirical_fn = pipeline.empirical_forecast_fn(setup.scheme) if registration(setup.provider).is_llm else None
+    rows, spec = pipeline.build_rows(setup.panel, setup.anchors, setup.scheme, forecast_fn, with_btyd=True,
                                      progress=(lambda a: progress(f"행 생성 {a}")) if progress else None,
                                      empirical_fn=empirical_fn)
     if setup.dataset.latent is not None:
         rows = add_oracle(rows, setup)
-    else:
-        setup.arms_not_run["oracle"] = "합성 데이터가 아니어서 잠재 모수를 알 수 없으므로 oracle 비교군은 계산하지 않았습니다."
-    xgb_cols = arm_columns(spec.base, spec.forecaster, spec.btyd, spec.empirical)
+        spec = spec.with_oracle(setup.scheme)
+    plan = arm_columns(spec.base, spec.forecaster, spec.btyd, spec.empirical, spec.oracle)
     tests = [str(a) for a in setup.test_anchors]
     _check_origins(rows, tests)
     result = evaluate(rows, tests, setup.scheme, setup.representative_spend,
-                      xgb_cols, seed=setup.seed, n_resamples=setup.n_resamples,
+                      plan, seed=setup.seed, n_resamples=setup.n_resamples,
                       progress=(lambda t: progress(f"검증 {t}")) if progress else None)
     test_rows = rows[rows["anchor"].isin(tests)]
     result.metrics["data_sufficiency"] = minimum_data.can_answer(len(test_rows), int((test_rows["label"] > 0).sum()))

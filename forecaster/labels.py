@@ -10,14 +10,15 @@ columns (``fc_*``, and ``emp_*`` for the empirical forecaster kept beside an LLM
 from __future__ import annotations
 
 from models.features import FEATURE_LABELS
+from models.rows import BTYD_EXPECTED_ORDERS, BTYD_EXPECTED_SPEND, BTYD_P_PURCHASE, EMPIRICAL_PREFIX, FORECASTER_PREFIX
 from narrator.korean import josa
 from structurer.schema import Segment, Trend
 
-FORECASTER_PREFIXES = {"fc_": "예측기", "emp_": "경험적 예측기"}
+FORECASTER_PREFIXES = {FORECASTER_PREFIX: "예측기", EMPIRICAL_PREFIX: "경험적 예측기"}
 BTYD_LABELS = {
-    "btyd_p_purchase": "Pareto/NBD 다음 달 구매 확률",
-    "btyd_expected_orders": "Pareto/NBD 다음 달 기대 주문 수",
-    "btyd_expected_spend": "Pareto/NBD 다음 달 기대 지출액",
+    BTYD_P_PURCHASE: "Pareto/NBD 다음 달 구매 확률",
+    BTYD_EXPECTED_ORDERS: "Pareto/NBD 다음 달 기대 주문 수",
+    BTYD_EXPECTED_SPEND: "Pareto/NBD 다음 달 기대 지출액",
 }
 
 

@@ -7,7 +7,6 @@ labelled with the anchor month's outcome.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -16,27 +15,13 @@ import pandas as pd
 from models.btyd import BTYDModel
 from models.empirical import EmpiricalForecaster
 from models.features import baseline_feature_names, baseline_features
-from narrator.panel import HistoryBatch, MonthlyPanel
-from structurer.features import PREFIX as FC_PREFIX
-from structurer.features import forecast_feature_names
+from models.rows import BTYD_COLUMNS, BTYD_EXPECTED_ORDERS, BTYD_EXPECTED_SPEND, BTYD_P_PURCHASE, RowSpec, \
+    forecast_group_names
+from narrator.panel import HISTORY_MONTHS, HistoryBatch, MonthlyPanel
 from structurer.schema import BucketScheme
-
-HISTORY_MONTHS = 12
-EMPIRICAL_PREFIX = "emp_"
-BTYD_COLUMNS = ["btyd_p_purchase", "btyd_expected_orders", "btyd_expected_spend"]
 
 # anchor, that anchor's histories, the cut panel -> forecast feature frame by customer id
 ForecastFn = Callable[[pd.Period, HistoryBatch, MonthlyPanel], pd.DataFrame]
-
-
-@dataclass(frozen=True)
-class RowSpec:
-    """Which column groups a row frame holds."""
-
-    base: list[str]
-    forecaster: list[str]
-    btyd: list[str]
-    empirical: list[str]  # the empirical forecaster beside an LLM one (prefix emp_)
 
 
 def anchors_with_outcome(panel: MonthlyPanel) -> list[pd.Period]:
@@ -56,10 +41,20 @@ def empirical_forecast_fn(scheme: BucketScheme) -> ForecastFn:
 def btyd_features(cut: MonthlyPanel) -> pd.DataFrame:
     pred = BTYDModel().fit(cut).predict(cut).set_index("customer_id")
     return pred.rename(columns={
-        "p_purchase_next_month": "btyd_p_purchase",
-        "expected_orders_next_month": "btyd_expected_orders",
-        "expected_spend_next_month": "btyd_expected_spend",
+        "p_purchase_next_month": BTYD_P_PURCHASE,
+        "expected_orders_next_month": BTYD_EXPECTED_ORDERS,
+        "expected_spend_next_month": BTYD_EXPECTED_SPEND,
     })[BTYD_COLUMNS]
+
+
+def model_features(batch: HistoryBatch, *columns: pd.DataFrame) -> pd.DataFrame:
+    """The models' input for ``batch``: its baseline features, then each frame of further
+    columns (a forecaster's, Pareto/NBD's) aligned on customer id; a customer a frame leaves
+    out gets NaN there. Rows, batch and explain all put their features together here."""
+    frame = baseline_features(batch)
+    for extra in columns:
+        frame = frame.join(extra.reindex(frame.index))
+    return frame
 
 
 def anchor_rows(
@@ -75,17 +70,16 @@ def anchor_rows(
     A forecaster that answered for only some customers leaves the others' columns NaN."""
     cut = panel.before(anchor)
     batch = HistoryBatch.from_panel(cut, anchor, history_months)
-    frame = baseline_features(batch)
+    forecaster_columns = forecast_group_names(scheme, "forecaster")
+    extra = []
     if forecast_fn is not None:
-        fc = forecast_fn(anchor, batch, cut).reindex(frame.index)
-        frame = frame.join(fc[forecast_feature_names(scheme)])
-    if empirical_fn is not None:
-        emp = empirical_fn(anchor, batch, cut).reindex(frame.index)
-        emp.columns = [EMPIRICAL_PREFIX + c[len(FC_PREFIX):] for c in emp.columns]
-        frame = frame.join(emp[forecast_feature_names(scheme, EMPIRICAL_PREFIX)])
+        extra.append(forecast_fn(anchor, batch, cut)[forecaster_columns])
+    if empirical_fn is not None:  # the same columns under the empirical group's names
+        emp = empirical_fn(anchor, batch, cut)[forecaster_columns]
+        extra.append(emp.set_axis(forecast_group_names(scheme, "empirical"), axis=1))
     if with_btyd:
-        frame = frame.join(btyd_features(cut))
-    frame = frame.reset_index()
+        extra.append(btyd_features(cut))
+    frame = model_features(batch, *extra).reset_index()
     frame.insert(1, "anchor", str(anchor))
     if anchor <= panel.last_month:
         ids, spend, _ = panel.outcome(anchor)
@@ -114,9 +108,9 @@ def build_rows(
     rows = pd.concat(frames, ignore_index=True)
     spec = RowSpec(
         base=baseline_feature_names(),
-        forecaster=forecast_feature_names(scheme) if forecast_fn is not None else [],
+        forecaster=forecast_group_names(scheme, "forecaster") if forecast_fn is not None else [],
         btyd=BTYD_COLUMNS if with_btyd else [],
-        empirical=forecast_feature_names(scheme, EMPIRICAL_PREFIX) if empirical_fn is not None else [],
+        empirical=forecast_group_names(scheme, "empirical") if empirical_fn is not None else [],
     )
     return rows, spec
 
@@ -156,7 +150,4 @@ def sample_panel(panel: MonthlyPanel, n: int, before: pd.Period, seed: int = 0) 
             take = int(round(n * len(members) / len(acquired)))
             keep_parts.append(rng.choice(members, size=min(take, len(members)), replace=False))
         keep = np.sort(np.concatenate(keep_parts))
-    return MonthlyPanel(
-        customer_ids=panel.customer_ids[keep], start=panel.start, spend=panel.spend[keep],
-        orders=panel.orders[keep], first_idx=panel.first_idx[keep], currency=panel.currency,
-    )
+    return panel.take(keep)

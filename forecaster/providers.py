@@ -103,16 +103,22 @@ class Provider:
         """What artifacts and reports record about the provider."""
         return self.forecaster.describe()
 
+    def ledger_summary(self) -> dict | None:
+        """The LLM usage of the runs so far, as a report states it; None for a forecaster that
+        asks no one."""
+        ledger = self.forecaster.ledger
+        return None if ledger is None else ledger.summary()
+
     def records(self, batch: HistoryBatch, cut: MonthlyPanel) -> list[ForecastRecord]:
         """One record per customer of the batch, in order, the forecaster fitted on ``cut``."""
         with _llm_errors_as_user_errors():
             return self.forecaster.fit(cut).forecast_many(batch, progress=self.progress)
 
+    def features(self, batch: HistoryBatch, cut: MonthlyPanel) -> pd.DataFrame:
+        """The forecaster columns of the batch by customer id, the forecaster fitted on ``cut``."""
+        with _llm_errors_as_user_errors():
+            return self.forecaster.fit(cut).forecast_features(batch)
+
     def forecast_fn(self) -> ForecastFn:
         """Anchor -> feature frame, the forecaster refitted/asked with that anchor's past only."""
-
-        def forecast(anchor: pd.Period, batch: HistoryBatch, cut: MonthlyPanel) -> pd.DataFrame:
-            with _llm_errors_as_user_errors():
-                return self.forecaster.fit(cut).forecast_features(batch)
-
-        return forecast
+        return lambda anchor, batch, cut: self.features(batch, cut)

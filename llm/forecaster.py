@@ -163,9 +163,7 @@ class LLMForecaster:
 
     def forecast_features(self, batch: HistoryBatch) -> pd.DataFrame:
         """The feature columns of the LLM's answers (NaN for a failed customer)."""
-        frame = records_to_features(self.forecast_many(batch), self.scheme)
-        frame.index = pd.Index(batch.customer_ids, name="customer_id")
-        return frame
+        return records_to_features(self.forecast_many(batch), self.scheme, index=batch.customer_ids)
 
     def forecast_many(self, histories: Histories, progress: Progress | None = None) -> list[ForecastRecord]:
         """Synchronous entry: runs :meth:`aforecast_many` in a fresh event loop."""

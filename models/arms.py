@@ -1,7 +1,8 @@
 """The arms of the backtest: each turns training/validation rows into a bucket distribution
 and an expected spend for target rows. Every arm sees only rows whose anchor precedes the
 origin's test anchor; the validation anchor (the last training anchor) is for early stopping
-and for the purchase threshold."""
+and for the purchase threshold. Which arms exist, and the columns each reads, is declared in
+:mod:`models.arm_specs`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from models.rows import BTYD_EXPECTED_SPEND, BTYD_P_PURCHASE, ORACLE_EXPECTED_SPEND
 from models.xgb import DEFAULT_THREADS, HurdleXGB
 
 PERSISTENCE_EPS_GRID = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
@@ -66,9 +68,9 @@ def btyd_arm(train: pd.DataFrame, target: pd.DataFrame, rep: np.ndarray) -> ArmO
     (BTYD models say nothing about the spend bucket); spend from Gamma-Gamma."""
     clim = climatology(train, len(rep))
     cond = clim[1:] / clim[1:].sum()
-    p = target["btyd_p_purchase"].to_numpy()
+    p = target[BTYD_P_PURCHASE].to_numpy()
     probs = np.column_stack([1 - p, p[:, None] * cond])
-    return ArmOutput(probs, target["btyd_expected_spend"].to_numpy())
+    return ArmOutput(probs, target[BTYD_EXPECTED_SPEND].to_numpy())
 
 
 def forecaster_arm(train: pd.DataFrame, target: pd.DataFrame, rep: np.ndarray, prob_cols: list[str],
@@ -87,7 +89,7 @@ def forecaster_arm(train: pd.DataFrame, target: pd.DataFrame, rep: np.ndarray, p
 
 
 def oracle_arm(target: pd.DataFrame, prob_cols: list[str]) -> ArmOutput:
-    return ArmOutput(target[prob_cols].to_numpy(dtype=float), target["oracle_expected_spend"].to_numpy(dtype=float))
+    return ArmOutput(target[prob_cols].to_numpy(dtype=float), target[ORACLE_EXPECTED_SPEND].to_numpy(dtype=float))
 
 
 def fit_xgb(train: pd.DataFrame, val: pd.DataFrame, cols: list[str], n_buckets: int, seed: int,

@@ -185,10 +185,8 @@ class EmpiricalForecaster:
     def forecast_features(self, batch: HistoryBatch) -> pd.DataFrame:
         """The augmented model's feature columns, straight from the arrays."""
         out = self.forecast_arrays(batch)
-        frame = assemble_features(out.probs, out.expected_spend, out.expected_orders, out.confidence,
-                                  out.segment_idx, out.trend_idx, self.scheme)
-        frame.index = pd.Index(out.customer_ids, name="customer_id")
-        return frame
+        return assemble_features(out.probs, out.expected_spend, out.expected_orders, out.confidence,
+                                 out.segment_idx, out.trend_idx, self.scheme, index=out.customer_ids)
 
     def rationales(self, out: EmpiricalOutput) -> list[str]:
         """Korean template sentences that state the numbers used (never an LLM's words).

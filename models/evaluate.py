@@ -20,7 +20,11 @@ import numpy as np
 import pandas as pd
 
 from models import arms, bootstrap, metrics
+from models.arm_specs import (ARMS, AUGMENTED_ARMS, BTYD, CLIMATOLOGY, ORACLE, PERSISTENCE, XGB_BASE, XGB_FORECASTER,
+                              ArmKind, ArmPlan, ArmSpec)
+from models.rows import FORECAST_PREFIXES, RowSpec, oracle_probability_names
 from models.xgb import HurdleXGB
+from structurer.features import expected_spend_feature, probability_feature_names
 from structurer.schema import BucketScheme
 
 BOOTSTRAP_METRICS = {
@@ -40,39 +44,38 @@ class EvaluationResult:
     importance: pd.DataFrame  # gain per booster and mean |SHAP| of the final model
 
 
-def arm_columns(base: list[str], forecaster: list[str], btyd: list[str],
-                empirical: list[str] = ()) -> dict[str, list[str]]:
-    """Feature columns of each XGBoost arm. ``forecaster`` is the run's provider (the
-    empirical one offline, the LLM with --provider llm); ``empirical`` is the empirical
-    forecaster kept beside an LLM so both are always compared."""
-    cols = {"xgb_base": base}
-    if btyd:
-        cols["xgb_base+btyd"] = base + btyd
-    if forecaster:
-        cols["xgb_base+forecaster"] = base + forecaster
-    if empirical:
-        cols["xgb_base+empirical"] = base + list(empirical)
-    return cols
+def arm_columns(base: list[str], forecaster: list[str], btyd: list[str], empirical: list[str] = (),
+                oracle: list[str] = ()) -> ArmPlan:
+    """Every declared arm (:data:`models.arm_specs.ARMS`, in run order) that rows with these
+    column groups can run, with the columns it reads. ``forecaster`` is the run's provider
+    (the empirical one offline, the LLM with --provider llm); ``empirical`` is the empirical
+    forecaster kept beside an LLM so both are always compared; ``oracle`` the synthetic
+    generator's forecast."""
+    spec = RowSpec(list(base), list(forecaster), list(btyd), list(empirical), list(oracle))
+    return {arm: arm.columns(spec) for arm in ARMS if arm.runs_on(spec)}
 
 
-def _arm_outputs(train, val, target, rep, scheme, models, oracle_cols=None):
-    """Every arm's output on ``target`` (val or test rows); the oracle's when its columns
-    are given."""
-    out = {
-        "climatology": arms.climatology_arm(train, target, rep),
-        "persistence": arms.persistence_arm(train, val, target, rep, scheme.assign),
-    }
-    if "btyd_p_purchase" in target.columns:
-        out["btyd"] = arms.btyd_arm(train, target, rep)
-    for arm, prefix in (("forecaster", "fc_"), ("empirical", "emp_")):
-        if f"{prefix}p_b0" in target.columns:
-            out[arm] = arms.forecaster_arm(train, target, rep, [f"{prefix}p_{b}" for b in scheme.ids],
-                                           f"{prefix}expected_spend")
-    for name, model in models.items():
-        out[name] = arms.xgb_output(model, target, rep)
-    if oracle_cols:
-        out["oracle"] = arms.oracle_arm(target, oracle_cols)
-    return out
+def _arm_output(arm: ArmSpec, train, val, target, rep, scheme, models) -> arms.ArmOutput:
+    if arm.kind is ArmKind.XGB:
+        return arms.xgb_output(models[arm.name], target, rep)
+    if arm is CLIMATOLOGY:
+        return arms.climatology_arm(train, target, rep)
+    if arm is PERSISTENCE:
+        return arms.persistence_arm(train, val, target, rep, scheme.assign)
+    if arm is BTYD:
+        return arms.btyd_arm(train, target, rep)
+    if arm is ORACLE:
+        return arms.oracle_arm(target, oracle_probability_names(scheme))
+    prefix = FORECAST_PREFIXES[arm.groups[0]]  # a forecaster's own distribution
+    return arms.forecaster_arm(train, target, rep, probability_feature_names(scheme, prefix),
+                               expected_spend_feature(prefix))
+
+
+def _arm_outputs(train, val, target, rep, scheme, plan: ArmPlan, models, with_oracle: bool = False):
+    """Every planned arm's output on ``target`` (val or test rows); the oracle's only when
+    asked (its columns exist for the test rows alone)."""
+    return {arm.name: _arm_output(arm, train, val, target, rep, scheme, models)
+            for arm in plan if with_oracle or arm.kind is not ArmKind.ORACLE}
 
 
 def _prediction_frame(target: pd.DataFrame, arm: str, out: arms.ArmOutput, threshold: float, scheme) -> pd.DataFrame:
@@ -93,7 +96,7 @@ def _prediction_frame(target: pd.DataFrame, arm: str, out: arms.ArmOutput, thres
 
 
 def run_origin(rows: pd.DataFrame, test_anchor: str, scheme: BucketScheme, rep: np.ndarray,
-               xgb_cols: dict[str, list[str]], seed: int) -> tuple[pd.DataFrame, dict, dict[str, HurdleXGB]]:
+               plan: ArmPlan, seed: int) -> tuple[pd.DataFrame, dict, dict[str, HurdleXGB]]:
     anchors = sorted(a for a in rows["anchor"].unique() if a < test_anchor)
     if len(anchors) < 2:
         raise ValueError(f"test anchor {test_anchor} needs at least two earlier anchors (training + validation)")
@@ -101,12 +104,12 @@ def run_origin(rows: pd.DataFrame, test_anchor: str, scheme: BucketScheme, rep: 
     train = rows[rows["anchor"] < val_anchor]
     val = rows[rows["anchor"] == val_anchor]
     test = rows[rows["anchor"] == test_anchor]
-    models = {name: arms.fit_xgb(train, val, cols, scheme.n_buckets, seed) for name, cols in xgb_cols.items()}
-    oracle_cols = [f"oracle_p_{b}" for b in scheme.ids] if "oracle_p_b0" in rows.columns else None
+    models = {arm.name: arms.fit_xgb(train, val, cols, scheme.n_buckets, seed)
+              for arm, cols in plan.items() if arm.kind is ArmKind.XGB}
     # every arm is fitted once, on the anchors before V, and scored on V (threshold) and T:
     # a threshold tuned on one fit and applied to another would not mean anything
-    val_out = _arm_outputs(train, val, val, rep, scheme, models)
-    test_out = _arm_outputs(train, val, test, rep, scheme, models, oracle_cols)
+    val_out = _arm_outputs(train, val, val, rep, scheme, plan, models)
+    test_out = _arm_outputs(train, val, test, rep, scheme, plan, models, with_oracle=True)
     b_val = val["label"].to_numpy() > 0
     frames, notes = [], {}
     for arm, out in test_out.items():
@@ -140,7 +143,7 @@ def score_predictions(pred: pd.DataFrame, scheme: BucketScheme) -> dict:
                  "by_segment": {("one_time" if k else "repeat"): _scores(g, scheme)
                                 for k, g in group.groupby("one_time_buyer")}}
         out[arm] = entry
-    for reference, key in (("climatology", "rps_skill"), ("oracle", "rps_ratio_to_oracle")):
+    for reference, key in ((CLIMATOLOGY.name, "rps_skill"), (ORACLE.name, "rps_ratio_to_oracle")):
         if reference not in out:
             continue
         for arm, entry in out.items():
@@ -164,9 +167,10 @@ def _inputs(pred: pd.DataFrame, kind: str, scheme: BucketScheme) -> tuple:
 def _aligned_arms(pred: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """The baseline's rows and each augmented arm's (comparison name -> rows), all in the
     same (anchor, customer) order so row i of one is row i of every other."""
-    base = pred[pred["arm"] == "xgb_base"].sort_values(["anchor", "customer_id"])
-    others = {f"{arm} - xgb_base": pred[pred["arm"] == arm].sort_values(["anchor", "customer_id"])
-              for arm in pred["arm"].unique() if arm.startswith("xgb_base+")}
+    present = set(pred["arm"].unique())
+    base = pred[pred["arm"] == XGB_BASE.name].sort_values(["anchor", "customer_id"])
+    others = {f"{arm.name} - {XGB_BASE.name}": pred[pred["arm"] == arm.name].sort_values(["anchor", "customer_id"])
+              for arm in AUGMENTED_ARMS if arm.name in present}
     return base, others
 
 
@@ -201,7 +205,7 @@ def bootstrap_differences_by_anchor(pred: pd.DataFrame, scheme: BucketScheme, n_
 
 
 def learning_curve(rows: pd.DataFrame, test_anchor: str, scheme: BucketScheme, rep: np.ndarray,
-                   xgb_cols: dict[str, list[str]], seed: int, sizes=LEARNING_CURVE_SIZES,
+                   plan: ArmPlan, seed: int, sizes=LEARNING_CURVE_SIZES,
                    full_models: dict[str, HurdleXGB] | None = None) -> list[dict]:
     """Baseline vs augmented RPS on the last test anchor when training on n customers; the
     last point is every customer, where the origin's own models (``full_models``, fitted on
@@ -218,12 +222,13 @@ def learning_curve(rows: pd.DataFrame, test_anchor: str, scheme: BucketScheme, r
         part = history if full else history[history["customer_id"].isin(set(rng.choice(customers, size=n, replace=False)))]
         train, val = part[part["anchor"] < val_anchor], part[part["anchor"] == val_anchor]
         point = {"customers": n, "rows": int(len(train))}
-        for name in ("xgb_base", "xgb_base+forecaster"):
-            if name not in xgb_cols:
+        for arm in (XGB_BASE, XGB_FORECASTER):
+            if arm not in plan:
                 continue
+            name = arm.name
             try:
                 model = full_models[name] if full and full_models else \
-                    arms.fit_xgb(train, val, xgb_cols[name], scheme.n_buckets, seed)
+                    arms.fit_xgb(train, val, plan[arm], scheme.n_buckets, seed)
             except ValueError as exc:  # too few purchases in a tiny sample
                 point[name] = None
                 point[f"{name}_note"] = str(exc)
@@ -234,11 +239,11 @@ def learning_curve(rows: pd.DataFrame, test_anchor: str, scheme: BucketScheme, r
 
 
 def evaluate(rows: pd.DataFrame, test_anchors: list[str], scheme: BucketScheme, rep: np.ndarray,
-             xgb_cols: dict[str, list[str]], seed: int = 0, n_resamples: int = 1000,
+             plan: ArmPlan, seed: int = 0, n_resamples: int = 1000,
              progress: Callable[[str], None] | None = None) -> EvaluationResult:
     frames, origins, last_models = [], {}, {}
     for t in test_anchors:
-        pred, info, last_models = run_origin(rows, t, scheme, rep, xgb_cols, seed)
+        pred, info, last_models = run_origin(rows, t, scheme, rep, plan, seed)
         frames.append(pred)
         origins[t] = info
         if progress:
@@ -249,10 +254,10 @@ def evaluate(rows: pd.DataFrame, test_anchors: list[str], scheme: BucketScheme, 
         "arms": score_predictions(predictions, scheme),
         "differences": bootstrap_differences(predictions, scheme, n_resamples, seed),
         "differences_by_anchor": bootstrap_differences_by_anchor(predictions, scheme, n_resamples, seed),
-        "learning_curve": learning_curve(rows, test_anchors[-1], scheme, rep, xgb_cols, seed,
+        "learning_curve": learning_curve(rows, test_anchors[-1], scheme, rep, plan, seed,
                                          full_models=last_models),
     }
-    final_name = "xgb_base+forecaster" if "xgb_base+forecaster" in last_models else "xgb_base"
+    final_name = (XGB_FORECASTER if XGB_FORECASTER in plan else XGB_BASE).name
     final = last_models[final_name]
     test_rows = rows[rows["anchor"] == test_anchors[-1]]
     contrib = final.purchase_contributions(test_rows).drop(columns="bias")

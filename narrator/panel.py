@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 NOT_ACQUIRED = np.iinfo(np.int32).max
+HISTORY_MONTHS = 12  # the months of history a forecast sees, unless a caller asks for another window
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
 
@@ -100,6 +101,15 @@ class MonthlyPanel:
             currency=self.currency,
         )
 
+    def take(self, rows: np.ndarray) -> "MonthlyPanel":
+        """The customers at positions ``rows`` (strictly increasing, so the ids stay sorted),
+        every month kept: the one way to take a subset of customers."""
+        rows = np.asarray(rows, dtype=np.intp)
+        if (np.diff(rows) <= 0).any():
+            raise ValueError("take: row positions must be strictly increasing")
+        return MonthlyPanel(self.customer_ids[rows], self.start, self.spend[rows], self.orders[rows],
+                            self.first_idx[rows], self.currency)
+
     def through(self, last: pd.Period) -> "MonthlyPanel":
         """The months up to and including ``last`` with every customer kept: one whose
         orders all fall later stays as a not-acquired row."""
@@ -122,7 +132,7 @@ class MonthlyPanel:
             raise KeyError(customer_id)
         return i
 
-    def histories(self, anchor: pd.Period, history_months: int = 12) -> "HistoryBatch":
+    def histories(self, anchor: pd.Period, history_months: int = HISTORY_MONTHS) -> "HistoryBatch":
         return HistoryBatch.from_panel(self.before(anchor), anchor, history_months)
 
 

@@ -16,11 +16,20 @@ from structurer.schema import BucketScheme, ForecastRecord, Segment, Trend
 PREFIX = "fc_"
 
 
+def probability_feature_names(scheme: BucketScheme, prefix: str = PREFIX) -> list[str]:
+    """The forecast bucket distribution's columns, one per bucket."""
+    return [f"{prefix}p_{bid}" for bid in scheme.ids]
+
+
+def expected_spend_feature(prefix: str = PREFIX) -> str:
+    return f"{prefix}expected_spend"
+
+
 def forecast_feature_names(scheme: BucketScheme, prefix: str = PREFIX) -> list[str]:
     """Column names, in order; ``prefix`` tells two forecasters' columns apart."""
     return (
-        [f"{prefix}p_{bid}" for bid in scheme.ids]
-        + [f"{prefix}purchase_prob", f"{prefix}expected_spend", f"{prefix}expected_orders",
+        probability_feature_names(scheme, prefix)
+        + [f"{prefix}purchase_prob", expected_spend_feature(prefix), f"{prefix}expected_orders",
            f"{prefix}entropy", f"{prefix}confidence"]
         + [f"{prefix}segment_{s.value}" for s in Segment]
         + [f"{prefix}trend_{t.value}" for t in Trend]
@@ -33,8 +42,11 @@ def entropy(probs: np.ndarray) -> np.ndarray:
     return -(probs * np.log(p)).sum(axis=1)
 
 
-def records_to_features(records: Sequence[ForecastRecord], scheme: BucketScheme) -> pd.DataFrame:
-    """One row per record (same order), columns :func:`forecast_feature_names`."""
+def records_to_features(records: Sequence[ForecastRecord], scheme: BucketScheme,
+                        index: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per record (same order), columns :func:`forecast_feature_names`; indexed by
+    ``index`` (the records' customer ids, named ``customer_id``) when given. The one way
+    records become the model's forecaster columns."""
     n, k = len(records), scheme.n_buckets
     probs = np.full((n, k), np.nan)
     scalars = np.full((n, 3), np.nan)  # expected spend, expected orders, confidence
@@ -49,7 +61,7 @@ def records_to_features(records: Sequence[ForecastRecord], scheme: BucketScheme)
         scalars[i] = (fc.expected_spend, fc.expected_orders, fc.confidence)
         segment[i] = segments.index(fc.segment)
         trend[i] = trends.index(fc.trend)
-    return assemble_features(probs, scalars[:, 0], scalars[:, 1], scalars[:, 2], segment, trend, scheme)
+    return assemble_features(probs, scalars[:, 0], scalars[:, 1], scalars[:, 2], segment, trend, scheme, index)
 
 
 def assemble_features(
@@ -60,18 +72,20 @@ def assemble_features(
     segment_idx: np.ndarray,
     trend_idx: np.ndarray,
     scheme: BucketScheme,
+    index: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """The feature frame from arrays (the vectorised path the empirical forecaster uses).
+    """The feature frame from arrays (the vectorised path the empirical forecaster uses),
+    indexed by ``index`` (customer ids) when given.
 
     ``segment_idx``/``trend_idx`` index into ``Segment``/``Trend``; -1 marks a failed row,
     whose one-hot columns are NaN rather than 0 (absent, not "not this segment").
     """
     failed = np.isnan(probs).any(axis=1)
     cols: dict[str, np.ndarray] = {}
-    for j, bid in enumerate(scheme.ids):
-        cols[f"{PREFIX}p_{bid}"] = probs[:, j]
+    for j, name in enumerate(probability_feature_names(scheme)):
+        cols[name] = probs[:, j]
     cols[f"{PREFIX}purchase_prob"] = 1.0 - probs[:, 0]
-    cols[f"{PREFIX}expected_spend"] = expected_spend
+    cols[expected_spend_feature()] = expected_spend
     cols[f"{PREFIX}expected_orders"] = expected_orders
     cols[f"{PREFIX}entropy"] = np.where(failed, np.nan, entropy(np.nan_to_num(probs)))
     cols[f"{PREFIX}confidence"] = confidence
@@ -79,4 +93,7 @@ def assemble_features(
         cols[f"{PREFIX}segment_{s.value}"] = np.where(failed, np.nan, (segment_idx == j).astype(float))
     for j, t in enumerate(Trend):
         cols[f"{PREFIX}trend_{t.value}"] = np.where(failed, np.nan, (trend_idx == j).astype(float))
-    return pd.DataFrame(cols)
+    frame = pd.DataFrame(cols)
+    if index is not None:
+        frame.index = pd.Index(index, name="customer_id")
+    return frame

@@ -12,7 +12,8 @@ import pandas as pd
 import clitools
 import pytest
 
-from forecaster.verbs.options import DateOptions, with_date_options
+from forecaster.verbs.options import DateOptions
+from forecaster.verbs.options import with_options as with_date_options
 
 
 

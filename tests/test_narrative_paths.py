@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from forecaster.datasets import Dataset, load_cdnow
-from forecaster.verbs.narrate import customer_narrative
+from forecaster.customers import customer_narrative
 from llm.prompt import build_messages, system_prompt
 from narrator.korean import format_minor_amount
 from narrator.narrative import render_narrative, render_narratives

@@ -3,6 +3,7 @@ atomic writing, honest headline wording and Korean figures that render."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -287,9 +288,9 @@ LEDGER = {"model": "gpt-4o-mini", "customers": 120, "ok": 118, "failed": 2, "cal
 
 def test_an_llm_run_shows_its_usage_ledger():
     setup, result = make_inputs()
-    setup.provider, setup.model, setup.prompt_version, setup.ledger = "llm", "gpt-4o-mini", "narrative-v3", LEDGER
-    setup.arms_not_run = {}
-    data = report.build_report_data(setup, result)
+    setup = dataclasses.replace(setup, provider="llm", model="gpt-4o-mini", prompt_version="narrative-v3",
+                                arms_not_run={})
+    data = report.build_report_data(setup, result, LEDGER)
     docs = report.render_documents(data, {})
     md = docs["report_md"]
     assert "| API 호출 | 131 |" in md and "| 입력 토큰 | 98,765 |" in md and "| 실패 사유: schema | 2 |" in md

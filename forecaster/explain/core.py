@@ -31,9 +31,9 @@ from forecaster.customers import locate_customer
 from forecaster.datasets import Dataset
 from forecaster.errors import UserError
 from forecaster.explain.sentences import contribution_sentence, feature_label, value_text
+from forecaster.pipeline import model_features
 from forecaster.providers import DEFAULT_PROVIDER, LLMOptions, Provider
 from models.arms import spend_from_probs
-from models.features import baseline_features
 from narrator.panel import HistoryBatch, MonthlyPanel
 from structurer.features import records_to_features
 from structurer.schema import BucketScheme, ForecastRecord
@@ -217,12 +217,6 @@ def ensure_default_model(data_name: str, panel: MonthlyPanel, notify: Callable[[
 # -- gathering the evidence ----------------------------------------------------------------
 
 
-def _one_customer(cut: MonthlyPanel, row: int) -> MonthlyPanel:
-    keep = slice(row, row + 1)
-    return MonthlyPanel(cut.customer_ids[keep], cut.start, cut.spend[keep], cut.orders[keep],
-                        cut.first_idx[keep], cut.currency)
-
-
 def _forecaster_distribution(record: ForecastRecord, scheme: BucketScheme) -> list[BucketShare] | None:
     if record.status != "ok" or record.forecast is None:
         return None
@@ -243,8 +237,7 @@ def _top_group(job: BatchJob, customer_id: str) -> TopGroup:
     if job.provider.is_llm:
         return TopGroup(None, None, n, "LLM 예측기로 학습한 모델은 전체 고객을 LLM에 물어야 상위 20%를 정할 수 있어 "
                                        "계산하지 않았습니다 (forecaster batch로 확인하세요).")
-    features = baseline_features(job.histories).join(
-        job.provider.forecast_fn()(job.anchor, job.histories, job.cut))
+    features = model_features(job.histories, job.provider.features(job.histories, job.cut))
     purchase = 1.0 - job.art.models[artifact.AUGMENTED].predict_proba(features)[:, 0]
     flags, cutoff = top_share.top_share(purchase, job.histories.customer_ids)
     row = job.cut.row_of(customer_id)
@@ -300,12 +293,10 @@ def explain_customer(dataset: Dataset, model_dir: Path, customer_id: str, anchor
     llm = llm or LLMOptions()
     job = BatchJob.open(model_dir, dataset, anchor, None, llm.model, llm.base_url, 1, llm.cache_dir)
     scheme, art = job.art.scheme, job.art
-    one = HistoryBatch.from_panel(_one_customer(job.cut, job.cut.row_of(customer_id)), anchor,
+    one = HistoryBatch.from_panel(job.cut.take(np.array([job.cut.row_of(customer_id)])), anchor,
                                   art.config["history_months"])
     record = job.provider.records(one, job.cut)[0]
-    forecast_features = records_to_features([record], scheme)
-    forecast_features.index = pd.Index(one.customer_ids, name="customer_id")
-    features = baseline_features(one).join(forecast_features)
+    features = model_features(one, records_to_features([record], scheme, index=one.customer_ids))
     final_model = art.models[artifact.AUGMENTED]
     final = _model_view(artifact.AUGMENTED, final_model, features, scheme, art.representative_spend)
     baseline = _model_view(artifact.BASE, art.models[artifact.BASE], features, scheme, art.representative_spend)

@@ -106,9 +106,9 @@ def _scheme_summary(setup: EvaluationSetup) -> dict:
             "representative_spend": np.asarray(setup.representative_spend, dtype=float).tolist()}
 
 
-def _forecaster_summary(setup: EvaluationSetup) -> dict:
+def _forecaster_summary(setup: EvaluationSetup, ledger: dict | None) -> dict:
     return {"provider": setup.provider, "model": setup.model, "prompt_version": setup.prompt_version,
-            "is_llm": registration(setup.provider).is_llm, "ledger": setup.ledger}
+            "is_llm": registration(setup.provider).is_llm, "ledger": ledger}
 
 
 def _base_rates(arms: dict, order: list[str]) -> dict:
@@ -166,8 +166,9 @@ def _reliability(predictions: pd.DataFrame, order: list[str]) -> dict:
     return {arm: plots.reliability_bins(score, bought) for arm, score, bought in plots.by_arm(predictions, order)}
 
 
-def build_report_data(setup: EvaluationSetup, result: EvaluationResult) -> dict:
-    """Every number the report shows, JSON-safe, under stable keys."""
+def build_report_data(setup: EvaluationSetup, result: EvaluationResult, ledger: dict | None = None) -> dict:
+    """Every number the report shows, JSON-safe, under stable keys; ``ledger`` is the run's
+    LLM usage (None when it asked no one)."""
     m = result.metrics
     order = arm_order(list(m["arms"]))
     scheme = _scheme_summary(setup)
@@ -176,7 +177,7 @@ def build_report_data(setup: EvaluationSetup, result: EvaluationResult) -> dict:
         "dataset": _dataset_summary(setup),
         "split": _split_summary(setup, result),
         "scheme": scheme,
-        "forecaster": _forecaster_summary(setup),
+        "forecaster": _forecaster_summary(setup, ledger),
         "run": {"seed": setup.seed, "n_resamples": setup.n_resamples},
         "rps_scaling": {"n_buckets": scheme["n_buckets"], "divisor": scheme["n_buckets"] - 1, "range": [0, 1],
                         "formula": "mean_i sum_{k=1}^{K-1} (F_ik - O_ik)^2 / (K - 1)"},
@@ -283,9 +284,9 @@ def render_documents(data: dict, images: dict[str, bytes]) -> dict[str, str]:
 # -- writing ---------------------------------------------------------------------------------
 
 
-def _write_all(folder: Path, setup: EvaluationSetup, result: EvaluationResult) -> dict[str, str]:
+def _write_all(folder: Path, setup: EvaluationSetup, result: EvaluationResult, ledger: dict | None) -> dict[str, str]:
     """Everything into ``folder``; returns output name -> path relative to it."""
-    data = build_report_data(setup, result)
+    data = build_report_data(setup, result, ledger)
     (folder / FILES["metrics"]).write_text(
         json.dumps(data, ensure_ascii=False, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     result.predictions.to_parquet(folder / FILES["predictions"], index=False)
@@ -300,7 +301,8 @@ def _write_all(folder: Path, setup: EvaluationSetup, result: EvaluationResult) -
     return written
 
 
-def write_report(folder: Path, setup: EvaluationSetup, result: EvaluationResult) -> dict[str, Path]:
+def write_report(folder: Path, setup: EvaluationSetup, result: EvaluationResult,
+                 ledger: dict | None = None) -> dict[str, Path]:
     """Write every output into ``folder``, a new or empty folder; returns output name -> path
     (``metrics``, ``predictions``, ``report_md``, ``report_html``, ``plot_<name>``). Atomic
     replacement of an earlier report is the caller's: ``forecaster evaluate`` passes a
@@ -309,5 +311,5 @@ def write_report(folder: Path, setup: EvaluationSetup, result: EvaluationResult)
     folder.mkdir(parents=True, exist_ok=True)
     if any(folder.iterdir()):
         raise ValueError(f"{folder}: write_report needs a new or empty folder")
-    written = _write_all(folder, setup, result)
+    written = _write_all(folder, setup, result, ledger)
     return {key: folder / rel for key, rel in written.items()}

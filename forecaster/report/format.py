@@ -17,29 +17,32 @@ from typing import Any
 
 import pandas as pd
 
+from models import arm_specs
 from narrator.korean import format_month, format_month_span
 
-HEADLINE_ARM, BASELINE_ARM = "xgb_base+forecaster", "xgb_base"
+HEADLINE_ARM, BASELINE_ARM = arm_specs.XGB_FORECASTER.name, arm_specs.XGB_BASE.name
 HEADLINE_COMPARISON = f"{HEADLINE_ARM} - {BASELINE_ARM}"
 HEADLINE_METRIC = "rps"
 MISSING = "—"
 MINUS = "\u2212"
 INTERVAL_JOIN = " ~ "
 
-# display order and Korean names; unknown arms fall back to their code
+# display order and Korean names of the declared arms (models.arm_specs); unknown arms fall
+# back to their code
 ARM_LABELS = {
-    "climatology": "훈련 기간 구간 빈도",
-    "persistence": "지난달 구간 유지",
-    "btyd": "Pareto/NBD",
-    "forecaster": "예측기 단독",
-    "xgb_base": "XGBoost 기본",
-    "xgb_base+btyd": "XGBoost + BTYD 특성",
-    "xgb_base+forecaster": "XGBoost + 예측기 특성",
-    "empirical": "경험적 예측기 단독(LLM 아님)",
-    "xgb_base+empirical": "XGBoost + 경험적 예측기 특성",
-    "oracle": "오라클(잠재 모수)",
-    "llm": "LLM 예측기",
+    arm_specs.CLIMATOLOGY.name: "훈련 기간 구간 빈도",
+    arm_specs.PERSISTENCE.name: "지난달 구간 유지",
+    arm_specs.BTYD.name: "Pareto/NBD",
+    arm_specs.FORECASTER.name: "예측기 단독",
+    arm_specs.XGB_BASE.name: "XGBoost 기본",
+    arm_specs.XGB_BTYD.name: "XGBoost + BTYD 특성",
+    arm_specs.XGB_FORECASTER.name: "XGBoost + 예측기 특성",
+    arm_specs.EMPIRICAL.name: "경험적 예측기 단독(LLM 아님)",
+    arm_specs.XGB_EMPIRICAL.name: "XGBoost + 경험적 예측기 특성",
+    arm_specs.ORACLE.name: "오라클(잠재 모수)",
+    "llm": "LLM 예측기",  # not an arm: named in the arms not run when no LLM was asked
 }
+ORACLE_ARM = arm_specs.ORACLE.name
 
 # (key, Korean name, which direction is better, kind of number)
 METRICS: list[tuple[str, str, str, str]] = [

@@ -27,6 +27,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve
 
+from forecaster.report.format import BASELINE_ARM, HEADLINE_ARM
 from models import metrics
 
 FONT_PACKAGE = "koreanize_matplotlib"
@@ -279,7 +280,7 @@ def differences_chart(panels: list[tuple[str, list[tuple[str, float | None, floa
 def learning_curve_chart(curve: list[dict], labels: dict[str, str]) -> bytes:
     """Test RPS against the number of training customers (log scale)."""
     fig, ax = _figure()
-    for arm in ("xgb_base", "xgb_base+forecaster"):
+    for arm in (BASELINE_ARM, HEADLINE_ARM):
         pts = [(p["customers"], p[arm]) for p in curve if p.get(arm) is not None]
         if pts:
             x, y = zip(*pts)

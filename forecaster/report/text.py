@@ -13,7 +13,7 @@ from typing import Any
 
 from forecaster.report.checks import VERDICT_WORDS, can_answer, cannot_answer_reason, judged
 from forecaster.report.format import (BASELINE_ARM, HEADLINE_ARM, HEADLINE_COMPARISON, METRIC_NAMES,
-                                      MISSING, arm_name, count, degenerate, difference, interval,
+                                      MISSING, ORACLE_ARM, arm_name, count, degenerate, difference, interval,
                                       magnitude, missing, month, month_range_text, month_span, number, percent,
                                       signed_percent)
 from models import bootstrap
@@ -93,15 +93,15 @@ def comparison_sentence(data: dict) -> str:
 
 def best_arm_sentence(data: dict) -> str:
     """The lowest pooled RPS among the arms a user could run (the oracle is a bound)."""
-    candidates = {a: data["arms"][a]["pooled"]["rps"] for a in data["arm_order"] if a != "oracle"}
+    candidates = {a: data["arms"][a]["pooled"]["rps"] for a in data["arm_order"] if a != ORACLE_ARM}
     candidates = {a: v for a, v in candidates.items() if not missing(v)}
     if not candidates:
         return "RPS를 계산한 비교군이 없습니다."
     best = min(candidates, key=candidates.get)
     text = f"실행 가능한 비교군 중 RPS가 가장 낮은 것은 {josa(arm_name(best), '으로/로')} {number(candidates[best])}입니다."
-    if "oracle" in data["arms"]:
+    if ORACLE_ARM in data["arms"]:
         ratio = data["arms"][best]["pooled"].get("rps_ratio_to_oracle")
-        text += (f" 잠재 모수를 아는 오라클의 RPS는 {number(data['arms']['oracle']['pooled']['rps'])}이고, "
+        text += (f" 잠재 모수를 아는 오라클의 RPS는 {number(data['arms'][ORACLE_ARM]['pooled']['rps'])}이고, "
                  f"가장 나은 비교군의 RPS는 오라클의 {number(ratio, 3)}배입니다.")
     return text
 

@@ -1,9 +1,5 @@
-"""``forecaster data``: what the data looks like and what loading did to it.
-
-The share of customers buying in a month is shown two ways: of the customers acquired by
-then (first purchase in or before that month; 100% in the very first month by definition)
-and of every customer in the data. The CDNOW README's "33–41% in Jan–Mar 1997" is the
-second (of all 23,570); from April 1997 on, every customer is acquired and both agree.
+"""``forecaster data``: what the data looks like (:mod:`forecaster.data_summary`) and what
+loading did to it.
 
 The overview also shows how much of its first and last month the data covers and whether
 the last month counts as complete (docs/data.md): the months, shares and quantiles are
@@ -12,76 +8,15 @@ those of the panel, which leaves a partial last month out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import numpy as np
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from forecaster.coverage import MonthCoverage
+from forecaster.data_summary import DataSummary, describe
 from forecaster.datasets import Dataset
-from forecaster.verbs.options import (
-    AmountColOption,
-    CurrencyOption,
-    CustomerColOption,
-    DataOption,
-    DateColOption,
-    DateOptions,
-    OrderColOption,
-    dataset_from_options,
-    with_date_options,
-)
+from forecaster.verbs.options import DataOptions, dataset_from_options, with_options
 from narrator.korean import format_amount, format_month
-from narrator.panel import NOT_ACQUIRED, MonthlyPanel
-
-SPEND_QUANTILES = (0.25, 0.50, 0.75, 0.90)
-
-
-@dataclass(frozen=True)
-class DataSummary:
-    customers: int
-    purchasing_customers: int  # with at least one positive purchase
-    transactions: int
-    first_day: pd.Timestamp
-    last_day: pd.Timestamp
-    months: pd.PeriodIndex
-    monthly: pd.DataFrame  # month, new, buyers, share_of_acquired, share_of_all
-    spend_quantiles: dict[float, float]
-
-
-def monthly_buying_share(panel: MonthlyPanel) -> pd.DataFrame:
-    """Per month: new customers, buyers, and buyers as a share of the customers acquired
-    by then and of every customer."""
-    acquired = panel.first_idx != NOT_ACQUIRED
-    new = np.bincount(panel.first_idx[acquired], minlength=panel.n_months)
-    buyers = (panel.orders > 0).sum(axis=0)
-    acquired_by_then = np.cumsum(new)
-    return pd.DataFrame({
-        "month": panel.months,
-        "new": new,
-        "buyers": buyers,
-        "share_of_acquired": buyers / np.maximum(acquired_by_then, 1),
-        "share_of_all": buyers / len(panel.customer_ids),
-    })
-
-
-def describe(dataset: Dataset) -> DataSummary:
-    panel = dataset.panel
-    ts = dataset.transactions["ts"]
-    positive = panel.spend[panel.spend > 0]
-    values = np.quantile(positive, SPEND_QUANTILES) if positive.size else [np.nan] * len(SPEND_QUANTILES)
-    return DataSummary(
-        customers=len(panel.customer_ids),
-        purchasing_customers=int((panel.first_idx != NOT_ACQUIRED).sum()),
-        transactions=len(dataset.transactions),
-        first_day=ts.min(),
-        last_day=ts.max(),
-        months=panel.months,
-        monthly=monthly_buying_share(panel),
-        spend_quantiles=dict(zip(SPEND_QUANTILES, map(float, values))),
-    )
 
 
 def _overview_table(dataset: Dataset, summary: DataSummary) -> Table:
@@ -152,20 +87,10 @@ def _cleaning_table(dataset: Dataset) -> Table:
     return table
 
 
-def data(
-    data: DataOption = "cdnow",
-    customer_col: CustomerColOption = None,
-    date_col: DateColOption = None,
-    amount_col: AmountColOption = None,
-    order_col: OrderColOption = None,
-    currency: CurrencyOption = None,
-    date_options: DateOptions = DateOptions(),
-) -> None:
+def data(data: DataOptions = DataOptions()) -> None:
     """Describe the data: customers, transactions, months, share buying per month,
     quantiles of positive monthly spend, and what cleaning did."""
-    dataset = dataset_from_options(data, customer_col=customer_col, date_col=date_col,
-                                   amount_col=amount_col, order_col=order_col, currency=currency,
-                                   date_options=date_options)
+    dataset = dataset_from_options(data)
     summary = describe(dataset)
     console = Console()
     for table in (_overview_table(dataset, summary), _monthly_table(summary), _cleaning_table(dataset)):
@@ -173,4 +98,4 @@ def data(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("data")(with_date_options(data))
+    app.command("data")(with_options(data))

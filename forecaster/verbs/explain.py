@@ -11,11 +11,8 @@ import typer
 from rich.console import Console
 
 from forecaster.errors import UserError
-from forecaster.verbs.options import (AmountColOption, CurrencyOption, CustomerColOption, DataOption,
-                                      DateColOption, DateOptions, OrderColOption, dataset_from_options,
-                                      with_date_options)
+from forecaster.verbs.options import DataOptions, dataset_from_options, parse_anchor, with_options
 from forecaster.verbs.provider_options import BaseURLOption, CacheDirOption, LLMModelOption, ProviderOption, err
-from narrator.panel import parse_month
 
 FORMATS = ("text", "json")
 
@@ -27,10 +24,7 @@ def explain(
     model: Annotated[Path | None, typer.Option(
         "--model", metavar="DIR",
         help="Artifact folder written by `forecaster train` (default: train and cache a default model).")] = None,
-    data: DataOption = "cdnow",
-    customer_col: CustomerColOption = None, date_col: DateColOption = None, amount_col: AmountColOption = None,
-    order_col: OrderColOption = None, currency: CurrencyOption = None,
-    date_options: DateOptions = DateOptions(),
+    data: DataOptions = DataOptions(),
     provider: ProviderOption = None,
     llm_model: LLMModelOption = None, base_url: BaseURLOption = None, cache_dir: CacheDirOption = None,
     output_format: Annotated[str, typer.Option("--format", metavar="text|json", help="text (rich, Korean) or json.")] = "text",
@@ -44,16 +38,11 @@ def explain(
 
     if output_format not in FORMATS:
         raise UserError(f"--format {output_format}: choose text or json")
-    try:
-        month = parse_month(anchor)
-    except ValueError:
-        raise UserError(f"--anchor '{anchor}' is not a month of the form YYYY-MM (e.g. 1998-01)") from None
+    month = parse_anchor(anchor)
     if model is None and provider not in (None, DEFAULT_PROVIDER):  # the default model's provider
         raise UserError(f"--provider {provider} needs a model trained with it: run `forecaster train --provider "
                         f"{provider} --out DIR` and pass --model DIR")
-    dataset = dataset_from_options(data, customer_col=customer_col, date_col=date_col, amount_col=amount_col,
-                                   order_col=order_col, currency=currency,
-                                   date_options=date_options)
+    dataset = dataset_from_options(data)
     customer_id = locate_customer(dataset, customer_id, month)  # cheap checks before any training
     model_dir = model if model is not None else ensure_default_model(
         dataset.name, dataset.panel, lambda line: err.print(line, soft_wrap=True))
@@ -67,4 +56,4 @@ def explain(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("explain")(with_date_options(explain))
+    app.command("explain")(with_options(explain))

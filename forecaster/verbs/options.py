@@ -1,38 +1,34 @@
-"""Data-selection options shared by every verb (data, narrate, train, batch, evaluate, explain).
+"""Options shared by the verbs, declared once and added to a verb as bundles.
 
-Declared once as ``typing.Annotated`` constants so each verb spells them identically::
+A bundle is a frozen dataclass whose fields' annotations are the options (``typing.Annotated``
+with a ``typer.Option``); :func:`with_options` turns a verb's bundle parameter into those
+options and hands the verb the bundle back::
 
-    def narrate(customer_id: str, data: DataOption = "cdnow",
-                customer_col: CustomerColOption = None, date_col: DateColOption = None,
-                amount_col: AmountColOption = None, order_col: OrderColOption = None,
-                currency: CurrencyOption = None) -> None:
-        dataset = dataset_from_options(data, customer_col=customer_col, date_col=date_col,
-                                       amount_col=amount_col, order_col=order_col,
-                                       currency=currency)
+    @with_options
+    def data(data: DataOptions = DataOptions()) -> None:
+        dataset = dataset_from_options(data)
 
-The options that choose dates and months (``--keep-partial-month``, ``--data-end``,
-``--date-format``, ``--date-range``, ``--decimal-comma``) come as one :class:`DateOptions`
-added to a verb by :func:`with_date_options`::
-
-    @with_date_options
-    def data(data: DataOption = "cdnow", ..., date_options: DateOptions = DateOptions()) -> None:
-        dataset = dataset_from_options(data, ..., date_options=date_options)
-
-``dataset_from_options`` prints the dataset's notices (a partial month left out, the
-separator used...) on stderr, one line each.
+:class:`DataOptions` holds the data-selection options of every verb (``--data``, the column
+names, ``--currency`` and the :class:`DateOptions`: ``--keep-partial-month``, ``--data-end``,
+``--date-format``, ``--date-range``, ``--decimal-comma``). ``dataset_from_options`` prints
+the dataset's notices (a partial month left out, the separator used...) on stderr, one line
+each. :func:`parse_anchor` reads ``--anchor`` for every verb that takes one.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Annotated, Any, Callable, get_type_hints
 
+import pandas as pd
 import typer
 from rich.console import Console
 
 from forecaster.datasets import Dataset, load_dataset
+from forecaster.errors import UserError
+from narrator.panel import parse_month
 
 _PANEL = "데이터 (data)"
 
@@ -139,8 +135,7 @@ DecimalCommaOption = Annotated[
 
 @dataclass(frozen=True)
 class DateOptions:
-    """The date and month options of every verb; each field's annotation is its option
-    (see :func:`with_date_options`)."""
+    """The date and month options of every verb; each field's annotation is its option."""
 
     keep_partial_month: KeepPartialMonthOption = False
     data_end: DataEndOption = None
@@ -149,50 +144,86 @@ class DateOptions:
     decimal_comma: DecimalCommaOption = False
 
 
-def with_date_options(verb: Callable[..., Any]) -> Callable[..., Any]:
-    """``verb`` (with a ``date_options: DateOptions`` parameter) as a Typer command that
-    takes the DateOptions fields as separate options, declared once here."""
+@dataclass(frozen=True)
+class DataOptions:
+    """The data-selection options of every verb; each field's annotation is its option."""
+
+    data: DataOption = "cdnow"
+    customer_col: CustomerColOption = None
+    date_col: DateColOption = None
+    amount_col: AmountColOption = None
+    order_col: OrderColOption = None
+    currency: CurrencyOption = None
+    dates: DateOptions = field(default_factory=DateOptions)
+
+
+def _is_bundle(annotation: Any) -> bool:
+    return isinstance(annotation, type) and is_dataclass(annotation)
+
+
+def _options(bundle: type, kind: inspect._ParameterKind) -> list[inspect.Parameter]:
+    """The bundle's fields as parameters, a nested bundle's fields in its place."""
+    hints = get_type_hints(bundle, include_extras=True)
+    params: list[inspect.Parameter] = []
+    for f in fields(bundle):
+        if _is_bundle(hints[f.name]):
+            params += _options(hints[f.name], kind)
+        else:
+            params.append(inspect.Parameter(f.name, kind, default=f.default, annotation=hints[f.name]))
+    return params
+
+
+def _gather(bundle: type, values: dict[str, Any]) -> Any:
+    """The bundle from the options among ``values`` (taken out of it); a missing one keeps its default."""
+    hints = get_type_hints(bundle, include_extras=True)
+    return bundle(**{f.name: _gather(hints[f.name], values) if _is_bundle(hints[f.name]) else values.pop(f.name)
+                     for f in fields(bundle) if _is_bundle(hints[f.name]) or f.name in values})
+
+
+def with_options(verb: Callable[..., Any]) -> Callable[..., Any]:
+    """``verb`` as a Typer command whose every bundle parameter (a dataclass such as
+    :class:`DataOptions`) becomes the bundle's options, in its place; the verb is called
+    with the bundles."""
     signature = inspect.signature(verb, eval_str=True)  # real annotations: Typer reads them here
-    params = [p for p in signature.parameters.values() if p.name != "date_options"]
-    options = get_type_hints(DateOptions, include_extras=True)
-    added = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=options[f.name])
-             for f in fields(DateOptions)]
+    bundles = {p.name: p.annotation for p in signature.parameters.values() if _is_bundle(p.annotation)}
+    params = [q for p in signature.parameters.values()
+              for q in (_options(p.annotation, p.kind) if p.name in bundles else [p])]
 
     @functools.wraps(verb)
     def command(*args: Any, **kwargs: Any) -> Any:
-        chosen = DateOptions(**{f.name: kwargs.pop(f.name) for f in fields(DateOptions) if f.name in kwargs})
-        return verb(*args, date_options=chosen, **kwargs)
+        chosen = {name: _gather(bundle, kwargs) for name, bundle in bundles.items()}
+        return verb(*args, **chosen, **kwargs)
 
-    command.__signature__ = signature.replace(parameters=params + added)  # type: ignore[attr-defined]
-    command.__annotations__ = {p.name: p.annotation for p in params + added}
+    command.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
     del command.__wrapped__  # Typer must read the new signature, not the verb's
     return command
 
 
-def dataset_from_options(
-    data: str = "cdnow",
-    *,
-    customer_col: str | None = None,
-    date_col: str | None = None,
-    amount_col: str | None = None,
-    order_col: str | None = None,
-    currency: str | None = None,
-    date_options: DateOptions = DateOptions(),
-) -> Dataset:
+def parse_anchor(text: str | pd.Period) -> pd.Period:
+    """``--anchor YYYY-MM`` as a month, the same one-line error in every verb."""
+    try:
+        return parse_month(text)
+    except ValueError:
+        raise UserError(f"--anchor '{text}' is not a month of the form YYYY-MM (e.g. 1998-01)") from None
+
+
+def dataset_from_options(options: DataOptions) -> Dataset:
     """The Dataset the data-selection options name (raises UserError on bad input); its
     notices go to stderr, one line each."""
+    dates = options.dates
     dataset = load_dataset(
-        data,
-        customer_col=customer_col,
-        date_col=date_col,
-        amount_col=amount_col,
-        order_col=order_col,
-        currency=currency,
-        date_format=date_options.date_format,
-        decimal_comma=date_options.decimal_comma,
-        date_range=date_options.date_range,
-        data_end=date_options.data_end,
-        keep_partial_month=date_options.keep_partial_month,
+        options.data,
+        customer_col=options.customer_col,
+        date_col=options.date_col,
+        amount_col=options.amount_col,
+        order_col=options.order_col,
+        currency=options.currency,
+        date_format=dates.date_format,
+        decimal_comma=dates.decimal_comma,
+        date_range=dates.date_range,
+        data_end=dates.data_end,
+        keep_partial_month=dates.keep_partial_month,
     )
     notices = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
     for line in dataset.notices:

@@ -1,8 +1,11 @@
-"""Forecaster-provider options shared by train, batch, evaluate and explain, the cost
-question before an LLM run, and the failure threshold after one (``--max-failed``)."""
+"""Forecaster-provider options shared by train, batch, evaluate and explain (the LLM ones of
+train, batch and evaluate as one :class:`LLMRunOptions` bundle, see
+:func:`forecaster.verbs.options.with_options`), the cost question before an LLM run, and the
+failure threshold after one (``--max-failed``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Iterable
 
@@ -15,7 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from forecaster.pipeline import ForecastFn
-    from forecaster.providers import Provider
+    from forecaster.providers import LLMOptions, Provider
     from narrator.panel import HistoryBatch, MonthlyPanel
     from structurer.schema import BucketScheme
 
@@ -61,12 +64,29 @@ MaxFailedOption = Annotated[float, typer.Option(
 err = Console(stderr=True)
 
 
-def make_provider(name: str, scheme: BucketScheme, llm_model: str | None, base_url: str | None,
-                  concurrency: int, cache_dir: Path | None) -> Provider:
-    from forecaster.providers import LLMOptions, Provider  # heavy: only when a verb runs
+@dataclass(frozen=True)
+class LLMRunOptions:
+    """The LLM options of train, batch and evaluate; each field's annotation is its option."""
 
-    return Provider(name, scheme, LLMOptions(model=llm_model, base_url=base_url,
-                                             concurrency=concurrency, cache_dir=cache_dir))
+    llm_model: LLMModelOption = None
+    base_url: BaseURLOption = None
+    concurrency: ConcurrencyOption = 8
+    cache_dir: CacheDirOption = None
+    yes: YesOption = False
+    max_failed: MaxFailedOption = DEFAULT_MAX_FAILED
+
+    def endpoint(self) -> LLMOptions:
+        """The settings a provider is opened with."""
+        from forecaster.providers import LLMOptions  # heavy: only when a verb runs
+
+        return LLMOptions(model=self.llm_model, base_url=self.base_url, concurrency=self.concurrency,
+                          cache_dir=self.cache_dir)
+
+
+def make_provider(name: str, scheme: BucketScheme, llm: LLMRunOptions) -> Provider:
+    from forecaster.providers import Provider  # heavy: only when a verb runs
+
+    return Provider(name, scheme, llm.endpoint())
 
 
 def confirm_llm_cost(provider: Provider, batches: Iterable[HistoryBatch], yes: bool) -> None:

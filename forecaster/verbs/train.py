@@ -8,44 +8,32 @@ from typing import Annotated
 import typer
 
 from forecaster import destination
-from forecaster.verbs.options import (AmountColOption, CurrencyOption, CustomerColOption, DataOption,
-                                      DateColOption, DateOptions, OrderColOption, dataset_from_options,
-                                      with_date_options)
-from forecaster.verbs.provider_options import (DEFAULT_MAX_FAILED, BaseURLOption, CacheDirOption, ConcurrencyOption,
-                                               LLMModelOption, MaxFailedOption, ProviderOption, YesOption,
-                                               confirm_llm_cost, err, failure_checked, make_provider)
+from forecaster.verbs.options import DataOptions, dataset_from_options, with_options
+from forecaster.verbs.provider_options import (LLMRunOptions, ProviderOption, confirm_llm_cost, err,
+                                               failure_checked, make_provider)
 
 
 def train(
     out: Annotated[Path, typer.Option(
         "--out", help="Artifact folder to write: new, empty, or an earlier model folder (replaced atomically).")],
-    data: DataOption = "cdnow",
-    customer_col: CustomerColOption = None, date_col: DateColOption = None, amount_col: AmountColOption = None,
-    order_col: OrderColOption = None, currency: CurrencyOption = None,
-    date_options: DateOptions = DateOptions(),
+    data: DataOptions = DataOptions(),
     provider: ProviderOption = "empirical",
     sample_customers: Annotated[int | None, typer.Option("--sample-customers", min=100)] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    llm_model: LLMModelOption = None, base_url: BaseURLOption = None, concurrency: ConcurrencyOption = 8,
-    cache_dir: CacheDirOption = None, yes: YesOption = False, max_failed: MaxFailedOption = DEFAULT_MAX_FAILED,
+    llm: LLMRunOptions = LLMRunOptions(),
 ) -> None:
     """Fit the bucket scheme and the baseline and augmented XGBoost models; write an artifact folder."""
     from forecaster import artifact, model_warnings, pipeline  # heavy (xgboost): only when the verb runs
 
     destination.check_folder(out, destination.MODEL)  # before any data is loaded or anything trained
-    dataset = dataset_from_options(data, customer_col=customer_col, date_col=date_col, amount_col=amount_col,
-                                   order_col=order_col, currency=currency,
-                                   date_options=date_options)
-    panel = dataset.panel
-    if sample_customers is not None:
-        panel = pipeline.sample_panel(panel, sample_customers, panel.last_month + 1, seed)
+    dataset = dataset_from_options(data)
+    panel = artifact.training_panel(dataset.panel, sample_customers, seed)
     scheme = artifact.training_scheme(panel)
-    chosen = make_provider(provider, scheme, llm_model, base_url, concurrency, cache_dir)
-    confirm_llm_cost(chosen, (panel.histories(a) for a in pipeline.anchors_with_outcome(panel)), yes)
-    forecast_fn = failure_checked(chosen, max_failed, f"모델은 {out}에 저장하지 않았습니다.")
+    chosen = make_provider(provider, scheme, llm)
+    confirm_llm_cost(chosen, (panel.histories(a) for a in pipeline.anchors_with_outcome(panel)), llm.yes)
+    forecast_fn = failure_checked(chosen, llm.max_failed, f"모델은 {out}에 저장하지 않았습니다.")
     trained = artifact.train(panel, scheme, forecast_fn, chosen.info, dataset.name, out, seed)
-    summary = trained.config["summary"]
-    for arm, figures in summary.items():
+    for arm, figures in trained.config["summary"].items():
         err.print(f"{arm}: 검증 RPS {figures['validation_rps']:.4f}, PR-AUC {figures['validation_pr_auc']:.3f}")
     warnings = model_warnings.lines(trained.config)
     for line in warnings:
@@ -55,4 +43,4 @@ def train(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("train")(with_date_options(train))
+    app.command("train")(with_options(train))
