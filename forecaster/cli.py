@@ -21,6 +21,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     from click.exceptions import NoArgsIsHelpError, UsageError
 
 from forecaster.errors import UserError
+from prompts.errors import ForecasterError
 
 app = typer.Typer(
     add_completion=False,
@@ -81,6 +82,8 @@ def main() -> None:
     except UsageError as exc:
         _fail(_usage_line(exc))
     except UserError as exc:
+        _fail(" ".join(str(exc).split()))
+    except ForecasterError as exc:  # a lower layer's typed error no verb translated: still one line
         _fail(" ".join(str(exc).split()))
     except OSError as exc:
         if exc.errno not in WRITE_REFUSALS:

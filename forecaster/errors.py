@@ -1,7 +1,9 @@
 """The one exception type the command line turns into a single clear line on stderr."""
 
+from prompts.errors import ForecasterError
 
-class UserError(Exception):
+
+class UserError(ForecasterError):
     """A problem the user can fix (bad file, unknown customer, anchor outside the data...).
 
     The message is one line naming the file/column/row where it applies and what to do.

@@ -36,14 +36,14 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.wait import wait_random_exponential
 
 from llm.config import LLMConfig, RetryPolicy
-from llm.errors import RunAborted
+from llm.errors import LLMError, RunAborted
 from llm.prompt import InvalidKind, Message, reask_message
 from structurer.schema import FailureReason, SpendForecastBase, strict_json_schema
 
 RESPONSE_FORMAT_NAME = "spend_forecast"
 
 
-class TransportGaveUp(Exception):
+class TransportGaveUp(LLMError):
     """A request failed for a transport reason and will not be retried (any more)."""
 
     def __init__(self, reason: FailureReason, detail: str) -> None:

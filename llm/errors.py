@@ -4,8 +4,10 @@ user error."""
 
 from __future__ import annotations
 
+from prompts.errors import ForecasterError
 
-class LLMError(Exception):
+
+class LLMError(ForecasterError):
     """A problem with the LLM stage that the user can fix; the message is one line saying
     what happened and what to do."""
 

@@ -67,6 +67,7 @@ import numpy as np
 import pandas as pd
 from jinja2.sandbox import SandboxedEnvironment
 
+from narrator.errors import NarratorError
 from narrator.korean import format_minor_amount, format_month, format_month_span, install_filters, minor_unit_scale
 from narrator.panel import CustomerHistory, HistoryBatch, month_ordinal, ordinal_to_period
 from prompts import NARRATIVE_TEMPLATE, NARRATIVE_VERSION, template_dir_or_default, template_version
@@ -75,7 +76,7 @@ RECENT_MONTHS = 3
 TREND_RATIO = Fraction(6, 5)  # a 20% change in mean monthly spend counts as a trend (exact)
 
 
-class NarrativeTemplateError(ValueError):
+class NarrativeTemplateError(NarratorError, ValueError):
     """A user's narrative template is missing, does not parse, or fails when rendered."""
 
 

@@ -16,6 +16,8 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
+from narrator.errors import AnchorOutsideData, EmptyData, MonthFormatError
+
 NOT_ACQUIRED = np.iinfo(np.int32).max
 HISTORY_MONTHS = 12  # the months of history a forecast sees, unless a caller asks for another window
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
@@ -36,7 +38,7 @@ def parse_month(text: str | pd.Period) -> pd.Period:
         return text.asfreq("M")
     # strict: pandas alone would read "January" as 0001-01
     if not _MONTH.fullmatch(str(text).strip()):
-        raise ValueError(f"month '{text}' is not of the form YYYY-MM (e.g. 1997-07)")
+        raise MonthFormatError(f"month '{text}' is not of the form YYYY-MM (e.g. 1997-07)")
     return pd.Period(str(text).strip(), freq="M")
 
 
@@ -81,7 +83,7 @@ class MonthlyPanel:
         outcome is needed)."""
         last_ok = self.last_month if needs_outcome else self.last_month + 1
         if not (self.first_month < anchor <= last_ok):
-            raise ValueError(
+            raise AnchorOutsideData(
                 f"anchor {anchor} is outside the data: choose a month from "
                 f"{self.first_month + 1} to {last_ok}"
             )
@@ -143,7 +145,7 @@ def build_panel(transactions: pd.DataFrame, currency: str) -> MonthlyPanel:
     tz-naive), ``amount`` (float), optional ``order_id``.
     """
     if transactions.empty:
-        raise ValueError("no transactions to build a panel from")
+        raise EmptyData("no transactions to build a panel from")
     codes, uniques = pd.factorize(transactions["customer_id"], sort=True)
     ts = transactions["ts"].to_numpy(dtype="datetime64[ns]")
     month = ts.astype("datetime64[M]").astype(np.int64)  # months since 1970-01

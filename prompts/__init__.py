@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from prompts.errors import TemplateNotFound
+
 PROMPTS_DIR = Path(__file__).resolve().parent
 
 NARRATIVE_TEMPLATE = "narrative.j2"
@@ -35,6 +37,6 @@ def template_version(name: str, bundled_version: str, template_dir: Path | str |
         return bundled_version
     path = folder / name
     if not path.is_file():
-        raise FileNotFoundError(f"template folder {folder} has no {name}")
+        raise TemplateNotFound(f"template folder {folder} has no {name}")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     return f"{Path(name).stem}-custom-{digest}"

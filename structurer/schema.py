@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, create_model, model_validator
 
 from narrator.korean import format_amount
+from structurer.errors import SchemeError
 
 SUM_TOLERANCE = 0.02
 RATIONALE_MAX_CHARS = 400
@@ -67,7 +68,7 @@ class BucketScheme(BaseModel):
         values = np.asarray(positive_spend, dtype=float)
         values = values[values > 0]
         if values.size == 0:
-            raise ValueError("cannot fit a bucket scheme: no positive monthly spend in the training months")
+            raise SchemeError("cannot fit a bucket scheme: no positive monthly spend in the training months")
         edges = np.unique(np.round(np.quantile(values, quantiles), 2))
         return cls(edges=tuple(float(e) for e in edges), currency=currency, fitted_on=fitted_on)
 
