@@ -72,7 +72,7 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import gammaln
 
-from models.errors import NotEnoughData
+from models.errors import InsufficientData
 from narrator.panel import MonthlyPanel
 
 MIN_REPEAT_CUSTOMERS = 30  # fewer repeat buyers than this: Gamma-Gamma is not fitted
@@ -101,7 +101,7 @@ class MonthlyRFM:
 def monthly_rfm(cut: MonthlyPanel) -> MonthlyRFM:
     """Vectorised RFM summary of ``cut = panel.before(anchor)``."""
     if len(cut.customer_ids) == 0:
-        raise NotEnoughData("no customers before the anchor month: nothing to fit a BTYD model on")
+        raise InsufficientData("no customers before the anchor month: nothing to fit a BTYD model on")
     anchor_col = cut.n_months
     first = cut.first_idx.astype(np.int64)
     later = np.arange(anchor_col)[None, :] > first[:, None]

@@ -10,5 +10,5 @@ class ModelError(ForecasterError):
     """An estimator cannot be fitted or scored on the data given."""
 
 
-class NotEnoughData(ModelError, ValueError):
+class InsufficientData(ModelError, ValueError):
     """Too few rows, purchases or months to fit, tune or score (the message says which)."""

@@ -22,7 +22,7 @@ import pandas as pd
 from models import arms, bootstrap, metrics
 from models.arm_specs import (ARMS, AUGMENTED_ARMS, BTYD, CLIMATOLOGY, ORACLE, PERSISTENCE, XGB_BASE, XGB_FORECASTER,
                               ArmKind, ArmPlan, ArmSpec)
-from models.errors import NotEnoughData
+from models.errors import InsufficientData
 from models.rows import FORECAST_PREFIXES, RowSpec, oracle_probability_names
 from models.xgb import HurdleXGB
 from structurer.features import expected_spend_feature, probability_feature_names
@@ -100,7 +100,7 @@ def run_origin(rows: pd.DataFrame, test_anchor: str, scheme: BucketScheme, rep: 
                plan: ArmPlan, seed: int) -> tuple[pd.DataFrame, dict, dict[str, HurdleXGB]]:
     anchors = sorted(a for a in rows["anchor"].unique() if a < test_anchor)
     if len(anchors) < 2:
-        raise NotEnoughData(f"test anchor {test_anchor} needs at least two earlier anchors (training + validation)")
+        raise InsufficientData(f"test anchor {test_anchor} needs at least two earlier anchors (training + validation)")
     val_anchor = anchors[-1]
     train = rows[rows["anchor"] < val_anchor]
     val = rows[rows["anchor"] == val_anchor]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.errors import NotEnoughData
+from models.errors import InsufficientData
 
 LOG_LOSS_EPS = 1e-15
 ECE_BINS = 10
@@ -38,7 +38,7 @@ def _check_distribution(P: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.nd
     if y.shape != (P.shape[0],):
         raise ValueError(f"labels have shape {y.shape} but the probabilities have {P.shape[0]} rows")
     if P.shape[0] == 0:
-        raise NotEnoughData("no rows to score")
+        raise InsufficientData("no rows to score")
     if not np.issubdtype(y.dtype, np.integer):
         raise ValueError("labels must be integer bucket ids")
     if y.min() < 0 or y.max() >= P.shape[1]:
@@ -266,7 +266,7 @@ def best_f1_threshold(p: np.ndarray, b: np.ndarray) -> float:
     p, b = _check_pair(p, b, "best F1 threshold")
     pos = b > 0
     if not pos.any():
-        raise NotEnoughData("cannot tune a purchase threshold on rows without any purchase")
+        raise InsufficientData("cannot tune a purchase threshold on rows without any purchase")
     order = np.argsort(-p, kind="mergesort")
     ps = p[order]
     last_of_tie = np.r_[ps[1:] != ps[:-1], True]

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from models.errors import NotEnoughData
+from models.errors import InsufficientData
 
 DEFAULT_PARAMS: dict = {
     "tree_method": "hist",
@@ -64,7 +64,7 @@ class HurdleXGB:
                                      X, (y > 0).astype(float), X_val, (y_val > 0).astype(float))
         pos, pos_val = y > 0, y_val > 0
         if pos_val.sum() == 0 or pos.sum() == 0:
-            raise NotEnoughData("no purchases in the training or validation rows: cannot fit the bucket model")
+            raise InsufficientData("no purchases in the training or validation rows: cannot fit the bucket model")
         self.bucket_ = self._train(
             {"objective": "multi:softprob", "num_class": self.n_buckets - 1, "eval_metric": "mlogloss"},
             X[pos], y[pos] - 1, X_val[pos_val], y_val[pos_val] - 1,

@@ -55,13 +55,12 @@ def test_the_data_errors_keep_being_value_errors():
 
 
 def test_an_untranslated_lower_layer_error_is_still_one_line(monkeypatch, capsys):
-    from models.errors import NotEnoughData
+    from models.errors import InsufficientData
     from forecaster.verbs import data as data_verb
 
     def refuse(*args, **kwargs):
-        raise NotEnoughData("no rows to score")
+        raise InsufficientData("no rows to score")
 
-    monkeypatch.setattr(data_verb, "describe", refuse, raising=False)
     monkeypatch.setattr(data_verb, "dataset_from_options", refuse)
     code, out, err = run_cli(["data", "--data", "synthetic:50"], monkeypatch, capsys)
     assert (code, out) == (2, "")
