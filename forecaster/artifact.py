@@ -4,6 +4,7 @@ loading checks that the folder matches the running code and says what differs.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -39,10 +40,15 @@ def code_version() -> str:
 
 @dataclass
 class Artifact:
-    folder: Path
+    folder: Path | None  # None until saved
     config: dict
     scheme: BucketScheme
     models: dict[str, HurdleXGB]
+
+    @property
+    def name(self) -> str:
+        """How messages name it: its folder, or that it is not saved."""
+        return str(self.folder) if self.folder is not None else "the trained model (not saved)"
 
     @property
     def representative_spend(self) -> np.ndarray:
@@ -98,9 +104,10 @@ def training_scheme(panel: MonthlyPanel, verb: str = "train") -> BucketScheme:
 
 
 def train(panel: MonthlyPanel, scheme: BucketScheme, forecast_fn: pipeline.ForecastFn, forecaster_info: dict,
-          data_name: str, out: Path, seed: int = 0) -> Artifact:
+          data_name: str, seed: int = 0) -> Artifact:
     """Fit on every anchor with a known outcome: the last one is the validation anchor (early
-    stopping, threshold); ``scheme`` comes from :func:`training_scheme`."""
+    stopping, threshold); ``scheme`` comes from :func:`training_scheme`. Not saved yet
+    (:func:`save`)."""
     anchors = pipeline.anchors_with_outcome(panel)
     positive = panel.spend[panel.spend > 0]
     rep = scheme.representative_spend(positive)
@@ -125,22 +132,23 @@ def train(panel: MonthlyPanel, scheme: BucketScheme, forecast_fn: pipeline.Forec
         "summary": summary,
         "warnings": model_warnings.collect(summary, val_anchor),
     }
-    return save(out, config, scheme, models)
+    return Artifact(None, config, scheme, models)
 
 
-def save(out: Path, config: dict, scheme: BucketScheme, models: dict[str, HurdleXGB]) -> Artifact:
+def save(art: Artifact, out: Path) -> Artifact:
     """Write the artifact folder atomically (:func:`forecaster.destination.publish_folder`):
-    only a new or empty folder or an earlier model folder is replaced."""
+    only a new or empty folder or an earlier model folder is replaced. Returns the artifact
+    with its folder."""
     def write(folder: Path) -> None:
-        for arm, model in models.items():
+        for arm, model in art.models.items():
             model.save(folder / MODEL_DIRS[arm])
-        (folder / SCHEME_FILE).write_text(scheme.model_dump_json(indent=2), encoding="utf-8")
-        (folder / FEATURES_FILE).write_text(json.dumps(config["features"], ensure_ascii=False, indent=2),
+        (folder / SCHEME_FILE).write_text(art.scheme.model_dump_json(indent=2), encoding="utf-8")
+        (folder / FEATURES_FILE).write_text(json.dumps(art.config["features"], ensure_ascii=False, indent=2),
                                             encoding="utf-8")
-        (folder / CONFIG_FILE).write_text(json.dumps(config, ensure_ascii=False, indent=2), encoding="utf-8")
+        (folder / CONFIG_FILE).write_text(json.dumps(art.config, ensure_ascii=False, indent=2), encoding="utf-8")
 
     destination.publish_folder(out, destination.MODEL, write)
-    return Artifact(Path(out), config, scheme, models)
+    return dataclasses.replace(art, folder=Path(out))
 
 
 class _ForecasterInfo(BaseModel):

@@ -10,19 +10,18 @@ The top-20% flag follows :mod:`forecaster.top_share`."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from forecaster import artifact, destination
+from forecaster import artifact, destination, progress
 from forecaster.datasets import Dataset
 from forecaster.errors import UserError
 from forecaster.pipeline import model_features
-from forecaster.providers import LLMOptions, Provider
+from forecaster.providers import ForecasterChoice, LLMForecaster, Provider, resolve
 from forecaster.top_share import top_share
 from models.arms import spend_from_probs
 from narrator.korean import format_month
@@ -75,21 +74,18 @@ class BatchJob:
     unforecast: pd.DataFrame
 
     @classmethod
-    def open(cls, model_dir: Path, dataset: Dataset, anchor: pd.Period, limit: int | None,
-             llm_model: str | None, base_url: str | None, concurrency: int, cache_dir: Path | None) -> "BatchJob":
-        """``limit``: only the first N customers of the data (by id), forecast or not."""
-        art = artifact.load(model_dir)
+    def open(cls, art: artifact.Artifact, dataset: Dataset, anchor: pd.Period, limit: int | None = None,
+             forecaster: ForecasterChoice | None = None) -> "BatchJob":
+        """``limit``: only the first N customers of the data (by id), forecast or not.
+        ``forecaster``: see :func:`trained_settings` (a provider that asks no one ignores the
+        LLM settings)."""
         info = art.config["forecaster"]
         if dataset.currency != art.config["currency"]:
-            raise UserError(f"{model_dir} was trained on {art.config['currency']} amounts but the data is in "
+            raise UserError(f"{art.name} was trained on {art.config['currency']} amounts but the data is in "
                             f"{dataset.currency}; retrain on this data or pass the matching --currency")
-        # the model it was trained with, unless --llm-model says otherwise (a provider that asks
-        # no one ignores it)
-        options = LLMOptions(model=llm_model or info["model"], base_url=base_url, concurrency=concurrency,
-                             cache_dir=cache_dir)
-        provider = Provider(info["provider"], art.scheme, options)
+        provider = Provider(info["provider"], art.scheme, trained_settings(art, forecaster))
         if provider.info["prompt_version"] != info["prompt_version"]:
-            raise UserError(f"{model_dir} was trained with prompt {info['prompt_version']!r}, the running code "
+            raise UserError(f"{art.name} was trained with prompt {info['prompt_version']!r}, the running code "
                             f"uses {provider.info['prompt_version']!r}; retrain with `forecaster train`")
         panel = dataset.panel
         try:
@@ -107,24 +103,27 @@ class BatchJob:
                                      anchor)
         return cls(art, provider, cut, histories, anchor, unforecast)
 
-    def _records(self, console: Console) -> list[ForecastRecord]:
-        with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                      TextColumn("{task.completed:,}/{task.total:,}"), TimeRemainingColumn(),
-                      console=console, transient=True) as bar:
-            task = bar.add_task("예측 중", total=len(self.histories))
-            self.provider.progress = lambda record: bar.advance(task)
+    def _records(self) -> list[ForecastRecord]:
+        answered = 0
+        with progress.counted("예측 중", len(self.histories)) as advance:
+            def one_more(record: ForecastRecord) -> None:
+                nonlocal answered
+                answered += 1
+                advance(answered)
+
+            self.provider.progress = one_more
             records = self.provider.records(self.histories, self.cut)
-            bar.update(task, completed=len(self.histories))
+            advance(len(self.histories))
         if self.provider.forecaster.ledger is not None:
-            console.print(self.provider.forecaster.ledger.render())
+            progress.summary(self.provider.forecaster.ledger.render())
         return records
 
-    def run(self, console: Console) -> pd.DataFrame:
+    def run(self) -> pd.DataFrame:
         """One row per customer of the data (or of the first ``--limit``), in id order."""
         if not len(self.histories):
             raise UserError(f"none of the {len(self.unforecast):,} customers has a purchase before {self.anchor}, "
                             f"so there is nobody to forecast; choose a later --anchor")
-        records = self._records(console)
+        records = self._records()
         scheme = self.art.scheme
         fc = records_to_features(records, scheme, index=self.histories.customer_ids)
         features = model_features(self.histories, fc)
@@ -159,6 +158,19 @@ class BatchJob:
             return frame
         every = pd.concat([frame, self.unforecast], ignore_index=True)
         return every.sort_values("customer_id", kind="stable", ignore_index=True)[frame.columns]
+
+
+def trained_settings(art: artifact.Artifact, forecaster: ForecasterChoice | None) -> LLMForecaster:
+    """The settings a trained model's forecaster is opened with: ``forecaster``'s (by default
+    the environment's endpoint), the model name defaulting to the one it was trained with.
+    UserError when ``forecaster`` names another provider than the model was trained with."""
+    info = art.config["forecaster"]
+    trained = info["provider"]
+    name, settings = resolve(forecaster) if forecaster is not None else (trained, LLMForecaster())
+    if name != trained:  # before an LLM client is set up for the wrong provider
+        raise UserError(f"--provider {name}: the model in {art.name} was trained with the {trained} "
+                        f"forecaster; pass --provider {trained} or a model trained with {name}")
+    return dataclasses.replace(settings, provider=trained, model=settings.model or info["model"])
 
 
 def check_output(out: Path, force: bool) -> None:

@@ -14,6 +14,9 @@ Sources (``load_dataset(src)``):
 - a path to a ``.csv`` (also ``.csv.gz``) or ``.parquet`` file (currency ``KRW`` unless
   ``currency`` says otherwise).
 
+``from_table(frame)`` takes a pandas DataFrame or pyarrow Table already in memory (the
+notebook API): it is read exactly as a Parquet file with the same cells would be.
+
 Policies for user files (each is counted in ``Dataset.cleaning`` and shown by
 ``forecaster data``):
 
@@ -37,7 +40,8 @@ Policies for user files (each is counted in ``Dataset.cleaning`` and shown by
   calendar for month boundaries, then made naive; naive timestamps (and ``... KST``) are
   taken as shop time.
 - An empty order id falls back to the purchase day as the order key.
-- Separators and repeated header names: :mod:`forecaster.tables`; date formats:
+- Separators and repeated header names: :mod:`forecaster.tables`; the column roles and
+  ids: :mod:`forecaster.columns`; date formats:
   :mod:`forecaster.dates`; a decimal comma (``46,30``, never read as 4630):
   :mod:`forecaster.amounts`.
 
@@ -60,31 +64,17 @@ import numpy as np
 import pandas as pd
 
 from forecaster.amounts import parse_amounts
+from forecaster.columns import customer_ids, frame_table, order_ids, resolve_column
 from forecaster.coverage import Coverage, judge_coverage
 from forecaster.dates import SHOP_TIMEZONE, DateRange, parse_data_end, parse_date_range, parse_dates, screen_dates
 from forecaster.errors import UserError
 from forecaster.synthetic import DEFAULT_CUSTOMERS, DEFAULT_SEED, generate
-from forecaster.tables import SEPARATORS, Where, read_table
+from forecaster.tables import RawTable, Where, read_table
 from narrator.panel import MonthlyPanel, build_panel
 
 USER_FILE_CURRENCY = "KRW"
 
-# role -> (flag, default column, aliases compared after _normalise)
-_COLUMN_ROLES = {
-    "customer": ("--customer-col", "customer_id", {
-        "customerid", "customer", "custid", "customerno", "customernumber", "userid",
-        "memberid", "clientid", "고객id", "고객번호", "회원번호", "회원id"}),
-    "date": ("--date-col", "ts", {
-        "ts", "date", "datetime", "timestamp", "time", "orderdate", "invoicedate",
-        "purchasedate", "transactiondate", "createdat", "주문일", "주문일시", "주문일자",
-        "거래일", "거래일시", "결제일", "결제일시", "날짜", "일자"}),
-    "amount": ("--amount-col", "amount", {
-        "amount", "sales", "revenue", "spend", "total", "totalamount", "value",
-        "dollarvalue", "금액", "결제금액", "주문금액", "매출", "매출액"}),
-    "order": ("--order-col", "order_id", {
-        "orderid", "orderno", "ordernumber", "invoice", "invoiceno", "invoiceid",
-        "basketid", "transactionid", "주문번호", "주문id"}),
-}
+
 @dataclass(frozen=True)
 class Cleaning:
     """What loading did to the rows (all counts are rows unless said otherwise)."""
@@ -104,6 +94,9 @@ class Cleaning:
 
 @dataclass(eq=False)
 class Dataset:
+    """Transactions that follow the contract, what loading did to them, and their panel
+    (e.g. ``load_dataset("synthetic:300").panel``)."""
+
     name: str
     transactions: pd.DataFrame
     currency: str
@@ -136,6 +129,32 @@ class Dataset:
             if dropped else ()
         return self.read_notices + clipped + self.coverage.notices()
 
+    # data_summary imports this module (for Dataset), so the methods below import it when called
+
+    def summary(self) -> pd.DataFrame:
+        """What ``forecaster data`` prints as one frame: ``section`` (``overview`` or
+        ``cleaning``), ``item`` (the row label) and ``value`` (the cell text).
+
+        Example: ``load_dataset("cdnow").summary()["value"].iloc[0]`` ->
+        ``"23,570명 (구매 기록 있음 23,502명)"``.
+        """
+        from forecaster.data_summary import summary_frame
+        return summary_frame(self)
+
+    def monthly(self) -> pd.DataFrame:
+        """Per month of the panel: ``month``, ``new`` customers, ``buyers``,
+        ``share_of_acquired`` and ``share_of_all`` (the ``forecaster data`` monthly table).
+
+        Example: ``load_dataset("cdnow").monthly()["buyers"].iloc[0]`` -> ``7814``.
+        """
+        from forecaster.data_summary import monthly_buying_share
+        return monthly_buying_share(self.panel)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the name and currency, the notices and :meth:`summary` as a table."""
+        from forecaster.data_summary import summary_html
+        return summary_html(self)
+
 
 def load_dataset(
     src: str = "cdnow",
@@ -157,8 +176,7 @@ def load_dataset(
     mapping = {"--customer-col": customer_col, "--date-col": date_col, "--amount-col": amount_col,
                "--order-col": order_col, "--currency": currency, "--date-format": date_format,
                "--decimal-comma": decimal_comma or None}
-    months = _MonthOptions(parse_date_range(date_range) if date_range else None,
-                           parse_data_end(data_end) if data_end else None, keep_partial_month)
+    months = _month_options(date_range, data_end, keep_partial_month)
     if kind == "cdnow" or kind == "synthetic" or kind.startswith("synthetic:"):
         given = [flag for flag, value in mapping.items() if value is not None]
         if given:
@@ -181,6 +199,11 @@ class _MonthOptions:
     date_range: DateRange | None = None
     data_end: pd.Timestamp | None = None
     keep_partial_month: bool = False
+
+
+def _month_options(date_range: str | None, data_end: str | None, keep_partial_month: bool) -> _MonthOptions:
+    return _MonthOptions(parse_date_range(date_range) if date_range else None,
+                         parse_data_end(data_end) if data_end else None, keep_partial_month)
 
 
 def _screen(transactions: pd.DataFrame, raw_dates: pd.Series, where: Where, name: str,
@@ -255,17 +278,74 @@ def load_user_file(
     months: _MonthOptions = _MonthOptions(),
 ) -> Dataset:
     """A user's CSV/Parquet transactions, validated and cleaned per the module policies."""
-    currency = _check_currency(currency or USER_FILE_CURRENCY)
-    read = read_table(path)
+    code = _check_currency(currency or USER_FILE_CURRENCY)
+    return _from_raw_table(read_table(path), customer_col=customer_col, date_col=date_col,
+                           amount_col=amount_col, order_col=order_col, currency=code,
+                           date_format=date_format, decimal_comma=decimal_comma, months=months)
+
+
+def from_table(
+    table: object,
+    *,
+    name: str = "transactions",
+    customer_col: str | None = None,
+    date_col: str | None = None,
+    amount_col: str | None = None,
+    order_col: str | None = None,
+    currency: str | None = None,
+    date_format: str | None = None,
+    decimal_comma: bool = False,
+    date_range: str | None = None,
+    data_end: str | None = None,
+    keep_partial_month: bool = False,
+) -> Dataset:
+    """Transactions already in memory, validated and cleaned exactly as a user's Parquet file.
+
+    :param table: a pandas DataFrame or pyarrow Table (anything with ``to_pandas()``); not modified.
+    :param name: the dataset's name, also naming the table in error messages.
+    :param customer_col, date_col, amount_col, order_col, currency, date_format, decimal_comma,
+        date_range, data_end, keep_partial_month: as the command line's ``--customer-col`` ...
+        ``--keep-partial-month`` (messages name the flags); the currency defaults to KRW.
+    :returns: the :class:`Dataset`, its ``cleaning`` saying what loading changed.
+    :raises UserError: not a table, no rows, a repeated column name, or any problem a file
+        with the same cells would have (a missing column, an unreadable date or amount...).
+
+    Example::
+
+        frame = pd.DataFrame({"고객번호": ["a", "b"], "주문일시": ["2024-01-05", "2024-02-07"],
+                              "결제금액": ["12,300원", "8,000원"]})
+        from_table(frame, name="shop").transactions["amount"].tolist()  # [12300.0, 8000.0]
+    """
+    code = _check_currency(currency or USER_FILE_CURRENCY)
+    months = _month_options(date_range, data_end, keep_partial_month)
+    return _from_raw_table(frame_table(table, name), customer_col=customer_col, date_col=date_col,
+                           amount_col=amount_col, order_col=order_col, currency=code,
+                           date_format=date_format, decimal_comma=decimal_comma, months=months)
+
+
+def _from_raw_table(
+    read: RawTable,
+    *,
+    customer_col: str | None,
+    date_col: str | None,
+    amount_col: str | None,
+    order_col: str | None,
+    currency: str,
+    date_format: str | None,
+    decimal_comma: bool,
+    months: _MonthOptions,
+) -> Dataset:
+    """The Dataset of a raw table (from a file or a caller's frame), per the module policies;
+    ``currency`` is already checked."""
     raw, where = read.table, read.where
-    customer = _resolve_column(raw, where, "customer", customer_col, required=True)
-    date = _resolve_column(raw, where, "date", date_col, required=True)
-    amount = _resolve_column(raw, where, "amount", amount_col, required=True)
-    order = _resolve_column(raw, where, "order", order_col, required=False)
+    customer = resolve_column(raw, where, "customer", customer_col, required=True)
+    date = resolve_column(raw, where, "date", date_col, required=True)
+    amount = resolve_column(raw, where, "amount", amount_col, required=True)
+    order = resolve_column(raw, where, "order", order_col, required=False)
 
     rows_read = len(raw)
     duplicated = raw.duplicated().to_numpy()
-    ids = _customer_ids(raw[customer], where, customer)
+    ids = customer_ids(raw[customer], where, customer)
     keep = ids.notna().to_numpy() & ~duplicated
     null_ids = int(ids.isna().sum())
     table = raw.loc[keep]
@@ -282,7 +362,7 @@ def load_user_file(
         raise UserError(f"{where.file}: column '{amount}' has no purchase (every amount is zero "
                         f"or negative); check the amount column or choose it with --amount-col")
     if order is not None:
-        transactions["order_id"] = _order_ids(transactions["order_id"], transactions["ts"])
+        transactions["order_id"] = order_ids(transactions["order_id"], transactions["ts"])
     transactions = transactions.reset_index(drop=True)
     cleaning = Cleaning(
         rows_read=rows_read,
@@ -294,7 +374,7 @@ def load_user_file(
         **clipped,
         **_return_counts(transactions),
     )
-    return Dataset(path.name, transactions, currency, cleaning, keep_partial_month=months.keep_partial_month,
+    return Dataset(where.file, transactions, currency, cleaning, keep_partial_month=months.keep_partial_month,
                    data_end=months.data_end, read_notices=read.notices)
 
 
@@ -303,57 +383,6 @@ def _check_currency(currency: str) -> str:
     if not re.fullmatch(r"[A-Z]{3}", code):
         raise UserError(f"--currency '{currency}' is not a 3-letter currency code; use e.g. KRW or USD")
     return code
-
-
-def _normalise(name: str) -> str:
-    return re.sub(r"[\s_\-.]", "", str(name)).lower()
-
-
-def _resolve_column(table: pd.DataFrame, where: Where, role: str, given: str | None,
-                    *, required: bool) -> str | None:
-    flag, default, aliases = _COLUMN_ROLES[role]
-    columns = list(table.columns)
-    available = ", ".join(columns)
-    if given is not None:
-        matches = [c for c in columns if c == given] or [c for c in columns if c.lower() == given.lower()]
-        if len(matches) == 1:
-            return matches[0]
-        raise UserError(f"{where.file}: no column '{given}' ({flag}); available columns: {available}")
-    if default in columns:
-        return default
-    candidates = [c for c in columns if _normalise(c) in aliases | {_normalise(default)}]
-    if len(candidates) == 1:
-        return candidates[0]
-    if len(candidates) > 1:
-        raise UserError(f"{where.file}: several columns could be the {role} column "
-                        f"({', '.join(candidates)}); choose one with {flag}")
-    if not required:
-        return None
-    # a separator the header line did not settle (as many commas as semicolons) shows in the names
-    other = next((repr(sep) for sep in SEPARATORS[1:] if any(sep in c for c in columns)), None)
-    if other is not None:
-        raise UserError(f"{where.file}: no {role} column '{default}'; the file looks {other}-separated "
-                        f"(columns: {available}); save it with one separator, e.g. as comma-separated CSV")
-    raise UserError(f"{where.file}: no {role} column '{default}'; available columns: "
-                    f"{available}; name it with {flag}")
-
-
-def _customer_ids(column: pd.Series, where: Where, name: str) -> pd.Series:
-    """Ids as trimmed strings, empty -> NA; integral floats lose their '.0'."""
-    if pd.api.types.is_float_dtype(column) and np.all(np.mod(column.dropna(), 1) == 0):
-        column = column.astype("Int64")
-    ids = column.astype("string").str.strip()
-    ids = ids.mask(ids == "")
-    if ids.isna().all():
-        raise UserError(f"{where.file}: column '{name}' has no customer ids (every value is "
-                        f"empty); choose the id column with --customer-col")
-    return ids.astype(str)  # pandas' str dtype keeps the missing ids missing
-
-
-def _order_ids(column: pd.Series, ts: pd.Series) -> pd.Series:
-    ids = column.astype("string").str.strip()
-    day_key = "day:" + ts.dt.strftime("%Y-%m-%d")
-    return ids.mask(ids.isna() | (ids == ""), day_key).astype(str)
 
 
 def _return_counts(transactions: pd.DataFrame) -> dict[str, float | int]:

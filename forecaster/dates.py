@@ -32,6 +32,7 @@ import pandas as pd
 
 from forecaster.errors import UserError
 from forecaster.tables import Where
+from narrator.panel import parse_month
 
 SHOP_TIMEZONE = "Asia/Seoul"
 MAX_PANEL_MONTHS = 600  # 50 years of months: beyond this the dates are wrong, not the shop old
@@ -308,3 +309,11 @@ def _refuse_outlying_dates(values: np.ndarray, keep: np.ndarray, raw: pd.Series,
     first, last = (pd.Period(ordinal=int(m), freq="M") for m in (bulk_months.min(), bulk_months.max()))
     raise UserError(f"{where.file}: column '{name}': {outside:,} row(s) lie far outside the other dates "
                     f"({listed}{more}); fix them or keep the bulk with --date-range {first}..{last}")
+
+
+def parse_anchor(text: str | pd.Period) -> pd.Period:
+    """``--anchor YYYY-MM`` (or a month) as a month, the same one-line error everywhere."""
+    try:
+        return parse_month(text)
+    except ValueError:
+        raise UserError(f"--anchor '{text}' is not a month of the form YYYY-MM (e.g. 1998-01)") from None

@@ -11,5 +11,15 @@ class UserError(ForecasterError):
 
 
 class LLMRunFailed(UserError):
-    """More of an LLM run's customers failed than ``--max-failed`` allows: the verb stops
-    with what it did or did not write (the answers received stay in the response cache)."""
+    """More of an LLM run's customers failed than ``max_failed`` allows: the run stops and
+    says what it did or did not make (the answers received stay in the response cache).
+
+    ``rows``: the rows a scoring run made before the check (they were paid for), else None."""
+
+    def __init__(self, failure: str, consequence: str, advice: str, rows: object = None) -> None:
+        self.failure, self.consequence, self.advice, self.rows = failure, consequence, advice, rows
+        super().__init__(f"{failure} {consequence}{advice}")
+
+    def saying(self, consequence: str) -> "LLMRunFailed":
+        """The same failure, saying ``consequence`` instead (what the caller did with the rows)."""
+        return LLMRunFailed(self.failure, consequence, self.advice, self.rows)

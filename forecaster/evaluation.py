@@ -17,7 +17,7 @@ import pandas as pd
 from forecaster import minimum_data, pipeline
 from forecaster.datasets import Dataset
 from forecaster.errors import UserError
-from forecaster.providers import DEFAULT_PROVIDER, LLMOptions, Provider, registration
+from forecaster.providers import DEFAULT_PROVIDER, ForecasterChoice, Provider, registration
 from llm.config import ENV_API_KEY, ENV_BASE_URL
 from models.arm_specs import ORACLE
 from models.evaluate import EvaluationResult, arm_columns, evaluate
@@ -98,17 +98,16 @@ def _scheme_and_spend(panel: MonthlyPanel, first_test: pd.Period) -> tuple[Bucke
     return scheme, scheme.representative_spend(train_spend[train_spend > 0])
 
 
-def prepare(dataset: Dataset, test_anchors: str | None, sample_customers: int | None, seed: int,
-            n_resamples: int = 1000, provider: str = DEFAULT_PROVIDER,
-            llm: LLMOptions | None = None) -> EvaluationSetup:
+def prepare(dataset: Dataset, test_anchors: str | None = None, sample_customers: int | None = None, seed: int = 0,
+            n_resamples: int = 1000, forecaster: ForecasterChoice = DEFAULT_PROVIDER) -> EvaluationSetup:
     """The frozen set-up of one evaluation: ``test_anchors`` as ``--test-anchors`` gives them,
-    ``provider`` opened with ``llm`` for the scheme fitted before the first test anchor."""
+    ``forecaster`` opened for the scheme fitted before the first test anchor."""
     panel = dataset.panel
     anchors, note = parse_test_anchors(test_anchors, panel)
     if sample_customers is not None:
         panel = pipeline.sample_panel(panel, sample_customers, anchors[0], seed)
     scheme, rep = _scheme_and_spend(panel, anchors[0])
-    chosen = Provider(provider, scheme, llm or LLMOptions())
+    chosen = Provider.chosen(forecaster, scheme)
     info = chosen.info
     return EvaluationSetup(dataset=dataset, panel=panel, test_anchors=tuple(anchors), scheme=scheme,
                            representative_spend=rep, provider=info["provider"], model=info["model"],

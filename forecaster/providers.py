@@ -24,18 +24,34 @@ from structurer.protocol import Forecaster, Progress, ProviderInfo
 from structurer.schema import BucketScheme, ForecastRecord
 
 
-@dataclass
-class LLMOptions:
-    """The command line's LLM settings (flags over OPENAI_* / FORECASTER_MODEL)."""
+@dataclass(frozen=True)
+class LLMForecaster:
+    """An OpenAI-compatible LLM in the forecaster's seat, configured in code; the command line
+    builds the same object from ``--llm-model``, ``--base-url``, ``--concurrency`` and
+    ``--cache-dir``. Nothing is sent when it is made: a run opens it for its bucket scheme.
+
+    Parameters: ``model`` (default ``$FORECASTER_MODEL``), ``base_url`` (default
+    ``$OPENAI_BASE_URL``, else OpenAI; the key is always ``$OPENAI_API_KEY``, never an
+    argument, so that it cannot land in a notebook), ``concurrency`` (requests in flight),
+    ``cache_dir`` (the response cache; default the user cache folder), ``timeout_s`` (per
+    request), ``provider`` (the registered name, :data:`PROVIDERS`).
+
+    Example::
+
+        fc.evaluate(dataset, forecaster=fc.LLMForecaster(model="gpt-4o-mini", concurrency=16),
+                    budget_usd=5.0)
+    """
 
     model: str | None = None
     base_url: str | None = None
     concurrency: int = 8
     cache_dir: Path | None = None
     timeout_s: float = 60.0
+    provider: str = "llm"
 
 
-ProviderFactory = Callable[[BucketScheme, LLMOptions], Forecaster]
+ProviderFactory = Callable[[BucketScheme, LLMForecaster], Forecaster]
+ForecasterChoice = str | LLMForecaster  # a registered provider's name, or the LLM configured in code
 
 
 @dataclass(frozen=True)
@@ -47,14 +63,14 @@ class Registration:
     is_llm: bool
 
 
-def _open_empirical(scheme: BucketScheme, options: LLMOptions) -> Forecaster:
+def _open_empirical(scheme: BucketScheme, options: LLMForecaster) -> Forecaster:
     return EmpiricalForecaster(scheme)  # it asks no one: the LLM settings do not apply
 
 
-def _open_llm(scheme: BucketScheme, options: LLMOptions) -> Forecaster:
-    from llm.forecaster import LLMForecaster  # heavy (openai): only when an LLM is chosen
+def _open_llm(scheme: BucketScheme, options: LLMForecaster) -> Forecaster:
+    from llm.forecaster import LLMForecaster as Client  # heavy (openai): only when an LLM is chosen
 
-    return LLMForecaster(scheme, model=options.model, base_url=options.base_url, concurrency=options.concurrency,
+    return Client(scheme, model=options.model, base_url=options.base_url, concurrency=options.concurrency,
                          cache_dir=options.cache_dir, timeout=options.timeout_s)
 
 
@@ -73,6 +89,16 @@ def registration(name: str) -> Registration:
         raise UserError(f"--provider {name}: choose one of {', '.join(PROVIDERS)}") from None
 
 
+def resolve(choice: ForecasterChoice) -> tuple[str, LLMForecaster]:
+    """The provider name and LLM settings a choice stands for: ``"empirical"``, ``"llm"`` (the
+    LLM from the environment) or an :class:`LLMForecaster`."""
+    if isinstance(choice, LLMForecaster):
+        return choice.provider, choice
+    if isinstance(choice, str):
+        return choice, LLMForecaster()
+    raise UserError(f"forecaster={choice!r}: give a provider name ({', '.join(PROVIDERS)}) or fc.LLMForecaster(...)")
+
+
 @contextmanager
 def _llm_errors_as_user_errors() -> Iterator[None]:
     """``llm`` never imports ``forecaster``: its errors become the one-line user error here."""
@@ -89,8 +115,14 @@ class Provider:
 
     name: str
     scheme: BucketScheme
-    llm: LLMOptions = field(default_factory=LLMOptions)
+    llm: LLMForecaster = field(default_factory=LLMForecaster)
     progress: Progress | None = None  # called as customers are answered
+
+    @classmethod
+    def chosen(cls, choice: ForecasterChoice, scheme: BucketScheme) -> "Provider":
+        """The provider a choice names (see :func:`resolve`), opened for ``scheme``."""
+        name, settings = resolve(choice)
+        return cls(name, scheme, settings)
 
     def __post_init__(self) -> None:
         chosen = registration(self.name)

@@ -68,7 +68,7 @@ def read_table(path: Path) -> RawTable:
         except Exception as exc:  # pyarrow raises several types for a damaged file
             raise UserError(f"{path.name}: cannot read it as Parquet ({type(exc).__name__}); "
                             f"check the file or export it again as .parquet or .csv") from exc
-        _refuse_repeated_columns(path.name, [str(c) for c in table.columns])
+        refuse_repeated_columns(path.name, [str(c) for c in table.columns])
     else:
         raise UserError(f"{path.name}: unknown file type '{path.suffix or '(none)'}'; "
                         f"give a .csv or .parquet file of transactions")
@@ -83,7 +83,7 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, str]:
         try:
             header = _header_line(path, encoding)
             separator = detect_separator(header)
-            _refuse_repeated_columns(path.name, next(csv.reader([header], delimiter=separator), []))
+            refuse_repeated_columns(path.name, next(csv.reader([header], delimiter=separator), []))
             table = pd.read_csv(path, dtype=str, encoding=encoding, sep=separator, skipinitialspace=True)
             return table, separator
         except UnicodeDecodeError:
@@ -116,7 +116,7 @@ def detect_separator(header: str) -> str:
     return best if counts[best] > counts[","] else ","
 
 
-def _refuse_repeated_columns(file: str, names: list[str]) -> None:
+def refuse_repeated_columns(file: str, names: list[str]) -> None:
     stripped = [str(n).strip() for n in names]
     repeated = [n for n, count in Counter(stripped).items() if count > 1 and n]
     if repeated:

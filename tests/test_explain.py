@@ -24,14 +24,13 @@ import pandas as pd
 import pytest
 from clitools import run_cli
 from explain_text import render_text
-from rich.console import Console
 
 from forecaster import artifact, pipeline
-from forecaster.batch import BatchJob
+from forecaster.api.model import TrainedModel
 from forecaster.datasets import Dataset, load_cdnow, load_dataset
-from forecaster.explain.core import data_fingerprint, explain_customer
+from forecaster.explain.core import data_fingerprint
 from forecaster.explain.sentences import contribution_sentence, value_text
-from forecaster.providers import LLMOptions, Provider
+from forecaster.providers import LLMForecaster, Provider
 from narrator.narrative import render_narrative
 from narrator.panel import MonthlyPanel
 from structurer.schema import BucketScheme
@@ -58,7 +57,7 @@ def _rows(panel: MonthlyPanel, rows: np.ndarray) -> MonthlyPanel:
 def _train(panel: MonthlyPanel, name: str, out: Path) -> Path:
     scheme = artifact.training_scheme(panel)
     provider = Provider("empirical", scheme)
-    artifact.train(panel, scheme, provider.forecast_fn(), provider.info, name, out)
+    artifact.save(artifact.train(panel, scheme, provider.forecast_fn(), provider.info, name), out)
     return out
 
 
@@ -112,10 +111,10 @@ def test_json_contributions_and_base_value_reproduce_the_training_rows_margin(cd
 
 def test_probability_and_top_group_are_what_batch_computes(cdnow_model):
     data = dataset("cdnow")
-    frame = BatchJob.open(cdnow_model, data, ANCHOR, None, None, None, 1, None).run(Console(quiet=True))
+    frame = TrainedModel.load(cdnow_model).predict(data, ANCHOR)
     frame = frame.set_index("customer_id")
     for customer in GOLDEN_CUSTOMERS.values():
-        ex = explain_customer(data, cdnow_model, customer, ANCHOR)
+        ex = TrainedModel.load(cdnow_model).explain(data, customer, ANCHOR)
         assert ex.final.purchase_probability == pytest.approx(frame.loc[customer, "purchase_prob"], abs=1e-6)
         assert ex.top20.member == bool(frame.loc[customer, "top20_target"])
         assert ex.decision == bool(frame.loc[customer, "decision"])
@@ -141,7 +140,7 @@ def test_cdnow_batch_at_the_default_anchor_has_a_row_for_every_customer(cdnow_mo
 
 @pytest.mark.parametrize("kind", sorted(GOLDEN_CUSTOMERS))
 def test_golden_text(kind, cdnow_model):
-    ex = explain_customer(dataset("cdnow"), cdnow_model, GOLDEN_CUSTOMERS[kind], ANCHOR)
+    ex = TrainedModel.load(cdnow_model).explain(dataset("cdnow"), GOLDEN_CUSTOMERS[kind], ANCHOR)
     text = render_text(dataclasses.replace(ex, model_dir="MODEL_DIR"), width=80)  # not a tmp path
     path = GOLDEN / f"explain_{kind}.txt"
     if os.environ.get("UPDATE_GOLDEN"):
@@ -167,7 +166,7 @@ def test_synthetic_customers_with_opposite_latent_rates_point_in_opposite_direct
     quiet = acquired & ~alive & (panel.orders[:, col - 6: col].sum(axis=1) == 0)
     low = panel.customer_ids[np.flatnonzero(quiet)[np.argmin(rate[quiet])]]
     assert latent.loc[high, "lambda"] > 2 and latent.loc[low, "lambda"] < 0.1
-    busy, gone = (explain_customer(data, model, c, anchor) for c in (high, low))
+    busy, gone = (TrainedModel.load(model).explain(data, c, anchor) for c in (high, low))
     assert busy.final.purchase_probability > 0.5 > 0.05 > gone.final.purchase_probability
     assert busy.margin > busy.base_value and gone.margin < gone.base_value
     assert sum(c.contribution for c in busy.contributions) > 0 > sum(c.contribution for c in gone.contributions)
@@ -215,9 +214,8 @@ def test_llm_provider_path_against_the_loopback_server(cdnow_model, llm_server, 
     # an answer that never validates: the record is failed, the forecaster features are
     # missing, and the explanation says so instead of inventing an answer
     llm_server.script(["refusal"] * 3)
-    ex = explain_customer(dataset("cdnow"), llm_model, "00145", ANCHOR,
-                          LLMOptions(model="loopback-test-model", base_url=llm_server.base_url,
-                                     cache_dir=tmp_path / "llm-cache"))
+    ex = TrainedModel.load(llm_model).explain(dataset("cdnow"), "00145", ANCHOR, forecaster=LLMForecaster(
+        model="loopback-test-model", base_url=llm_server.base_url, cache_dir=tmp_path / "llm-cache"))
     assert ex.record.status == "failed" and ex.record.reason == "refusal" and ex.forecaster_distribution is None
     assert all(c.value is None for c in ex.contributions if c.feature.startswith("fc_"))
     assert "예측에 실패했습니다 (refusal)" in render_text(ex)

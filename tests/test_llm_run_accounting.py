@@ -121,7 +121,7 @@ def test_max_failed_refuses_anything_else(text):
 def test_the_llm_stage_errors_become_the_one_line_user_error(tmp_path, monkeypatch):
     # llm/ never imports forecaster/: its own errors are translated where forecaster/ calls it
     from forecaster.errors import UserError
-    from forecaster.providers import LLMOptions, Provider
+    from forecaster.providers import LLMForecaster, Provider
     from llm.errors import PriceFileError
     from structurer.schema import BucketScheme
 
@@ -130,5 +130,5 @@ def test_the_llm_stage_errors_become_the_one_line_user_error(tmp_path, monkeypat
     monkeypatch.setenv("FORECASTER_PRICES", str(prices))
     with pytest.raises(UserError, match="prices.json") as raised:
         Provider("llm", BucketScheme(edges=(15.0, 29.3), currency="USD"),
-                 LLMOptions(model="m", base_url="http://127.0.0.1:9/v1"))
+                 LLMForecaster(model="m", base_url="http://127.0.0.1:9/v1"))
     assert isinstance(raised.value.__cause__, PriceFileError)

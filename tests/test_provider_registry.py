@@ -12,7 +12,8 @@ from clitools import run_cli
 from llm_server import LoopbackLLMServer
 
 from forecaster.datasets import load_dataset
-from forecaster.providers import PROVIDERS, LLMOptions, Provider, Registration
+from forecaster.providers import PROVIDERS, Provider, Registration
+from forecaster.providers import LLMForecaster as LLMSettings
 from narrator.panel import CustomerHistory, HistoryBatch, MonthlyPanel
 from structurer.features import records_to_features
 from llm.forecaster import LLMForecaster
@@ -29,7 +30,7 @@ class PlaceboForecaster:
     provider = "placebo"
     ledger = None
 
-    def __init__(self, scheme: BucketScheme, options: LLMOptions) -> None:
+    def __init__(self, scheme: BucketScheme, options: LLMSettings) -> None:
         self.scheme = scheme
 
     def fit(self, cut: MonthlyPanel) -> "PlaceboForecaster":
@@ -118,7 +119,7 @@ class TableForecaster(LLMForecaster):
 
     provider = "llm-table"
 
-    def __init__(self, scheme: BucketScheme, options: LLMOptions) -> None:
+    def __init__(self, scheme: BucketScheme, options: LLMSettings) -> None:
         super().__init__(scheme, model=options.model, base_url=options.base_url, concurrency=options.concurrency,
                          cache_dir=options.cache_dir, narrate=table_narrate, narrative_version="table-v1")
 

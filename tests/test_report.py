@@ -22,7 +22,7 @@ from forecaster.report import checks as report_checks
 from forecaster.report import core as report
 from forecaster.report import plots
 from forecaster.report import text as report_text
-from forecaster.verbs.evaluate import write_report_folder
+from forecaster.api.evaluation import Evaluation
 from models import metrics
 from forecaster.minimum_data import can_answer
 from models.evaluate import (EvaluationResult, bootstrap_differences, bootstrap_differences_by_anchor,
@@ -192,12 +192,12 @@ def test_a_failed_write_leaves_the_old_report_untouched(tmp_path, monkeypatch):
 
     monkeypatch.setattr(plots, "gains_chart", broken)
     with pytest.raises(RuntimeError, match="plotting failed"):
-        write_report_folder(out, setup, result)
+        Evaluation(setup, result).write_report(out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "report.md"]
     assert (out / "report.md").read_text() == "previous report"
     with pytest.raises(RuntimeError):
-        write_report_folder(tmp_path / "fresh", setup, result)
+        Evaluation(setup, result).write_report(tmp_path / "fresh")
     assert not (tmp_path / "fresh").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
@@ -207,7 +207,7 @@ def test_out_path_that_is_a_file_is_a_user_error(tmp_path):
     target = tmp_path / "report.txt"
     target.write_text("not a folder")
     with pytest.raises(UserError, match="report.txt"):
-        write_report_folder(target, setup, result)
+        Evaluation(setup, result).write_report(target)
     assert target.read_text() == "not a folder"
 
 
@@ -215,7 +215,7 @@ def test_a_folder_of_other_files_is_never_replaced(tmp_path):
     setup, result = make_inputs()
     (tmp_path / "notes.txt").write_text("the user's own file")
     with pytest.raises(UserError, match="notes.txt and is not an earlier forecaster report"):
-        write_report_folder(tmp_path, setup, result)
+        Evaluation(setup, result).write_report(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
@@ -224,7 +224,7 @@ def test_an_earlier_report_is_replaced(written, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(paths["metrics"].parent, out)
     setup, _ = make_inputs(name="두 번째 실행")
-    again = write_report_folder(out, setup, result)
+    again = Evaluation(setup, result).write_report(out)
     assert "두 번째 실행" in again["report_md"].read_text(encoding="utf-8")
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 

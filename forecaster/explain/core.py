@@ -16,29 +16,31 @@ The Korean sentences are in :mod:`forecaster.explain.sentences`, the rich render
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 import platformdirs
 
-from forecaster import artifact, model_warnings, top_share
+from forecaster import artifact, model_warnings, progress, top_share
 from forecaster.batch import BatchJob
 from forecaster.customers import locate_customer
 from forecaster.datasets import Dataset
 from forecaster.errors import UserError
 from forecaster.explain.sentences import contribution_sentence, feature_label, value_text
 from forecaster.pipeline import model_features
-from forecaster.providers import DEFAULT_PROVIDER, LLMOptions, Provider
+from forecaster.providers import DEFAULT_PROVIDER, ForecasterChoice, Provider
 from models.arms import spend_from_probs
 from narrator.panel import HistoryBatch, MonthlyPanel
 from structurer.features import records_to_features
 from structurer.schema import BucketScheme, ForecastRecord
 
 TOP_CONTRIBUTIONS = 5
+EXPLANATION_WIDTH = 100  # columns of .text and the notebook view
+EXPLANATION_HTML = "<pre style=\"font-family:monospace;line-height:1.3\">{code}</pre>"
 CACHE_APP = "llm-spend-forecaster"
 
 
@@ -97,7 +99,7 @@ class Explanation:
     anchor: str
     data: str
     currency: str
-    model_dir: str
+    model_dir: str | None  # None for a model not saved
     default_model: bool
     trained_anchors: tuple[str, str]
     validation_anchor: str
@@ -128,8 +130,26 @@ class Explanation:
         """The artifact saw this anchor's outcome while training (or validating)."""
         return self.trained_anchors[0] <= self.anchor <= self.validation_anchor
 
-    def to_json(self) -> dict:
-        """Every figure of the text output, as one JSON-ready object."""
+    @property
+    def text(self) -> str:
+        """The explanation as ``forecaster explain`` prints it, as plain text."""
+        return self._recorded().export_text()
+
+    def _repr_html_(self) -> str:
+        return self._recorded().export_html(inline_styles=True, code_format=EXPLANATION_HTML)
+
+    def _recorded(self):
+        from rich.console import Console
+
+        from forecaster.explain.render import render  # render imports this module: here, not at the top
+
+        console = Console(record=True, width=EXPLANATION_WIDTH, file=io.StringIO(), highlight=False, emoji=False,
+                          markup=False)
+        render(self, console)
+        return console
+
+    def to_dict(self) -> dict:
+        """Every figure of the text output, as one JSON-ready object (``explain --format json``)."""
         fc = self.record.forecast if self.forecaster_distribution is not None else None
         forecast = None if fc is None else {
             "rationale": fc.rationale,
@@ -197,21 +217,19 @@ def default_model_dir(data_name: str, panel: MonthlyPanel) -> Path:
     return Path(platformdirs.user_cache_dir(CACHE_APP)) / "models" / folder
 
 
-def ensure_default_model(data_name: str, panel: MonthlyPanel, notify: Callable[[str], None]) -> Path:
+def ensure_default_model(data_name: str, panel: MonthlyPanel) -> artifact.Artifact:
     """The cached default artifact (empirical forecaster, all anchors with an outcome),
     trained first if it is missing or was written by different code."""
     folder = default_model_dir(data_name, panel)
     try:
-        artifact.load(folder)
-        return folder
+        return artifact.load(folder)
     except UserError:  # missing, stale or damaged (artifact.load says which): ours to rebuild
         pass
     scheme = artifact.training_scheme(panel, "explain without --model (its default model)")  # too short: say so first
-    notify(f"--model이 없어 기본 모델(통계 규칙 기반 예측기, LLM 아님)을 이 데이터로 먼저 학습합니다 "
-           f"(한 번만; {folder}에 저장).")
+    progress.notice(f"--model이 없어 기본 모델(통계 규칙 기반 예측기, LLM 아님)을 이 데이터로 먼저 학습합니다 "
+                    f"(한 번만; {folder}에 저장).")
     provider = Provider(DEFAULT_PROVIDER, scheme)
-    artifact.train(panel, scheme, provider.forecast_fn(), provider.info, data_name, folder)
-    return folder
+    return artifact.save(artifact.train(panel, scheme, provider.forecast_fn(), provider.info, data_name), folder)
 
 
 # -- gathering the evidence ----------------------------------------------------------------
@@ -273,25 +291,19 @@ def _actual(panel: MonthlyPanel, row: int, anchor: pd.Period, scheme: BucketSche
     return Actual(spend, int(panel.orders[row, col]), scheme.ids[k], scheme.labels[k])
 
 
-def explain_customer(dataset: Dataset, model_dir: Path, customer_id: str, anchor: pd.Period,
-                     llm: LLMOptions | None = None, provider: str | None = None,
-                     default_model: bool = False) -> Explanation:
-    """Explain one customer at ``anchor`` with the artifact in ``model_dir``.
+def explain_customer(dataset: Dataset, art: artifact.Artifact, customer_id: str, anchor: pd.Period,
+                     forecaster: ForecasterChoice | None = None, default_model: bool = False) -> Explanation:
+    """Explain one customer at ``anchor`` with the trained artifact ``art``.
 
-    ``provider`` (if given) must be the one the artifact was trained with. Raises UserError
-    for an unknown or not yet acquired customer, an anchor outside the data, or an artifact
-    from different code.
+    ``forecaster`` (if given) must be the provider the artifact was trained with (a name, or
+    an :class:`~forecaster.providers.LLMForecaster` with the endpoint's settings). Raises
+    UserError for an unknown or not yet acquired customer, an anchor outside the data, or
+    another provider.
     """
     panel = dataset.panel
     customer_id = locate_customer(dataset, customer_id, anchor)
     row = panel.row_of(customer_id)
-    if provider is not None:  # checked before an LLM client is set up for the wrong provider
-        trained_with = artifact.load(model_dir).config["forecaster"]["provider"]
-        if provider != trained_with:
-            raise UserError(f"--provider {provider}: the model in {model_dir} was trained with the {trained_with} "
-                            f"forecaster; pass --provider {trained_with} or a model trained with {provider}")
-    llm = llm or LLMOptions()
-    job = BatchJob.open(model_dir, dataset, anchor, None, llm.model, llm.base_url, 1, llm.cache_dir)
+    job = BatchJob.open(art, dataset, anchor, None, forecaster)
     scheme, art = job.art.scheme, job.art
     one = HistoryBatch.from_panel(job.cut.take(np.array([job.cut.row_of(customer_id)])), anchor,
                                   art.config["history_months"])
@@ -303,7 +315,7 @@ def explain_customer(dataset: Dataset, model_dir: Path, customer_id: str, anchor
     contributions, base = _contributions(final_model, features, scheme, anchor)
     return Explanation(
         customer_id=customer_id, anchor=str(anchor), data=dataset.name, currency=panel.currency,
-        model_dir=str(model_dir), default_model=default_model,
+        model_dir=str(art.folder) if art.folder is not None else None, default_model=default_model,
         trained_anchors=tuple(art.config["trained_anchors"]), validation_anchor=art.config["validation_anchor"],
         narrative=job.provider.forecaster.narrative(one[0]), record=record, forecaster_is_llm=job.provider.is_llm,
         forecaster_distribution=_forecaster_distribution(record, scheme),

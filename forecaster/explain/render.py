@@ -43,7 +43,7 @@ def _header(ex: Explanation, console: Console) -> None:
     anchor = format_month(parse_month(ex.anchor))
     _line(console, f"고객 {ex.customer_id} · {anchor} 예측 설명", "bold")
     source = "기본 모델(통계 규칙 기반 예측기로 학습, 캐시)" if ex.default_model else "학습된 모델"
-    _line(console, f"데이터 {ex.data} · {source} {ex.model_dir}", "dim")
+    _line(console, f"데이터 {ex.data} · {source} {ex.model_dir or '(저장하지 않음)'}", "dim")
     for warning in ex.warnings:  # a model that learned next to nothing: say it before any figure
         _line(console, warning, "bold red")
 

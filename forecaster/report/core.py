@@ -23,6 +23,7 @@ from typing import Any
 import jinja2
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from forecaster.evaluation import EvaluationSetup
 from forecaster.labels import feature_label
@@ -215,8 +216,9 @@ def _difference_panels(data: dict) -> list[tuple[str, list[tuple[str, float, flo
             for key in CHART_METRICS]
 
 
-def render_plots(data: dict, predictions: pd.DataFrame) -> dict[str, bytes]:
-    """name -> PNG bytes; a figure without data (no learning curve, no features) is left out."""
+def figures(data: dict, predictions: pd.DataFrame) -> dict[str, Figure]:
+    """name -> matplotlib figure of the report; a figure without data (no learning curve, no
+    features) is left out."""
     labels = {a: ARM_LABELS.get(a, a) for a in data["arm_order"]}
     order = data["arm_order"]
     conf = data["confusion"]
@@ -239,6 +241,11 @@ def render_plots(data: dict, predictions: pd.DataFrame) -> dict[str, bytes]:
     if data["learning_curve"]:
         out["learning_curve"] = plots.learning_curve_chart(data["learning_curve"], labels)
     return out
+
+
+def render_plots(data: dict, predictions: pd.DataFrame) -> dict[str, bytes]:
+    """name -> PNG bytes of :func:`figures`."""
+    return {name: plots.png(fig) for name, fig in figures(data, predictions).items()}
 
 
 # -- documents -------------------------------------------------------------------------------

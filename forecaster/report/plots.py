@@ -1,6 +1,6 @@
-"""The report's figures as PNG bytes (matplotlib's Agg canvas, no display needed).
+"""The report's figures as matplotlib figures on the Agg canvas (no display needed), and as PNG bytes.
 
-Every function takes plain arrays or frames and returns the PNG; the report decides where
+Every chart function takes plain arrays or frames and returns the figure (:func:`png` makes the bytes); the report decides where
 it goes (a file next to ``report.md``, a base64 data URI inside ``report.html``). Korean
 labels use the NanumGothic font shipped inside the ``koreanize_matplotlib`` package,
 registered by file so the figures do not depend on the fonts installed on the machine.
@@ -76,7 +76,8 @@ def use_korean_font() -> str:
     return family
 
 
-def _png(fig: Figure) -> bytes:
+def png(fig: Figure) -> bytes:
+    """The figure as PNG bytes (the report's resolution)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
     return buffer.getvalue()
@@ -135,7 +136,7 @@ def reliability_bins(score: np.ndarray, bought: np.ndarray, n_bins: int = RELIAB
     }
 
 
-def reliability_diagram(bins_by_arm: dict[str, dict[str, list]], labels: dict[str, str]) -> bytes:
+def reliability_diagram(bins_by_arm: dict[str, dict[str, list]], labels: dict[str, str]) -> Figure:
     """Observed purchase rate against mean predicted probability, one line per arm."""
     fig, ax = _figure()
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="완전 보정")
@@ -145,10 +146,10 @@ def reliability_diagram(bins_by_arm: dict[str, dict[str, list]], labels: dict[st
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="예측 구매 확률 (구간 평균)", ylabel="실제 구매 비율",
            title=f"구매 확률 신뢰도 도표 ({RELIABILITY_BINS}개 구간)")
     _legend_below(ax)
-    return _png(fig)
+    return fig
 
 
-def pr_curves(predictions: pd.DataFrame, arms: list[str], labels: dict[str, str]) -> bytes:
+def pr_curves(predictions: pd.DataFrame, arms: list[str], labels: dict[str, str]) -> Figure:
     """Precision-recall curve of the purchase probability per arm, with the base rate."""
     fig, ax = _figure()
     base_rate = None
@@ -164,7 +165,7 @@ def pr_curves(predictions: pd.DataFrame, arms: list[str], labels: dict[str, str]
     ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="재현율 (recall)", ylabel="정밀도 (precision)",
            title="구매 여부 정밀도-재현율 곡선")
     _legend_below(ax)
-    return _png(fig)
+    return fig
 
 
 def cumulative_gains(score: np.ndarray, bought: np.ndarray, points: int = CURVE_POINTS) -> tuple[np.ndarray, np.ndarray]:
@@ -181,7 +182,7 @@ def cumulative_gains(score: np.ndarray, bought: np.ndarray, points: int = CURVE_
     return tuple(_thin(x, y, points=points))  # type: ignore[return-value]
 
 
-def gains_chart(predictions: pd.DataFrame, arms: list[str], labels: dict[str, str]) -> bytes:
+def gains_chart(predictions: pd.DataFrame, arms: list[str], labels: dict[str, str]) -> Figure:
     fig, ax = _figure()
     for arm, score, bought in by_arm(predictions, arms):
         x, y = cumulative_gains(score, bought)
@@ -190,7 +191,7 @@ def gains_chart(predictions: pd.DataFrame, arms: list[str], labels: dict[str, st
     ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="구매 확률 상위 고객 비율", ylabel="포착한 구매 고객 비율",
            title="누적 이득 곡선 (cumulative gains)")
     _legend_below(ax)
-    return _png(fig)
+    return fig
 
 
 # -- buckets -------------------------------------------------------------------------------
@@ -203,7 +204,7 @@ def confusion_counts(predictions: pd.DataFrame, arm: str, n_buckets: int) -> np.
     return metrics.confusion(g["label_bucket"].to_numpy(), probs.argmax(axis=1), n_buckets)
 
 
-def confusion_matrix(counts: np.ndarray, bucket_labels: list[str], title: str) -> bytes:
+def confusion_matrix(counts: np.ndarray, bucket_labels: list[str], title: str) -> Figure:
     """Counts in each cell; the colour is the share of its row (observed bucket)."""
     fig, ax = _figure(6.4, 5.4)
     ax.grid(False)
@@ -216,13 +217,13 @@ def confusion_matrix(counts: np.ndarray, bucket_labels: list[str], title: str) -
     ax.set_xticks(ticks, bucket_labels, rotation=20, ha="right", fontsize=8)
     ax.set_yticks(ticks, bucket_labels, fontsize=8)
     ax.set(xlabel="예측 구간 (가장 확률이 높은 구간)", ylabel="실제 구간", title=title)
-    return _png(fig)
+    return fig
 
 
 # -- model ---------------------------------------------------------------------------------
 
 
-def importance_chart(top: pd.DataFrame, model_label: str) -> bytes:
+def importance_chart(top: pd.DataFrame, model_label: str) -> Figure:
     """The ranked top features (index = feature name, already sorted): each booster's share
     of total gain, and the mean |SHAP| of the purchase booster (log-odds), side by side."""
     use_korean_font()
@@ -241,11 +242,11 @@ def importance_chart(top: pd.DataFrame, model_label: str) -> bytes:
     for ax in (left, right):
         ax.grid(True, axis="x", alpha=0.3)
     fig.suptitle(f"특성 중요도 상위 {len(top)}개: {model_label}")
-    return _png(fig)
+    return fig
 
 
 def differences_chart(panels: list[tuple[str, list[tuple[str, float | None, float | None, float | None]]]],
-                      comparison: str) -> bytes:
+                      comparison: str) -> Figure:
     """One panel per metric: each row's difference as a point and its interval as a bar,
     test months first and the pooled row last (set apart), with 0 marked. ``panels`` holds
     (panel title, [(row label, difference, lo, hi)]); a missing end leaves the bar out."""
@@ -274,10 +275,10 @@ def differences_chart(panels: list[tuple[str, list[tuple[str, float | None, floa
     axes[0].set_yticks(y, [label for label, *_ in panels[0][1]], fontsize=9)
     axes[0].set_ylim(y[-1] - 0.7, y[0] + 0.7)
     fig.suptitle(f"평가 월별 차이와 95% 신뢰구간: {comparison}", fontsize=11)
-    return _png(fig)
+    return fig
 
 
-def learning_curve_chart(curve: list[dict], labels: dict[str, str]) -> bytes:
+def learning_curve_chart(curve: list[dict], labels: dict[str, str]) -> Figure:
     """Test RPS against the number of training customers (log scale)."""
     fig, ax = _figure()
     for arm in (BASELINE_ARM, HEADLINE_ARM):
@@ -289,4 +290,4 @@ def learning_curve_chart(curve: list[dict], labels: dict[str, str]) -> bytes:
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.set(xlabel="학습 고객 수 (로그 축)", ylabel="RPS (낮을수록 좋음)", title="학습 곡선: 마지막 평가 월의 RPS")
     ax.legend(fontsize=8)
-    return _png(fig)
+    return fig

@@ -1,4 +1,5 @@
-"""`forecaster batch`: forecast every customer for one anchor with a trained artifact."""
+"""`forecaster batch`: forecast every customer for one anchor with a trained artifact
+(:meth:`forecaster.api.model.TrainedModel.predict`)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from typing import Annotated
 
 import typer
 
-from forecaster.verbs.options import DataOptions, dataset_from_options, parse_anchor, with_options
-from forecaster.verbs.provider_options import LLMRunOptions, check_failed_share, confirm_llm_cost, err
+from forecaster.errors import LLMRunFailed
+from forecaster.verbs.options import DataOptions, dataset_from_options, with_options
+from forecaster.verbs.provider_options import LLMRunOptions, err
 
 NOTHING_TO_ESTIMATE = "경험적 예측기는 LLM을 호출하지 않으므로 드라이런으로 추정할 호출·토큰·비용이 없습니다."
 
@@ -27,26 +29,29 @@ def batch(
 ) -> None:
     """One row per customer: the forecaster's answer and the trained model's distribution."""
     from forecaster import batch as batch_job  # heavy (xgboost): only when the verb runs
-    from forecaster import model_warnings
+    from forecaster.api.model import TrainedModel
+    from forecaster.dates import parse_anchor
 
     batch_job.check_output(out, force)  # before any data is loaded
+    month = parse_anchor(anchor) if anchor else None  # a typo fails before the data is loaded
     dataset = dataset_from_options(data)
-    month = parse_anchor(anchor) if anchor else dataset.panel.last_month + 1
-    job = batch_job.BatchJob.open(model, dataset, month, limit, llm.llm_model, llm.base_url, llm.concurrency,
-                                  llm.cache_dir)
+    trained = TrainedModel.load(model)
+    forecaster = llm.choice(trained.config_["forecaster"]["provider"])
     if dry_run:
-        estimate = job.provider.forecaster.dry_run(job.histories)
+        estimate = trained.dry_run(dataset, month, limit=limit, forecaster=forecaster)
         err.print(NOTHING_TO_ESTIMATE if estimate is None else estimate.render())
         return
-    confirm_llm_cost(job.provider, [job.histories], llm.yes)
-    frame = job.run(err)
+    try:
+        frame = trained.predict(dataset, month, limit=limit, forecaster=forecaster, max_failed=llm.max_failed,
+                                confirm=llm.consent())
+    except LLMRunFailed as exc:
+        if exc.rows is None:
+            raise
+        # the rows were paid for (and their answers are cached), so they are kept
+        batch_job.write_atomically(exc.rows, out, force)
+        raise exc.saying(f"결과 {len(exc.rows):,}행은 실패한 행(status failed)까지 {out}에 썼습니다.") from None
     batch_job.write_atomically(frame, out, force)
     err.print(f"{batch_job.status_counts(frame)}, 결과를 {out}에 썼습니다.", soft_wrap=True)
-    for line in model_warnings.lines(job.art.config):
-        err.print(line, style="bold red", soft_wrap=True, markup=False)
-    # after writing: the rows were paid for (and their answers are cached), so they are kept
-    check_failed_share(job.provider, llm.max_failed,
-                       f"결과 {len(frame):,}행은 실패한 행(status failed)까지 {out}에 썼습니다.")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,5 +1,6 @@
 """`forecaster explain CUSTOMER_ID --anchor YYYY-MM`: one customer's forecast explained in
-Korean, from the same evidence `forecaster batch` uses."""
+Korean, from the same evidence `forecaster batch` uses
+(:meth:`forecaster.api.model.TrainedModel.explain`)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from forecaster.dates import parse_anchor
 from forecaster.errors import UserError
-from forecaster.verbs.options import DataOptions, dataset_from_options, parse_anchor, with_options
-from forecaster.verbs.provider_options import BaseURLOption, CacheDirOption, LLMModelOption, ProviderOption, err
+from forecaster.verbs.options import DataOptions, dataset_from_options, with_options
+from forecaster.verbs.provider_options import BaseURLOption, CacheDirOption, LLMModelOption, ProviderOption, llm_choice
 
 FORMATS = ("text", "json")
 
@@ -31,10 +33,10 @@ def explain(
 ) -> None:
     """Explain one customer's forecast in Korean: narrative, forecaster answer, both models, top contributions."""
     # heavy imports (xgboost, scipy) only when the verb runs: `forecaster --help` stays fast
+    from forecaster.api.model import TrainedModel, default_model
     from forecaster.customers import locate_customer
-    from forecaster.explain.core import ensure_default_model, explain_customer
     from forecaster.explain.render import render
-    from forecaster.providers import DEFAULT_PROVIDER, LLMOptions
+    from forecaster.providers import DEFAULT_PROVIDER
 
     if output_format not in FORMATS:
         raise UserError(f"--format {output_format}: choose text or json")
@@ -43,14 +45,12 @@ def explain(
         raise UserError(f"--provider {provider} needs a model trained with it: run `forecaster train --provider "
                         f"{provider} --out DIR` and pass --model DIR")
     dataset = dataset_from_options(data)
-    customer_id = locate_customer(dataset, customer_id, month)  # cheap checks before any training
-    model_dir = model if model is not None else ensure_default_model(
-        dataset.name, dataset.panel, lambda line: err.print(line, soft_wrap=True))
-    result = explain_customer(dataset, model_dir, customer_id, month,
-                              LLMOptions(model=llm_model, base_url=base_url, concurrency=1, cache_dir=cache_dir),
-                              provider=provider, default_model=model is None)
+    locate_customer(dataset, customer_id, month)  # cheap checks before any training
+    trained = TrainedModel.load(model) if model is not None else default_model(dataset)
+    chosen = llm_choice(provider or trained.config_["forecaster"]["provider"], llm_model, base_url, cache_dir)
+    result = trained.explain(dataset, customer_id, month, forecaster=chosen)
     if output_format == "json":
-        print(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
+        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     else:
         render(result, Console(highlight=False, emoji=False, markup=False))
 

@@ -1,5 +1,5 @@
 """``forecaster narrate CUSTOMER_ID --anchor YYYY-MM``: print the Korean narrative exactly as
-it would be sent to the LLM (no LLM call)."""
+it would be sent to the LLM (no LLM call; :func:`forecaster.api.data.narrate`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from typing import Annotated
 
 import typer
 
-from forecaster.customers import MAX_HISTORY_MONTHS, check_history_months, customer_narrative
-from forecaster.verbs.options import DataOptions, dataset_from_options, parse_anchor, with_options
+from forecaster.api.data import narrate as narrative_of
+from forecaster.customers import MAX_HISTORY_MONTHS, check_history_months
+from forecaster.dates import parse_anchor
+from forecaster.verbs.options import DataOptions, dataset_from_options, with_options
 from narrator.panel import HISTORY_MONTHS
 
 
@@ -29,7 +31,8 @@ def narrate(
     """Print a customer's Korean narrative exactly as it would be sent (no LLM call)."""
     month = parse_anchor(anchor)  # a typo fails before the data is loaded
     check_history_months(history_months)
-    print(customer_narrative(dataset_from_options(data), customer_id, month, history_months, templates))
+    print(narrative_of(dataset_from_options(data), customer_id, month, history_months=history_months,
+                       templates=templates))
 
 
 def register(app: typer.Typer) -> None:

@@ -12,7 +12,7 @@ options and hands the verb the bundle back::
 names, ``--currency`` and the :class:`DateOptions`: ``--keep-partial-month``, ``--data-end``,
 ``--date-format``, ``--date-range``, ``--decimal-comma``). ``dataset_from_options`` prints
 the dataset's notices (a partial month left out, the separator used...) on stderr, one line
-each. :func:`parse_anchor` reads ``--anchor`` for every verb that takes one.
+each. :func:`forecaster.dates.parse_anchor` reads ``--anchor`` for every verb that takes one.
 """
 
 from __future__ import annotations
@@ -22,13 +22,9 @@ import inspect
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Annotated, Any, Callable, get_type_hints
 
-import pandas as pd
 import typer
-from rich.console import Console
 
-from forecaster.datasets import Dataset, load_dataset
-from forecaster.errors import UserError
-from narrator.panel import parse_month
+from forecaster.datasets import Dataset
 
 _PANEL = "데이터 (data)"
 
@@ -200,24 +196,18 @@ def with_options(verb: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def parse_anchor(text: str | pd.Period) -> pd.Period:
-    """``--anchor YYYY-MM`` as a month, the same one-line error in every verb."""
-    try:
-        return parse_month(text)
-    except ValueError:
-        raise UserError(f"--anchor '{text}' is not a month of the form YYYY-MM (e.g. 1998-01)") from None
-
-
 def dataset_from_options(options: DataOptions) -> Dataset:
-    """The Dataset the data-selection options name (raises UserError on bad input); its
-    notices go to stderr, one line each."""
+    """The Dataset the data-selection options name (:func:`forecaster.api.data.load_dataset`;
+    UserError on bad input); its notices go to the progress hook, one line each."""
+    from forecaster.api.data import load_dataset
+
     dates = options.dates
-    dataset = load_dataset(
+    return load_dataset(
         options.data,
-        customer_col=options.customer_col,
-        date_col=options.date_col,
-        amount_col=options.amount_col,
-        order_col=options.order_col,
+        customer=options.customer_col,
+        date=options.date_col,
+        amount=options.amount_col,
+        order=options.order_col,
         currency=options.currency,
         date_format=dates.date_format,
         decimal_comma=dates.decimal_comma,
@@ -225,7 +215,3 @@ def dataset_from_options(options: DataOptions) -> Dataset:
         data_end=dates.data_end,
         keep_partial_month=dates.keep_partial_month,
     )
-    notices = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
-    for line in dataset.notices:
-        notices.print(line)
-    return dataset
