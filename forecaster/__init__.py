@@ -23,7 +23,7 @@ Narratives:
 Evaluation:
     evaluate, Evaluation
 Models:
-    train, TrainedModel, Explanation, default_model
+    train, TrainedModel, Explanation, default_model, save_predictions
 The LLM:
     LLMForecaster (configured in code; a run above $1 needs ``confirm=True`` or ``budget_usd``)
 Progress:
@@ -50,6 +50,7 @@ _EXPORTS = {
     "train": "forecaster.api.model",
     "TrainedModel": "forecaster.api.model",
     "default_model": "forecaster.api.model",
+    "save_predictions": "forecaster.api.model",
     "Explanation": "forecaster.explain.core",
     "LLMForecaster": "forecaster.providers",
     "set_progress": "forecaster.progress",

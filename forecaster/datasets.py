@@ -94,8 +94,15 @@ class Cleaning:
 
 @dataclass(eq=False)
 class Dataset:
-    """Transactions that follow the contract, what loading did to them, and their panel
-    (e.g. ``load_dataset("synthetic:300").panel``)."""
+    """Transactions that follow the contract, what loading did to them, and their panel.
+
+    Made by ``fc.load_dataset`` / ``fc.load_transactions``. Attributes: ``name``,
+    ``transactions`` (``customer_id``, ``ts``, ``amount``[, ``order_id``]), ``currency``,
+    ``cleaning`` (what loading changed), ``latent`` (synthetic data only), ``panel`` (the
+    customer x month panel of complete months), ``coverage``, ``notices``. ``summary()`` is
+    what ``forecaster data`` prints, ``monthly()`` its per-month table.
+
+    Example: ``fc.load_dataset("synthetic:300").summary()``."""
 
     name: str
     transactions: pd.DataFrame

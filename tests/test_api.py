@@ -197,3 +197,23 @@ def test_help_reads_as_documentation():
     for name in ("load_dataset", "load_transactions", "narrate", "evaluate", "train"):
         doc = getattr(fc, name).__doc__
         assert "Example" in doc and "Raises" in doc, name
+
+
+def test_an_llm_configured_in_code_trains_predicts_from_its_cache_and_saves(tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # the loopback server needs no key
+    small = load_dataset("synthetic:120:11")
+    with LoopbackLLMServer(lifetime_s=120.0, max_requests=20_000) as server:
+        llm = fc.LLMForecaster(model="loopback-test-model", base_url=server.base_url, cache_dir=tmp_path / "cache")
+        with fc.progress_hook(None):
+            model = fc.train(small, forecaster=llm, confirm=True)  # an unpriced model: its cost is unknown
+            asked = server.request_count
+            rows = model.predict(small, small.panel.last_month, forecaster=llm, confirm=True)
+        assert asked > 0 and server.request_count == asked  # every answer of the last anchor came from the cache
+    assert model.config_["forecaster"] == {**model.config_["forecaster"], "provider": "llm",
+                                           "model": "loopback-test-model"}
+    assert (rows["provider"] == "llm").all() and (rows["status"].isin(["ok", "no_history", "no_purchase"])).all()
+    saved = fc.save_predictions(rows, tmp_path / "rows.csv")
+    pd.testing.assert_series_equal(pd.read_csv(saved)["purchase_prob"], rows["purchase_prob"], check_exact=False,
+                                  check_dtype=False)
+    with pytest.raises(fc.UserError, match="only with --force|exists"):
+        fc.save_predictions(rows, saved)

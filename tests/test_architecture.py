@@ -120,3 +120,28 @@ def test_relative_imports_are_resolved():
         (1, "forecaster.report"), (2, "forecaster.labels")]
     assert imported_modules("forecaster.report", "from .core import write_report\n", is_package=True) == [
         (1, "forecaster.report.core")]
+
+
+# Inside the application the command line sits on top of the library: nothing the Python API
+# reaches (``forecaster.api`` and what it imports) may import a verb or the CLI.
+COMMAND_LINE = ("forecaster.cli", "forecaster.verbs")
+
+
+def command_line_imports(module: str, source: str, is_package: bool = False) -> list[str]:
+    """``module:line imports target`` for every import of the command line by a library module."""
+    if module.startswith(COMMAND_LINE):
+        return []
+    return [f"{module}:{line} imports {target}" for line, target in imported_modules(module, source, is_package)
+            if target.startswith(COMMAND_LINE)]
+
+
+def test_the_library_never_imports_the_command_line():
+    bad = []
+    for path in sorted((ROOT / "forecaster").rglob("*.py")):
+        bad += command_line_imports(module_name(path), path.read_text(encoding="utf-8"), path.name == "__init__.py")
+    assert bad == []
+
+
+def test_a_library_import_of_a_verb_is_caught():
+    assert len(command_line_imports("forecaster.api.model", "def f():\n    from forecaster.verbs.options import x\n")) == 1
+    assert command_line_imports("forecaster.verbs.train", "from forecaster.api.model import train\n") == []

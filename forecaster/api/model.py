@@ -188,3 +188,21 @@ def default_model(dataset: Dataset) -> TrainedModel:
     model = TrainedModel()._fitted(ensure_default_model(dataset.name, dataset.panel))
     model._default = True  # the explanation says the model is the cached default
     return model
+
+
+def save_predictions(rows: pd.DataFrame, path: str | Path, *, force: bool = False) -> Path:
+    """Write :meth:`TrainedModel.predict`'s rows as ``forecaster batch`` does: a .parquet or
+    .csv file written next to ``path`` and renamed into place (never half-written); CSV text
+    cells a spreadsheet would run as a formula are neutralised. An existing file is replaced
+    only with ``force=True``.
+
+    Raises: ``UserError`` for another suffix, an existing file without ``force``, or a folder.
+
+    Example::
+
+        fc.save_predictions(model.predict(shop), "forecast-2026-12.csv")
+    """
+    from forecaster import batch  # heavy (xgboost): only when writing
+
+    batch.write_atomically(rows, Path(path), force)
+    return Path(path)

@@ -29,7 +29,7 @@ def batch(
 ) -> None:
     """One row per customer: the forecaster's answer and the trained model's distribution."""
     from forecaster import batch as batch_job  # heavy (xgboost): only when the verb runs
-    from forecaster.api.model import TrainedModel
+    from forecaster.api.model import TrainedModel, save_predictions
     from forecaster.dates import parse_anchor
 
     batch_job.check_output(out, force)  # before any data is loaded
@@ -48,9 +48,9 @@ def batch(
         if exc.rows is None:
             raise
         # the rows were paid for (and their answers are cached), so they are kept
-        batch_job.write_atomically(exc.rows, out, force)
+        save_predictions(exc.rows, out, force=force)
         raise exc.saying(f"결과 {len(exc.rows):,}행은 실패한 행(status failed)까지 {out}에 썼습니다.") from None
-    batch_job.write_atomically(frame, out, force)
+    save_predictions(frame, out, force=force)
     err.print(f"{batch_job.status_counts(frame)}, 결과를 {out}에 썼습니다.", soft_wrap=True)
 
 
