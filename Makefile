@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/narrate.py
 	$(BIN)/python bench/empirical.py
 	$(BIN)/python bench/llm_throughput.py
+	$(BIN)/python bench/btyd_fit.py
 
 clean:
 	rm -rf $(VENV) demo-report
