@@ -95,6 +95,18 @@ class Actual:
 
 @dataclass(frozen=True)
 class Explanation:
+    """One customer's forecast at one anchor and the evidence behind it (what
+    ``TrainedModel.explain`` and ``forecaster explain`` return): the narrative, the
+    forecaster's record and distribution, the final and baseline models' answers, the tuned
+    threshold and decision, the top-20% flag, every feature's TreeSHAP contribution and, for
+    a past month, what the customer really spent.
+
+    ``.text`` is the Korean text the command line prints, ``.to_dict()`` its JSON
+    (``explain --format json``); a notebook shows it formatted.
+
+    Example: ``print(fc.TrainedModel.load("model/").explain(cdnow, "00145", "1998-06").text)``.
+    """
+
     customer_id: str
     anchor: str
     data: str
