@@ -52,7 +52,8 @@ def approve_cost(provider: Provider, batches: Iterable[HistoryBatch], confirm: C
     if callable(confirm):
         if confirm(estimate):
             return
-        raise CostNotApproved("LLM run cancelled before any call was sent (pass --yes to skip the question)")
+        raise CostNotApproved("LLM run cancelled before any call was sent "
+                              "(pass --yes, or confirm=True in Python, to skip the question)")
     raise CostNotApproved(f"the LLM run's estimated cost is {priced}, above ${CONFIRM_COST_USD:g}; nothing was "
                           "sent: pass confirm=True or a budget_usd (on the command line: --yes)")
 
