@@ -1,6 +1,6 @@
 """Benchmark: BTYD fit time, this project's fitters against lifetimes' (issue 11).
 
-    .venv/bin/python bench/btyd_fit.py                # both data sets (~6 minutes)
+    .venv/bin/python bench/btyd_fit.py                # both data sets (~15 seconds)
     .venv/bin/python bench/btyd_fit.py --data sample  # the 2,357-customer sample only
 
 Fits BG/NBD (models.bgnbd.fit_bgnbd; lifetimes' BetaGeoFitter) and Pareto/NBD

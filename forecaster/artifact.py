@@ -1,6 +1,9 @@
 """`forecaster train`: fit on every anchor with a known outcome and write an artifact folder
-(XGBoost JSON models, bucket scheme, feature lists, tuned thresholds, config, versions);
-loading checks that the folder matches the running code and says what differs."""
+(XGBoost JSON models, bucket scheme, feature lists, tuned thresholds and XGBoost settings,
+config, versions); loading checks that the folder matches the running code and says what
+differs. The XGBoost settings are chosen on the month before the validation anchor
+(:func:`models.tuning.tune_xgb`) and recorded under ``tuning`` in config.json; an artifact
+trained before that was recorded has no ``tuning`` and loads as before."""
 
 from __future__ import annotations
 
@@ -19,12 +22,16 @@ from xgboost.core import XGBoostError
 
 from forecaster import destination, minimum_data, model_warnings, pipeline
 from forecaster.errors import UserError
+from forecaster.providers import ForecasterChoice, Provider, registration, resolve
 from models import arms, metrics
 from models.arm_specs import XGB_BASE, XGB_FORECASTER
+from models.errors import InsufficientData
 from models.features import baseline_feature_names
 from models.rows import RowSpec, forecast_group_names
+from models.empirical import DEFAULT_SETTINGS, EmpiricalSettings
+from models.tuning import XGB_DEFAULT, XGB_GRID, Tuning, tune_empirical, tune_xgb, tuning_month, untuned
 from models.xgb import HurdleXGB
-from narrator.panel import MonthlyPanel
+from narrator.panel import MonthlyPanel, parse_month
 from structurer.schema import BucketScheme
 
 ARTIFACT_FORMAT = 1
@@ -62,13 +69,14 @@ class Artifact:
         return self.config["features"]
 
 
-def _fit_pair(rows: pd.DataFrame, spec: RowSpec, val_anchor: str, scheme: BucketScheme, seed: int):
+def _fit_pair(rows: pd.DataFrame, spec: RowSpec, val_anchor: str, scheme: BucketScheme, seed: int,
+              params: dict):
     train, val = rows[rows["anchor"] < val_anchor], rows[rows["anchor"] == val_anchor]
     minimum_data.check_buyers(rows, sorted(train["anchor"].unique()), val_anchor, "train")
     columns = {arm.name: arm.columns(spec) for arm in (XGB_BASE, XGB_FORECASTER)}
     models, thresholds, summary = {}, {}, {}
     for arm, cols in columns.items():
-        model = arms.fit_xgb(train, val, cols, scheme.n_buckets, seed)
+        model = arms.fit_xgb(train, val, cols, scheme.n_buckets, seed, params=params)
         p_val = model.predict_proba(val)
         y_val = val["label"].to_numpy()
         thresholds[arm] = metrics.best_f1_threshold(1 - p_val[:, 0], y_val > 0)
@@ -103,17 +111,56 @@ def training_scheme(panel: MonthlyPanel, verb: str = "train") -> BucketScheme:
         raise minimum_data.NotEnoughData(f"{verb}: {exc}; check the amount column") from None
 
 
+def _xgb_tuning(rows: pd.DataFrame, spec: RowSpec, val_anchor: str, scheme: BucketScheme, seed: int,
+                grid: tuple[dict, ...]) -> Tuning:
+    """Both arms' XGBoost settings, chosen on the baseline's columns at the anchor before
+    ``val_anchor``; the defaults, with the reason, when that month has too little data."""
+    try:
+        return tune_xgb(rows, val_anchor, XGB_BASE.columns(spec), scheme.n_buckets, seed, grid)
+    except InsufficientData as exc:
+        return untuned(XGB_DEFAULT, str(exc))
+
+
+def training_provider(choice: ForecasterChoice, panel: MonthlyPanel, scheme: BucketScheme) -> tuple[Provider, Tuning]:
+    """The provider a model is trained with, and how its settings were chosen: an empirical
+    forecaster takes the settings of :data:`models.tuning.EMPIRICAL_GRID` that score best on
+    the anchor before the validation anchor (the last with an outcome), as an evaluation
+    chooses them on its tuning month; an LLM is not searched."""
+    name, _ = resolve(choice)
+    defaults = dataclasses.asdict(DEFAULT_SETTINGS)
+    tuning = untuned(defaults, "the provider is an LLM: the empirical forecaster's settings were not searched")
+    if not registration(name).is_llm:
+        anchors = [str(a) for a in pipeline.anchors_with_outcome(panel)]
+        try:
+            tuning = tune_empirical(panel, parse_month(tuning_month(anchors, anchors[-1])), scheme)
+        except InsufficientData as exc:
+            tuning = untuned(defaults, str(exc))
+    return Provider.chosen(choice, scheme, EmpiricalSettings(**tuning.chosen)), tuning
+
+
+def empirical_settings(config: dict) -> EmpiricalSettings:
+    """The empirical forecaster's settings a model was trained with (the defaults for an
+    artifact from before the search)."""
+    chosen = config.get("tuning", {}).get("empirical", {}).get("chosen")
+    return EmpiricalSettings(**chosen) if chosen else DEFAULT_SETTINGS
+
+
 def train(panel: MonthlyPanel, scheme: BucketScheme, forecast_fn: pipeline.ForecastFn, forecaster_info: dict,
-          data_name: str, seed: int = 0) -> Artifact:
+          data_name: str, seed: int = 0, xgb_grid: tuple[dict, ...] = XGB_GRID,
+          empirical_tuning: Tuning | None = None) -> Artifact:
     """Fit on every anchor with a known outcome: the last one is the validation anchor (early
-    stopping, threshold); ``scheme`` comes from :func:`training_scheme`. Not saved yet
-    (:func:`save`)."""
+    stopping, threshold); ``scheme`` comes from :func:`training_scheme`. Both arms use the
+    settings of ``xgb_grid`` that score best on the anchor before the validation anchor
+    (config.json's ``tuning``, with ``empirical_tuning``: how :func:`training_provider`
+    chose the forecaster's). Not saved yet (:func:`save`)."""
     anchors = pipeline.anchors_with_outcome(panel)
     positive = panel.spend[panel.spend > 0]
     rep = scheme.representative_spend(positive)
     rows, spec = pipeline.build_rows(panel, anchors, scheme, forecast_fn, with_btyd=False)
     val_anchor = str(anchors[-1])
-    models, thresholds, summary, columns, (n_train, n_val) = _fit_pair(rows, spec, val_anchor, scheme, seed)
+    tuning = _xgb_tuning(rows, spec, val_anchor, scheme, seed, xgb_grid)
+    models, thresholds, summary, columns, (n_train, n_val) = _fit_pair(rows, spec, val_anchor, scheme, seed,
+                                                                       tuning.chosen)
     config = {
         "format": ARTIFACT_FORMAT,
         "code_version": code_version(),
@@ -130,6 +177,8 @@ def train(panel: MonthlyPanel, scheme: BucketScheme, forecast_fn: pipeline.Forec
         "thresholds": thresholds,
         "representative_spend": rep.tolist(),
         "summary": summary,
+        "tuning": {"xgb": tuning.to_json(),
+                   **({"empirical": empirical_tuning.to_json()} if empirical_tuning is not None else {})},
         "warnings": model_warnings.collect(summary, val_anchor),
     }
     return Artifact(None, config, scheme, models)

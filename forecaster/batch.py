@@ -83,7 +83,8 @@ class BatchJob:
         if dataset.currency != art.config["currency"]:
             raise UserError(f"{art.name} was trained on {art.config['currency']} amounts but the data is in "
                             f"{dataset.currency}; retrain on this data or pass the matching --currency")
-        provider = Provider(info["provider"], art.scheme, trained_settings(art, forecaster))
+        provider = Provider(info["provider"], art.scheme, trained_settings(art, forecaster),
+                            empirical=artifact.empirical_settings(art.config))
         if provider.info["prompt_version"] != info["prompt_version"]:
             raise UserError(f"{art.name} was trained with prompt {info['prompt_version']!r}, the running code "
                             f"uses {provider.info['prompt_version']!r}; retrain with `forecaster train`")

@@ -2,12 +2,17 @@
 
 :func:`prepare` builds the whole set-up once (test anchors, sample, bucket scheme, the
 provider, the arms that will not run) as a frozen :class:`EvaluationSetup`; :func:`run`
-builds the rows and runs the backtest on it without changing it."""
+builds the rows and runs the backtest on it without changing it.
+
+Hyperparameters are chosen once per run on the *tuning month*, the anchor before the first
+origin's validation anchor (:mod:`models.tuning`): the empirical forecaster's in
+:func:`prepare` (it is opened there), XGBoost's in :func:`run` (it needs the rows); the
+choice applies to every origin and every XGBoost arm, and ``metrics["tuning"]`` records it."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
 from typing import Callable, Iterator, Mapping
 
@@ -17,11 +22,14 @@ import pandas as pd
 from forecaster import minimum_data, pipeline
 from forecaster.datasets import Dataset
 from forecaster.errors import UserError
-from forecaster.providers import DEFAULT_PROVIDER, ForecasterChoice, Provider, registration
+from forecaster.providers import DEFAULT_PROVIDER, ForecasterChoice, Provider, registration, resolve
 from llm.config import ENV_API_KEY, ENV_BASE_URL
-from models.arm_specs import ORACLE
+from models.arm_specs import BAYES, ORACLE, XGB_BASE
 from models.evaluate import EvaluationResult, arm_columns, evaluate
-from models.rows import ORACLE_EXPECTED_SPEND, oracle_probability_names
+from models.empirical import DEFAULT_SETTINGS, EmpiricalSettings
+from models.errors import InsufficientData
+from models.rows import BAYES_EXPECTED_SPEND, ORACLE_EXPECTED_SPEND, bayes_probability_names, oracle_probability_names
+from models.tuning import EMPIRICAL_GRID, XGB_DEFAULT, XGB_GRID, Tuning, tune_empirical, tune_xgb, tuning_month, untuned
 from narrator.panel import HistoryBatch, MonthlyPanel, parse_month
 from structurer.schema import BucketScheme
 
@@ -29,6 +37,8 @@ DEFAULT_TEST_MONTHS = 3
 NO_ENDPOINT = "LLM 엔드포인트가 설정되지 않아 LLM 비교군은 실행하지 않았습니다."
 NOT_ASKED = "--provider llm을 지정하지 않아 LLM 비교군은 실행하지 않았습니다."
 NO_LATENT = "합성 데이터가 아니어서 잠재 모수를 알 수 없으므로 oracle 비교군은 계산하지 않았습니다."
+NO_PRIORS = "합성 데이터가 아니어서 생성 모형의 사전분포를 알 수 없으므로 bayes 비교군은 계산하지 않았습니다."
+LLM_NOT_TUNED = "the provider is an LLM: the empirical forecaster's settings were not searched"
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,13 @@ class EvaluationSetup:
     notes: tuple[str, ...] = ()  # one Korean line each, printed by the verb
     # the provider opened for the scheme: what the run asks (None in a set-up made by hand)
     forecaster: Provider | None = field(default=None, repr=False, compare=False)
+    xgb_grid: tuple[dict, ...] = XGB_GRID  # the XGBoost settings run() searches
+    empirical_tuning: Tuning = untuned(asdict(DEFAULT_SETTINGS), "not searched")  # how prepare() chose them
+
+    @property
+    def tuning_month(self) -> str:
+        """The month hyperparameters are chosen on (:func:`first_tuning_month`)."""
+        return first_tuning_month(self.panel, self.test_anchors[0])
 
     @property
     def anchors(self) -> list[pd.Period]:
@@ -99,22 +116,59 @@ def _scheme_and_spend(panel: MonthlyPanel, first_test: pd.Period) -> tuple[Bucke
 
 
 def prepare(dataset: Dataset, test_anchors: str | None = None, sample_customers: int | None = None, seed: int = 0,
-            n_resamples: int = 1000, forecaster: ForecasterChoice = DEFAULT_PROVIDER) -> EvaluationSetup:
+            n_resamples: int = 1000, forecaster: ForecasterChoice = DEFAULT_PROVIDER,
+            xgb_grid: tuple[dict, ...] = XGB_GRID,
+            empirical_grid: tuple[EmpiricalSettings, ...] = EMPIRICAL_GRID) -> EvaluationSetup:
     """The frozen set-up of one evaluation: ``test_anchors`` as ``--test-anchors`` gives them,
-    ``forecaster`` opened for the scheme fitted before the first test anchor."""
+    ``forecaster`` opened for the scheme fitted before the first test anchor, an empirical
+    one with the settings of ``empirical_grid`` that score best on the tuning month
+    (:attr:`EvaluationSetup.tuning_month`); ``xgb_grid`` is what :func:`run` searches."""
     panel = dataset.panel
     anchors, note = parse_test_anchors(test_anchors, panel)
     if sample_customers is not None:
         panel = pipeline.sample_panel(panel, sample_customers, anchors[0], seed)
     scheme, rep = _scheme_and_spend(panel, anchors[0])
-    chosen = Provider.chosen(forecaster, scheme)
+    empirical = _empirical_tuning(panel, anchors[0], scheme, resolve(forecaster)[0], empirical_grid)
+    chosen = Provider.chosen(forecaster, scheme, EmpiricalSettings(**empirical.chosen))
     info = chosen.info
     return EvaluationSetup(dataset=dataset, panel=panel, test_anchors=tuple(anchors), scheme=scheme,
                            representative_spend=rep, provider=info["provider"], model=info["model"],
                            prompt_version=info["prompt_version"], seed=seed, sample_customers=sample_customers,
                            n_resamples=n_resamples,
                            arms_not_run=MappingProxyType(_arms_not_run(dataset, chosen)),
-                           notes=(note,) if note else (), forecaster=chosen)
+                           notes=(note,) if note else (), forecaster=chosen, xgb_grid=tuple(xgb_grid),
+                           empirical_tuning=empirical)
+
+
+def first_tuning_month(panel: MonthlyPanel, first_test: pd.Period) -> str:
+    """The anchor before the first origin's validation anchor (the anchor before
+    ``first_test``): no test or validation anchor is read to choose a setting."""
+    known = [str(a) for a in pipeline.anchors_with_outcome(panel)]
+    return tuning_month(known, known[known.index(str(first_test)) - 1])
+
+
+def _empirical_tuning(panel: MonthlyPanel, first_test: pd.Period, scheme: BucketScheme, provider: str,
+                      grid: tuple[EmpiricalSettings, ...]) -> Tuning:
+    """The empirical forecaster's settings chosen on the tuning month; the defaults, with the
+    reason, when the provider is an LLM or that month has too little data."""
+    defaults = asdict(DEFAULT_SETTINGS)
+    if registration(provider).is_llm:
+        return untuned(defaults, LLM_NOT_TUNED)
+    try:
+        return tune_empirical(panel, parse_month(first_tuning_month(panel, first_test)), scheme, grid)
+    except InsufficientData as exc:
+        return untuned(defaults, str(exc))
+
+
+def _xgb_tuning(rows: pd.DataFrame, setup: EvaluationSetup, base_columns: list[str]) -> Tuning:
+    """XGBoost's settings chosen on the tuning month (fitted on the anchors before it); the
+    defaults, with the reason, when that month or the ones before it have too little data."""
+    known = sorted(rows["anchor"].unique())
+    validation = known[known.index(str(setup.test_anchors[0])) - 1]
+    try:
+        return tune_xgb(rows, validation, base_columns, setup.scheme.n_buckets, setup.seed, setup.xgb_grid)
+    except InsufficientData as exc:
+        return untuned(XGB_DEFAULT, str(exc))
 
 
 def _arms_not_run(dataset: Dataset, chosen: Provider) -> dict[str, str]:
@@ -125,7 +179,26 @@ def _arms_not_run(dataset: Dataset, chosen: Provider) -> dict[str, str]:
         missing["llm"] = NOT_ASKED if configured else NO_ENDPOINT
     if dataset.latent is None:
         missing[ORACLE.name] = NO_LATENT
+        missing[BAYES.name] = NO_PRIORS
     return missing
+
+
+# (cut, anchor, edges) -> (customer_ids, bucket probabilities, expected spend)
+BoundFn = Callable[[MonthlyPanel, pd.Period, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def _add_test_forecasts(rows: pd.DataFrame, setup: EvaluationSetup, forecast: BoundFn, prob_cols: list[str],
+                        spend_col: str) -> pd.DataFrame:
+    """``rows`` with a bound's forecast of every test row, from the panel cut at its anchor."""
+    parts = []
+    for anchor in setup.test_anchors:
+        ids, probs, spend = forecast(setup.panel.before(anchor), anchor, np.asarray(setup.scheme.edges))
+        part = pd.DataFrame(probs, columns=prob_cols)
+        part[spend_col] = spend
+        part["customer_id"] = ids
+        part["anchor"] = str(anchor)
+        parts.append(part)
+    return rows.merge(pd.concat(parts), on=["customer_id", "anchor"], how="left")
 
 
 def add_oracle(rows: pd.DataFrame, setup: EvaluationSetup) -> pd.DataFrame:
@@ -133,18 +206,24 @@ def add_oracle(rows: pd.DataFrame, setup: EvaluationSetup) -> pd.DataFrame:
     the latent parameters; the realised death month stays hidden)."""
     from forecaster.synthetic import oracle_bucket_probabilities
 
-    cols = oracle_probability_names(setup.scheme)
-    parts = []
-    for anchor in setup.test_anchors:
-        cut = setup.panel.before(anchor)
-        ids, probs, spend = oracle_bucket_probabilities(setup.dataset.latent, cut, anchor,
-                                                        np.asarray(setup.scheme.edges), seed=setup.seed)
-        part = pd.DataFrame(probs, columns=cols)
-        part[ORACLE_EXPECTED_SPEND] = spend
-        part["customer_id"] = ids
-        part["anchor"] = str(anchor)
-        parts.append(part)
-    return rows.merge(pd.concat(parts), on=["customer_id", "anchor"], how="left")
+    def forecast(cut: MonthlyPanel, anchor: pd.Period, edges: np.ndarray):
+        return oracle_bucket_probabilities(setup.dataset.latent, cut, anchor, edges, seed=setup.seed)
+
+    return _add_test_forecasts(rows, setup, forecast, oracle_probability_names(setup.scheme), ORACLE_EXPECTED_SPEND)
+
+
+def add_bayes(rows: pd.DataFrame, setup: EvaluationSetup) -> pd.DataFrame:
+    """The best forecast of the test rows that the data allow: the posterior predictive under
+    the generator's priors from each customer's whole history before the anchor
+    (:func:`forecaster.bayes.bayes_bucket_probabilities`). The whole history, not the
+    12-month window: the XGBoost arms' lifetime features see it too, and a bound that saw
+    less could be beaten (with the window only, ``xgb_base+btyd`` scored 0.99 x its RPS)."""
+    from forecaster.bayes import bayes_bucket_probabilities
+
+    def forecast(cut: MonthlyPanel, anchor: pd.Period, edges: np.ndarray):
+        return bayes_bucket_probabilities(cut, anchor, edges, history_months=cut.n_months)
+
+    return _add_test_forecasts(rows, setup, forecast, bayes_probability_names(setup.scheme), BAYES_EXPECTED_SPEND)
 
 
 def run(setup: EvaluationSetup, forecast_fn: pipeline.ForecastFn,
@@ -154,17 +233,24 @@ def run(setup: EvaluationSetup, forecast_fn: pipeline.ForecastFn,
     empirical_fn = pipeline.empirical_forecast_fn(setup.scheme) if registration(setup.provider).is_llm else None
     rows, spec = pipeline.build_rows(setup.panel, setup.anchors, setup.scheme, forecast_fn, with_btyd=True,
                                      progress=(lambda a: progress(f"행 생성 {a}")) if progress else None,
-                                     empirical_fn=empirical_fn)
-    if setup.dataset.latent is not None:
-        rows = add_oracle(rows, setup)
-        spec = spec.with_oracle(setup.scheme)
-    plan = arm_columns(spec.base, spec.forecaster, spec.btyd, spec.empirical, spec.oracle)
+                                     empirical_fn=empirical_fn, transactions=setup.dataset.transactions)
+    btyd_selection = rows.attrs.get(pipeline.BTYD_SELECTION)  # before a merge drops the frame's attrs
+    if setup.dataset.latent is not None:  # synthetic data: the two bounds
+        rows = add_bayes(add_oracle(rows, setup), setup)
+        spec = spec.with_oracle(setup.scheme).with_bayes(setup.scheme)
+    plan = arm_columns(spec.base, spec.forecaster, spec.btyd, spec.empirical, spec.oracle, spec.bayes)
     tests = [str(a) for a in setup.test_anchors]
     _check_origins(rows, tests)
+    if progress:
+        progress(f"설정 탐색 {setup.tuning_month}")
+    xgb_tuning = _xgb_tuning(rows, setup, plan[XGB_BASE])
     result = evaluate(rows, tests, setup.scheme, setup.representative_spend,
                       plan, seed=setup.seed, n_resamples=setup.n_resamples,
-                      progress=(lambda t: progress(f"검증 {t}")) if progress else None)
+                      progress=(lambda t: progress(f"검증 {t}")) if progress else None, params=xgb_tuning.chosen)
+    result.metrics["tuning"] = {"month": setup.tuning_month, "xgb": xgb_tuning.to_json(),
+                                "empirical": setup.empirical_tuning.to_json()}
     test_rows = rows[rows["anchor"].isin(tests)]
+    result.metrics["btyd_selection"] = btyd_selection
     result.metrics["data_sufficiency"] = minimum_data.can_answer(len(test_rows), int((test_rows["label"] > 0).sum()))
     return result
 

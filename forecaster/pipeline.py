@@ -3,18 +3,26 @@
 Rows are (customer, anchor month). Each anchor's row is built from ``panel.before(anchor)``
 only — the baseline features, the forecaster's answer and the BTYD fit alike — and then
 labelled with the anchor month's outcome.
+
+The ``btyd`` features come from day-level purchase timing when the transactions reach
+:func:`build_rows` (:class:`DayLevelBTYD`: BG/NBD or Pareto/NBD, chosen on the month
+before the anchor), else from the monthly panel (Pareto/NBD on orders per month).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from models import bgnbd, btyd, metrics
 from models.btyd import BTYDModel
 from models.empirical import EmpiricalForecaster
+from models.errors import ModelError
 from models.features import baseline_feature_names, baseline_features
+from models.rfm import DAYS_PER_WEEK, DayRFM, day_level_rfm
 from models.rows import BTYD_COLUMNS, BTYD_EXPECTED_ORDERS, BTYD_EXPECTED_SPEND, BTYD_P_PURCHASE, RowSpec, \
     forecast_group_names
 from narrator.panel import HISTORY_MONTHS, HistoryBatch, MonthlyPanel
@@ -39,12 +47,143 @@ def empirical_forecast_fn(scheme: BucketScheme) -> ForecastFn:
 
 
 def btyd_features(cut: MonthlyPanel) -> pd.DataFrame:
+    """The monthly-panel ``btyd`` features of ``cut``'s customers (Pareto/NBD on orders per
+    month, :class:`models.btyd.BTYDModel`), by customer id."""
     pred = BTYDModel().fit(cut).predict(cut).set_index("customer_id")
     return pred.rename(columns={
         "p_purchase_next_month": BTYD_P_PURCHASE,
         "expected_orders_next_month": BTYD_EXPECTED_ORDERS,
         "expected_spend_next_month": BTYD_EXPECTED_SPEND,
     })[BTYD_COLUMNS]
+
+
+# -- the btyd features from day-level purchase timing -----------------------------------------
+BTYD_MODEL = "btyd_model"  # row column: the repeat-purchase model behind the row's btyd features
+BTYD_SELECTION = "btyd_selection"  # rows.attrs key: DayLevelBTYD.selection
+
+
+@dataclass(frozen=True)
+class RepeatModel:
+    """A repeat-purchase model's fit and its forecasts of ``(T, T + t]`` (see models/)."""
+
+    fit: Callable
+    probability_purchase: Callable
+    expected_purchases: Callable
+
+
+REPEAT_MODELS = {
+    "BG/NBD": RepeatModel(bgnbd.fit_bgnbd, bgnbd.probability_purchase, bgnbd.expected_purchases),
+    "Pareto/NBD": RepeatModel(btyd.fit_pareto_nbd, btyd.probability_purchase, btyd.expected_purchases),
+}
+DEFAULT_REPEAT_MODEL = "Pareto/NBD"  # when no earlier month can choose (the monthly arm's model)
+
+
+def _spend_per_purchase_day(rfm: DayRFM) -> np.ndarray:
+    """Gamma-Gamma's posterior mean spend per purchase day, or (too few repeat buyers, q <=
+    1) every customer's pooled spend per repeat purchase day: the level, no signal."""
+    params, _ = btyd.fit_gamma_gamma(rfm.frequency, rfm.mean_value)
+    if params is not None:
+        return btyd.gamma_gamma_mean_spend(params, rfm.frequency, rfm.mean_value)
+    pooled = np.nansum(rfm.mean_value * rfm.frequency) / rfm.frequency.sum()
+    return np.full(len(rfm.frequency), pooled)
+
+
+def day_level_forecasts(transactions: pd.DataFrame, anchor: pd.Period) -> dict[str, pd.DataFrame]:
+    """Each repeat-purchase model's ``btyd`` features for ``anchor`` from the purchase days
+    before it (``models.rfm.day_level_rfm``, weeks; "next month" is the anchor month's
+    ``days / 7`` weeks; orders are purchase days; spend per purchase day from Gamma-Gamma).
+
+    Parameters
+    ----------
+    transactions: ``customer_id``, ``ts``, ``amount``; rows from ``anchor`` on are not read.
+    anchor: the month forecast.
+
+    Returns
+    -------
+    Model name (a key of ``REPEAT_MODELS``) -> ``BTYD_COLUMNS`` by customer id, for the
+    models that could be fitted (none before any repeat purchase).
+
+    Example
+    -------
+    >>> day_level_forecasts(load_dataset("cdnow").transactions, pd.Period("1998-04", "M"))["BG/NBD"]  # doctest: +SKIP
+    """
+    try:
+        rfm = day_level_rfm(transactions, anchor)
+    except ModelError:  # nobody bought before the anchor
+        return {}
+    weeks = anchor.days_in_month / DAYS_PER_WEEK
+    summary = (rfm.frequency, rfm.recency, rfm.T)
+    spend_per_day, forecasts = None, {}
+    for name, model in REPEAT_MODELS.items():
+        try:
+            params = model.fit(*summary)
+        except ModelError:  # no repeat purchase yet, or no convergence: not a candidate
+            continue
+        spend_per_day = _spend_per_purchase_day(rfm) if spend_per_day is None else spend_per_day
+        orders = model.expected_purchases(params, *summary, t=weeks)
+        forecasts[name] = pd.DataFrame({
+            BTYD_P_PURCHASE: model.probability_purchase(params, *summary, t=weeks),
+            BTYD_EXPECTED_ORDERS: orders,
+            BTYD_EXPECTED_SPEND: orders * spend_per_day,
+        }, index=pd.Index(rfm.customer_ids, name="customer_id"))
+    return forecasts
+
+
+class DayLevelBTYD:
+    """The ``btyd`` features of each anchor from day-level purchase timing.
+
+    At anchor A both models are fitted on the purchase days before A; the one used is the
+    one whose forecast of the month before A (fitted on the days before that month) had the
+    lower purchase log loss against that month's buyers. In the backtest that month is
+    the validation anchor of the origin whose test anchor is A, so a choice never reads a
+    test month's outcome, and A's features read nothing dated A or later. With no earlier
+    month to judge by, ``DEFAULT_REPEAT_MODEL``. Only the panel's customers' transactions
+    are read (a sampled panel keeps its sample).
+
+    ``selection`` records every choice: anchor -> ``{"model", "chosen_on", "log_loss"}``
+    (``model`` None when neither model could be fitted; then the features are NaN).
+
+    Example
+    -------
+    >>> day_level = DayLevelBTYD(dataset.transactions, dataset.panel)  # doctest: +SKIP
+    >>> day_level.features(pd.Period("1998-04", "M")); day_level.selection["1998-04"]["model"]  # doctest: +SKIP
+    """
+
+    def __init__(self, transactions: pd.DataFrame, panel: MonthlyPanel):
+        self.transactions = transactions[transactions["customer_id"].isin(panel.customer_ids)]
+        self.panel = panel
+        self.selection: dict[str, dict] = {}
+        self._forecasts: dict[pd.Period, dict[str, pd.DataFrame]] = {}
+
+    def _forecasts_at(self, anchor: pd.Period) -> dict[str, pd.DataFrame]:
+        if anchor not in self._forecasts:  # consecutive anchors judge by each other's fits
+            self._forecasts[anchor] = day_level_forecasts(self.transactions, anchor)
+        return self._forecasts[anchor]
+
+    def validation_log_loss(self, month: pd.Period) -> dict[str, float]:
+        """Each model's purchase log loss on ``month``'s buyers (fitted before it)."""
+        if month <= self.panel.first_month:  # nobody was acquired before the first month
+            return {}
+        forecasts = self._forecasts_at(month)
+        ids, spend, _ = self.panel.outcome(month)
+        out = {}
+        for name, frame in forecasts.items():
+            p = frame[BTYD_P_PURCHASE].reindex(ids).to_numpy()
+            scored = np.isfinite(p)
+            if scored.any():
+                out[name] = metrics.binary_log_loss(p[scored], (spend[scored] > 0).astype(float))
+        return out
+
+    def features(self, anchor: pd.Period) -> pd.DataFrame:
+        """``BTYD_COLUMNS`` and ``BTYD_MODEL`` by customer id for ``anchor``."""
+        losses = self.validation_log_loss(anchor - 1)
+        available = self._forecasts_at(anchor)
+        preference = sorted(losses, key=losses.get) + [DEFAULT_REPEAT_MODEL, *REPEAT_MODELS]
+        model = next((m for m in preference if m in available), None)
+        self.selection[str(anchor)] = {"model": model, "chosen_on": str(anchor - 1), "log_loss": losses}
+        if model is None:  # float NaN, so that the rows' btyd columns stay numeric
+            return pd.DataFrame(columns=BTYD_COLUMNS, index=pd.Index([], name="customer_id"), dtype=float)
+        return available[model].assign(**{BTYD_MODEL: model})
 
 
 def model_features(batch: HistoryBatch, *columns: pd.DataFrame) -> pd.DataFrame:
@@ -65,9 +204,12 @@ def anchor_rows(
     with_btyd: bool,
     history_months: int = HISTORY_MONTHS,
     empirical_fn: ForecastFn | None = None,
+    day_level: DayLevelBTYD | None = None,
 ) -> pd.DataFrame:
     """Rows of one anchor: ids, features and (when the month is in the data) the outcome.
-    A forecaster that answered for only some customers leaves the others' columns NaN."""
+    A forecaster that answered for only some customers leaves the others' columns NaN.
+    With ``with_btyd`` the btyd features come from ``day_level`` when given, else from
+    the monthly panel."""
     cut = panel.before(anchor)
     batch = HistoryBatch.from_panel(cut, anchor, history_months)
     forecaster_columns = forecast_group_names(scheme, "forecaster")
@@ -78,7 +220,7 @@ def anchor_rows(
         emp = empirical_fn(anchor, batch, cut)[forecaster_columns]
         extra.append(emp.set_axis(forecast_group_names(scheme, "empirical"), axis=1))
     if with_btyd:
-        extra.append(btyd_features(cut))
+        extra.append(day_level.features(anchor) if day_level is not None else btyd_features(cut))
     frame = model_features(batch, *extra).reset_index()
     frame.insert(1, "anchor", str(anchor))
     if anchor <= panel.last_month:
@@ -99,13 +241,25 @@ def build_rows(
     history_months: int = HISTORY_MONTHS,
     progress: Callable[[pd.Period], None] | None = None,
     empirical_fn: ForecastFn | None = None,
+    transactions: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, RowSpec]:
+    """Every anchor's rows (:func:`anchor_rows`) and the :class:`RowSpec` of their columns.
+
+    ``transactions`` (the log the panel was built from) makes the btyd features day-level
+    (:class:`DayLevelBTYD`): the rows then hold ``BTYD_MODEL`` and ``rows.attrs[
+    BTYD_SELECTION]`` records each anchor's choice. Without it they come from the monthly
+    panel. Example: ``build_rows(ds.panel, anchors, scheme, None, transactions=ds.transactions)``.
+    """
+    day_level = DayLevelBTYD(transactions, panel) if with_btyd and transactions is not None else None
     frames = []
     for anchor in anchors:
-        frames.append(anchor_rows(panel, anchor, scheme, forecast_fn, with_btyd, history_months, empirical_fn))
+        frames.append(anchor_rows(panel, anchor, scheme, forecast_fn, with_btyd, history_months, empirical_fn,
+                                  day_level))
         if progress is not None:
             progress(anchor)
     rows = pd.concat(frames, ignore_index=True)
+    if day_level is not None:
+        rows.attrs[BTYD_SELECTION] = day_level.selection
     spec = RowSpec(
         base=baseline_feature_names(),
         forecaster=forecast_group_names(scheme, "forecaster") if forecast_fn is not None else [],

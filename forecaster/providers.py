@@ -18,7 +18,7 @@ import pandas as pd
 from forecaster.errors import UserError
 from forecaster.pipeline import ForecastFn
 from llm.errors import LLMError
-from models.empirical import EmpiricalForecaster
+from models.empirical import DEFAULT_SETTINGS, EmpiricalForecaster, EmpiricalSettings
 from narrator.panel import HistoryBatch, MonthlyPanel
 from structurer.protocol import Forecaster, Progress, ProviderInfo
 from structurer.schema import BucketScheme, ForecastRecord
@@ -61,10 +61,17 @@ class Registration:
 
     open: ProviderFactory
     is_llm: bool
+    # ``open`` also takes ``settings=`` (EmpiricalSettings: a run's tuned ones, models.tuning)
+    takes_settings: bool = False
+
+    def opened(self, scheme: BucketScheme, options: LLMForecaster, settings: EmpiricalSettings) -> Forecaster:
+        """The forecaster for ``scheme``; ``settings`` reach only a provider that takes them."""
+        return self.open(scheme, options, settings=settings) if self.takes_settings else self.open(scheme, options)
 
 
-def _open_empirical(scheme: BucketScheme, options: LLMForecaster) -> Forecaster:
-    return EmpiricalForecaster(scheme)  # it asks no one: the LLM settings do not apply
+def _open_empirical(scheme: BucketScheme, options: LLMForecaster,
+                    settings: EmpiricalSettings = DEFAULT_SETTINGS) -> Forecaster:
+    return EmpiricalForecaster.from_settings(scheme, settings)  # it asks no one: the LLM settings do not apply
 
 
 def _open_llm(scheme: BucketScheme, options: LLMForecaster) -> Forecaster:
@@ -75,7 +82,7 @@ def _open_llm(scheme: BucketScheme, options: LLMForecaster) -> Forecaster:
 
 
 PROVIDERS: dict[str, Registration] = {
-    "empirical": Registration(_open_empirical, is_llm=False),
+    "empirical": Registration(_open_empirical, is_llm=False, takes_settings=True),
     "llm": Registration(_open_llm, is_llm=True),
 }
 DEFAULT_PROVIDER = "empirical"  # also the provider of explain's default model
@@ -111,24 +118,29 @@ def _llm_errors_as_user_errors() -> Iterator[None]:
 @dataclass
 class Provider:
     """The provider ``name`` opened for one scheme: its forecaster (:attr:`forecaster`, for
-    the ledger, the dry run and the narrative) and what every run asks of it."""
+    the ledger, the dry run and the narrative) and what every run asks of it. ``empirical``
+    are the empirical forecaster's settings (a run's tuned ones, :mod:`models.tuning`); an
+    LLM provider does not read them."""
 
     name: str
     scheme: BucketScheme
     llm: LLMForecaster = field(default_factory=LLMForecaster)
     progress: Progress | None = None  # called as customers are answered
+    empirical: EmpiricalSettings = DEFAULT_SETTINGS
 
     @classmethod
-    def chosen(cls, choice: ForecasterChoice, scheme: BucketScheme) -> "Provider":
-        """The provider a choice names (see :func:`resolve`), opened for ``scheme``."""
+    def chosen(cls, choice: ForecasterChoice, scheme: BucketScheme,
+               empirical: EmpiricalSettings = DEFAULT_SETTINGS) -> "Provider":
+        """The provider a choice names (see :func:`resolve`), opened for ``scheme``; an
+        empirical one with ``empirical``'s settings."""
         name, settings = resolve(choice)
-        return cls(name, scheme, settings)
+        return cls(name, scheme, settings, empirical=empirical)
 
     def __post_init__(self) -> None:
         chosen = registration(self.name)
         self.is_llm = chosen.is_llm
         with _llm_errors_as_user_errors():
-            self.forecaster: Forecaster = chosen.open(self.scheme, self.llm)
+            self.forecaster: Forecaster = chosen.opened(self.scheme, self.llm, self.empirical)
 
     @property
     def info(self) -> ProviderInfo:

@@ -6,7 +6,7 @@ string or finds it by a column prefix.
 
 An arm runs on rows that hold every group it reads: the Pareto/NBD arms need the BTYD
 columns, the empirical arms an LLM run (the empirical forecaster kept beside it), the
-oracle synthetic data.
+two bounds (the oracle and the bayes arm) synthetic data.
 """
 
 from __future__ import annotations
@@ -21,7 +21,10 @@ class ArmKind(Enum):
     REFERENCE = "reference"  # reads no feature group: climatology, persistence
     ESTIMATOR = "estimator"  # one group's own forecast, scored as it is: Pareto/NBD, a forecaster
     XGB = "xgb"  # the hurdle XGBoost model fitted on its groups' columns
-    ORACLE = "oracle"  # the synthetic generator's forecast: test rows only, so no tuned threshold
+    # a synthetic-data reference bound, not a model a user could run on real data: the oracle
+    # (perfect knowledge of each customer's parameters) and the bayes arm (what the data allow
+    # under the generator's priors); test rows only, so no tuned threshold
+    BOUND = "bound"
 
 
 @dataclass(frozen=True)
@@ -46,13 +49,16 @@ XGB_BASE = ArmSpec("xgb_base", ArmKind.XGB, ("base",))
 XGB_BTYD = ArmSpec("xgb_base+btyd", ArmKind.XGB, ("base", "btyd"))
 XGB_FORECASTER = ArmSpec("xgb_base+forecaster", ArmKind.XGB, ("base", "forecaster"))
 XGB_EMPIRICAL = ArmSpec("xgb_base+empirical", ArmKind.XGB, ("base", "empirical"))
-ORACLE = ArmSpec("oracle", ArmKind.ORACLE, ("oracle",))
+ORACLE = ArmSpec("oracle", ArmKind.BOUND, ("oracle",))
+BAYES = ArmSpec("bayes", ArmKind.BOUND, ("bayes",))
 
 # every arm, in the order they run: the order of predictions.parquet and metrics.json
 ARMS = (CLIMATOLOGY, PERSISTENCE, BTYD, FORECASTER, EMPIRICAL,
-        XGB_BASE, XGB_BTYD, XGB_FORECASTER, XGB_EMPIRICAL, ORACLE)
+        XGB_BASE, XGB_BTYD, XGB_FORECASTER, XGB_EMPIRICAL, ORACLE, BAYES)
 # each XGBoost arm with more groups than the baseline is compared with it
 AUGMENTED_ARMS = tuple(a for a in ARMS if a.kind is ArmKind.XGB and a is not XGB_BASE)
+# every arm's RPS and log loss are also given as a ratio to each bound's
+BOUND_ARMS = tuple(a for a in ARMS if a.kind is ArmKind.BOUND)
 
 # arm -> the columns it reads, for the arms a row frame can run (models.evaluate.arm_columns)
 ArmPlan = dict[ArmSpec, list[str]]

@@ -7,12 +7,13 @@ and for the purchase threshold. Which arms exist, and the columns each reads, is
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
-from models.rows import BTYD_EXPECTED_SPEND, BTYD_P_PURCHASE, ORACLE_EXPECTED_SPEND
-from models.xgb import DEFAULT_THREADS, HurdleXGB
+from models.rows import BTYD_EXPECTED_SPEND, BTYD_P_PURCHASE
+from models.xgb import DEFAULT_PARAMS, DEFAULT_THREADS, HurdleXGB
 
 PERSISTENCE_EPS_GRID = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
@@ -64,13 +65,20 @@ def persistence_arm(train: pd.DataFrame, val: pd.DataFrame, target: pd.DataFrame
 
 
 def btyd_arm(train: pd.DataFrame, target: pd.DataFrame, rep: np.ndarray) -> ArmOutput:
-    """Pareto/NBD purchase probability; the bucket given a purchase at its training shares
-    (BTYD models say nothing about the spend bucket); spend from Gamma-Gamma."""
+    """The BTYD purchase probability; the bucket given a purchase at its training shares
+    (BTYD models say nothing about the spend bucket); spend from Gamma-Gamma. A row the
+    model could not forecast (no repeat purchase anywhere before the anchor to fit on) is
+    scored as climatology and counted, as a failed forecaster row is."""
     clim = climatology(train, len(rep))
     cond = clim[1:] / clim[1:].sum()
-    p = target[BTYD_P_PURCHASE].to_numpy()
+    p = target[BTYD_P_PURCHASE].to_numpy(dtype=float)
     probs = np.column_stack([1 - p, p[:, None] * cond])
-    return ArmOutput(probs, target[BTYD_EXPECTED_SPEND].to_numpy())
+    spend = target[BTYD_EXPECTED_SPEND].to_numpy(dtype=float, copy=True)
+    missing = ~np.isfinite(p) | ~np.isfinite(spend)
+    if missing.any():
+        probs[missing] = clim
+        spend[missing] = spend_from_probs(clim[None, :], rep)[0]
+    return ArmOutput(probs, spend, note=f"unforecast={int(missing.sum())}")
 
 
 def forecaster_arm(train: pd.DataFrame, target: pd.DataFrame, rep: np.ndarray, prob_cols: list[str],
@@ -88,13 +96,18 @@ def forecaster_arm(train: pd.DataFrame, target: pd.DataFrame, rep: np.ndarray, p
     return ArmOutput(probs, spend, note=f"failed={int(failed.sum())}")
 
 
-def oracle_arm(target: pd.DataFrame, prob_cols: list[str]) -> ArmOutput:
-    return ArmOutput(target[prob_cols].to_numpy(dtype=float), target[ORACLE_EXPECTED_SPEND].to_numpy(dtype=float))
+def bound_arm(target: pd.DataFrame, prob_cols: list[str], spend_col: str) -> ArmOutput:
+    """A synthetic-data bound (the oracle, the bayes arm) as its columns give it: it was
+    computed for the test rows beforehand and is not fitted here."""
+    return ArmOutput(target[prob_cols].to_numpy(dtype=float), target[spend_col].to_numpy(dtype=float))
 
 
 def fit_xgb(train: pd.DataFrame, val: pd.DataFrame, cols: list[str], n_buckets: int, seed: int,
-            n_threads: int = DEFAULT_THREADS) -> HurdleXGB:
-    return HurdleXGB(n_buckets=n_buckets, seed=seed, n_threads=n_threads).fit(
+            n_threads: int = DEFAULT_THREADS, params: Mapping | None = None) -> HurdleXGB:
+    """The hurdle model on ``cols``, early-stopped on ``val``; ``params`` override
+    :data:`models.xgb.DEFAULT_PARAMS` (a run's tuned settings, :mod:`models.tuning`)."""
+    return HurdleXGB(n_buckets=n_buckets, seed=seed, n_threads=n_threads,
+                     params={**DEFAULT_PARAMS, **(params or {})}).fit(
         train[cols], train["label"].to_numpy(), val[cols], val["label"].to_numpy()
     )
 

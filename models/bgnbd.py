@@ -56,21 +56,12 @@ Predictions for (T, T+t]
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
-from scipy.optimize import minimize
 from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 
-from models.btyd import LOG_PARAM_BOUND
-from models.errors import InsufficientData, ModelError
+from models.btyd import START_SHAPES, maximise_log_likelihood, pooled_summary
 
 Params = dict[str, float]
 PARAM_NAMES = ("r", "alpha", "a", "b")
-START_SHAPES = 1.0  # r, a and b start at 1; alpha at the mean T (see _start)
-# L-BFGS-B stops when the mean log-likelihood per customer changes by less than this
-# (relative; scipy's default 2e-9 stops ~1e-6 short in the gradient) or its gradient is this small
-CONVERGENCE_TOLERANCE = 1e-12
-MAX_ITERATIONS = 1000
-L_BFGS_B_TOO_MANY_ITERATIONS = 1  # scipy's OptimizeResult.status for L-BFGS-B
 
 
 def _as_arrays(*values) -> list[np.ndarray]:
@@ -188,24 +179,11 @@ def probability_purchase(params: Params, frequency, recency, T, t: float = 1.0) 
 
 
 # ----------------------------------------------------------------------- fitting
-def _validated(frequency, recency, T) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    x, t_x, big_t = _as_arrays(frequency, recency, T)
-    if not (len(x) == len(t_x) == len(big_t)):
-        raise ValueError(f"frequency, recency and T have lengths {len(x)}, {len(t_x)}, {len(big_t)}: "
-                         "pass one entry per customer in each")
-    if len(x) == 0 or not (x > 0).any():
-        raise InsufficientData(f"no repeat purchase among {len(x)} customers: "
-                               "BG/NBD cannot learn a purchase or dropout rate; use a longer history")
-    if not (np.all(x >= 0) and np.all(x == np.round(x)) and np.all((0 <= t_x) & (t_x <= big_t))):
-        raise ValueError("frequency must be whole numbers >= 0 and 0 <= recency <= T for every customer: "
-                         "build the inputs with models.rfm.day_level_rfm")
-    return x, t_x, big_t
-
-
-def _start(T: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def _start(summary: tuple[np.ndarray, ...]) -> np.ndarray:
     """Deterministic start in log-parameters: shapes 1, and alpha = the mean T, so that the
     start's mean rate r/alpha is of the data's time scale whatever the unit (days or weeks)."""
-    mean_T = float((weights * T).sum() / weights.sum())
+    _, _, big_t, weights = summary
+    mean_T = float(weights @ big_t / weights.sum())
     return np.log([START_SHAPES, mean_T, START_SHAPES, START_SHAPES])  # T > 0: someone has x > 0
 
 
@@ -214,7 +192,7 @@ def fit_bgnbd(frequency, recency, T) -> Params:
 
     Identical (x, t_x, T) rows are pooled into one weighted row (Fader and Hardie's trick),
     then L-BFGS-B with the analytic gradient maximises the mean log-likelihood over
-    log-parameters within ``|log theta| <= LOG_PARAM_BOUND``, from :func:`_start`.
+    log-parameters (``models.btyd.maximise_log_likelihood``), from :func:`_start`.
 
     Parameters
     ----------
@@ -235,27 +213,8 @@ def fit_bgnbd(frequency, recency, T) -> Params:
     >>> fit_bgnbd([0, 2, 1, 5, 0, 3], [0, 30.4, 1.7, 35.0, 0, 12.0], [38.9, 38.9, 38.9, 38.0, 37.1, 30.0])
     {'r': ..., 'alpha': ..., 'a': ..., 'b': ...}
     """
-    x, t_x, big_t = _validated(frequency, recency, T)
-    pooled = pd.DataFrame({"x": x, "t_x": t_x, "T": big_t}).groupby(["x", "t_x", "T"], sort=True).size()
-    weights = pooled.to_numpy(dtype=np.float64)
-    px, pt_x, p_t = (pooled.index.get_level_values(c).to_numpy(dtype=np.float64) for c in ("x", "t_x", "T"))
-    total = weights.sum()
-
-    def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
-        params = dict(zip(PARAM_NAMES, np.exp(log_params)))
-        loglik, gradient = _log_likelihood_with_gradient(params, px, pt_x, p_t)
-        return -float(weights @ loglik) / total, -(weights @ gradient) / total
-
-    tolerances = {"ftol": CONVERGENCE_TOLERANCE, "gtol": CONVERGENCE_TOLERANCE, "maxiter": MAX_ITERATIONS}
-    result = minimize(objective, _start(p_t, weights), jac=True, method="L-BFGS-B",
-                      bounds=[(-LOG_PARAM_BOUND, LOG_PARAM_BOUND)] * len(PARAM_NAMES), options=tolerances)
-    # status 2 (ABNORMAL line search) is accepted: no further decrease exists at working
-    # precision, as on the flat ridge a, b -> inf (no dropout heterogeneity) where the
-    # log-beta terms of huge arguments lose digits; only running out of iterations fails.
-    if result.status == L_BFGS_B_TOO_MANY_ITERATIONS or not np.isfinite(result.fun):
-        raise ModelError(f"BG/NBD fit did not converge on {int(total)} customers ({result.message}); "
-                         "check the inputs' time unit and history length")
-    return {name: float(value) for name, value in zip(PARAM_NAMES, np.exp(result.x))}
+    summary = pooled_summary(frequency, recency, T, "BG/NBD")
+    return maximise_log_likelihood(_log_likelihood_with_gradient, PARAM_NAMES, _start(summary), summary, "BG/NBD")
 
 
 class BGNBDModel:

@@ -20,7 +20,9 @@ month before the anchor, ``h`` the half-life) over the observed months of the wi
 
 ``pi_buy``, ``rho`` and the population means are fitted on the training months only
 (:meth:`EmpiricalForecaster.fit`). See Gelman et al., *Bayesian Data Analysis*, ch. 2 and 5,
-for the Beta/Dirichlet posterior means.
+for the Beta/Dirichlet posterior means. ``h``, ``a`` and ``b`` are an
+:class:`EmpiricalSettings`; a run chooses them on a validation month
+(:func:`models.tuning.tune_empirical`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,21 @@ MODEL_NAME = "empirical-shrinkage-v1"
 PROMPT_VERSION = "n/a (not an LLM)"
 NOTE = "통계 규칙 기반 예측기(EmpiricalForecaster)이며 LLM이 아닙니다."
 SEGMENTS, TRENDS = list(Segment), list(Trend)
+
+
+@dataclass(frozen=True)
+class EmpiricalSettings:
+    """The forecaster's smoothing: ``half_life`` h (months), ``purchase_prior_strength`` a
+    and ``bucket_prior_strength`` b (pseudo-months of the population's rates; module doc).
+
+    Example: ``EmpiricalForecaster.from_settings(scheme, EmpiricalSettings(6.0, 10.0, 1.0))``."""
+
+    half_life: float = 3.0
+    purchase_prior_strength: float = 3.0
+    bucket_prior_strength: float = 2.0
+
+
+DEFAULT_SETTINGS = EmpiricalSettings()  # the first commit's values, kept when no search runs
 
 
 @dataclass(frozen=True)
@@ -74,9 +91,9 @@ class EmpiricalForecaster:
     def __init__(
         self,
         scheme: BucketScheme,
-        half_life: float = 3.0,
-        purchase_prior_strength: float = 3.0,
-        bucket_prior_strength: float = 2.0,
+        half_life: float = DEFAULT_SETTINGS.half_life,
+        purchase_prior_strength: float = DEFAULT_SETTINGS.purchase_prior_strength,
+        bucket_prior_strength: float = DEFAULT_SETTINGS.bucket_prior_strength,
         prior_months: int = 6,
     ) -> None:
         self.scheme = scheme
@@ -86,6 +103,15 @@ class EmpiricalForecaster:
         self.prior_months = prior_months
         self.model = MODEL_NAME
         self.prompt_version = PROMPT_VERSION
+
+    @classmethod
+    def from_settings(cls, scheme: BucketScheme, settings: EmpiricalSettings = DEFAULT_SETTINGS) -> "EmpiricalForecaster":
+        """The forecaster with ``settings`` (e.g. those :func:`models.tuning.tune_empirical` chose)."""
+        return cls(scheme, settings.half_life, settings.purchase_prior_strength, settings.bucket_prior_strength)
+
+    @property
+    def settings(self) -> EmpiricalSettings:
+        return EmpiricalSettings(self.half_life, self.a, self.b)
 
     def fit(self, train: MonthlyPanel) -> "EmpiricalForecaster":
         """Population rates from ``train``, a panel already cut before the first month it

@@ -13,17 +13,18 @@ shows on its own rather than only as a shift of the pooled difference.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
 from models import arms, bootstrap, metrics
-from models.arm_specs import (ARMS, AUGMENTED_ARMS, BTYD, CLIMATOLOGY, ORACLE, PERSISTENCE, XGB_BASE, XGB_FORECASTER,
-                              ArmKind, ArmPlan, ArmSpec)
+from models.arm_specs import (ARMS, AUGMENTED_ARMS, BOUND_ARMS, BTYD, CLIMATOLOGY, PERSISTENCE, XGB_BASE,
+                              XGB_FORECASTER, ArmKind, ArmPlan, ArmSpec)
 from models.errors import InsufficientData
-from models.rows import FORECAST_PREFIXES, RowSpec, oracle_probability_names
+from models.rows import FORECAST_PREFIXES, RowSpec
 from models.xgb import HurdleXGB
 from structurer.features import expected_spend_feature, probability_feature_names
 from structurer.schema import BucketScheme
@@ -36,6 +37,7 @@ BOOTSTRAP_METRICS = {
     "pr_auc": (bootstrap.PR_AUC, "purchase"),
 }
 LEARNING_CURVE_SIZES = (100, 1_000, 10_000)
+RATIO_METRICS = ("rps", "log_loss")  # given for every arm as a ratio to each bound's (BOUND_ARMS)
 
 
 @dataclass
@@ -46,17 +48,17 @@ class EvaluationResult:
 
 
 def arm_columns(base: list[str], forecaster: list[str], btyd: list[str], empirical: list[str] = (),
-                oracle: list[str] = ()) -> ArmPlan:
+                oracle: list[str] = (), bayes: list[str] = ()) -> ArmPlan:
     """Every declared arm (:data:`models.arm_specs.ARMS`, in run order) that rows with these
     column groups can run, with the columns it reads. ``forecaster`` is the run's provider
     (the empirical one offline, the LLM with --provider llm); ``empirical`` is the empirical
     forecaster kept beside an LLM so both are always compared; ``oracle`` the synthetic
-    generator's forecast."""
-    spec = RowSpec(list(base), list(forecaster), list(btyd), list(empirical), list(oracle))
+    generator's forecast and ``bayes`` the forecast under its priors (the two bounds)."""
+    spec = RowSpec(list(base), list(forecaster), list(btyd), list(empirical), list(oracle), list(bayes))
     return {arm: arm.columns(spec) for arm in ARMS if arm.runs_on(spec)}
 
 
-def _arm_output(arm: ArmSpec, train, val, target, rep, scheme, models) -> arms.ArmOutput:
+def _arm_output(arm: ArmSpec, columns: list[str], train, val, target, rep, scheme, models) -> arms.ArmOutput:
     if arm.kind is ArmKind.XGB:
         return arms.xgb_output(models[arm.name], target, rep)
     if arm is CLIMATOLOGY:
@@ -65,18 +67,19 @@ def _arm_output(arm: ArmSpec, train, val, target, rep, scheme, models) -> arms.A
         return arms.persistence_arm(train, val, target, rep, scheme.assign)
     if arm is BTYD:
         return arms.btyd_arm(train, target, rep)
-    if arm is ORACLE:
-        return arms.oracle_arm(target, oracle_probability_names(scheme))
+    if arm.kind is ArmKind.BOUND:  # its columns: the bucket probabilities, then the expected spend
+        *prob_cols, spend_col = columns
+        return arms.bound_arm(target, prob_cols, spend_col)
     prefix = FORECAST_PREFIXES[arm.groups[0]]  # a forecaster's own distribution
     return arms.forecaster_arm(train, target, rep, probability_feature_names(scheme, prefix),
                                expected_spend_feature(prefix))
 
 
-def _arm_outputs(train, val, target, rep, scheme, plan: ArmPlan, models, with_oracle: bool = False):
-    """Every planned arm's output on ``target`` (val or test rows); the oracle's only when
-    asked (its columns exist for the test rows alone)."""
-    return {arm.name: _arm_output(arm, train, val, target, rep, scheme, models)
-            for arm in plan if with_oracle or arm.kind is not ArmKind.ORACLE}
+def _arm_outputs(train, val, target, rep, scheme, plan: ArmPlan, models, with_bounds: bool = False):
+    """Every planned arm's output on ``target`` (val or test rows); the bounds' only when
+    asked (their columns exist for the test rows alone)."""
+    return {arm.name: _arm_output(arm, cols, train, val, target, rep, scheme, models)
+            for arm, cols in plan.items() if with_bounds or arm.kind is not ArmKind.BOUND}
 
 
 def _prediction_frame(target: pd.DataFrame, arm: str, out: arms.ArmOutput, threshold: float, scheme) -> pd.DataFrame:
@@ -97,7 +100,11 @@ def _prediction_frame(target: pd.DataFrame, arm: str, out: arms.ArmOutput, thres
 
 
 def run_origin(rows: pd.DataFrame, test_anchor: str, scheme: BucketScheme, rep: np.ndarray,
-               plan: ArmPlan, seed: int) -> tuple[pd.DataFrame, dict, dict[str, HurdleXGB]]:
+               plan: ArmPlan, seed: int, params: Mapping | None = None) -> tuple[pd.DataFrame, dict, dict[str, HurdleXGB]]:
+    """One origin: every planned arm fitted on the anchors before ``test_anchor``'s validation
+    anchor and scored on ``test_anchor``; ``params`` are the XGBoost settings of every XGBoost
+    arm (the run's tuned ones, :mod:`models.tuning`; None: :data:`models.xgb.DEFAULT_PARAMS`).
+    Returns the prediction rows, the origin's summary and its fitted XGBoost models."""
     anchors = sorted(a for a in rows["anchor"].unique() if a < test_anchor)
     if len(anchors) < 2:
         raise InsufficientData(f"test anchor {test_anchor} needs at least two earlier anchors (training + validation)")
@@ -105,12 +112,12 @@ def run_origin(rows: pd.DataFrame, test_anchor: str, scheme: BucketScheme, rep: 
     train = rows[rows["anchor"] < val_anchor]
     val = rows[rows["anchor"] == val_anchor]
     test = rows[rows["anchor"] == test_anchor]
-    models = {arm.name: arms.fit_xgb(train, val, cols, scheme.n_buckets, seed)
+    models = {arm.name: arms.fit_xgb(train, val, cols, scheme.n_buckets, seed, params=params)
               for arm, cols in plan.items() if arm.kind is ArmKind.XGB}
     # every arm is fitted once, on the anchors before V, and scored on V (threshold) and T:
     # a threshold tuned on one fit and applied to another would not mean anything
     val_out = _arm_outputs(train, val, val, rep, scheme, plan, models)
-    test_out = _arm_outputs(train, val, test, rep, scheme, plan, models, with_oracle=True)
+    test_out = _arm_outputs(train, val, test, rep, scheme, plan, models, with_bounds=True)
     b_val = val["label"].to_numpy() > 0
     frames, notes = [], {}
     for arm, out in test_out.items():
@@ -136,7 +143,10 @@ def _scores(pred: pd.DataFrame, scheme: BucketScheme) -> dict[str, float]:
 
 def score_predictions(pred: pd.DataFrame, scheme: BucketScheme) -> dict:
     """Per arm: pooled scores, per-anchor scores, per-segment scores; skill vs climatology
-    and (when present) the ratio of RPS to the oracle's."""
+    and, for each bound present (oracle, bayes), the ratio of RPS and of log loss to the
+    bound's: ``rps_ratio_to_oracle``, ``log_loss_ratio_to_bayes``, ... (pooled and per anchor).
+
+    Example: ``score_predictions(pred, scheme)["xgb_base"]["pooled"]["rps_ratio_to_bayes"]``."""
     out: dict = {}
     for arm, group in pred.groupby("arm", sort=False):
         entry = {"pooled": _scores(group, scheme),
@@ -144,16 +154,23 @@ def score_predictions(pred: pd.DataFrame, scheme: BucketScheme) -> dict:
                  "by_segment": {("one_time" if k else "repeat"): _scores(g, scheme)
                                 for k, g in group.groupby("one_time_buyer")}}
         out[arm] = entry
-    for reference, key in ((CLIMATOLOGY.name, "rps_skill"), (ORACLE.name, "rps_ratio_to_oracle")):
-        if reference not in out:
-            continue
-        for arm, entry in out.items():
-            ref = out[reference]
-            fn = metrics.rps_skill if key == "rps_skill" else (lambda m, r: m / r)
-            entry["pooled"][key] = fn(entry["pooled"]["rps"], ref["pooled"]["rps"])
-            for a, s in entry["by_anchor"].items():
-                s[key] = fn(s["rps"], ref["by_anchor"][a]["rps"])
+    _relative(out, CLIMATOLOGY.name, "rps", "rps_skill", metrics.rps_skill)
+    for bound in BOUND_ARMS:
+        for metric in RATIO_METRICS:
+            _relative(out, bound.name, metric, f"{metric}_ratio_to_{bound.name}", operator.truediv)
     return out
+
+
+def _relative(out: dict, reference: str, metric: str, key: str, fn: Callable[[float, float], float]) -> None:
+    """``key`` = ``fn(arm's metric, reference arm's metric)`` for every arm, pooled and per
+    anchor; nothing when the reference arm did not run."""
+    if reference not in out:
+        return
+    ref = out[reference]
+    for entry in out.values():
+        entry["pooled"][key] = fn(entry["pooled"][metric], ref["pooled"][metric])
+        for a, s in entry["by_anchor"].items():
+            s[key] = fn(s[metric], ref["by_anchor"][a][metric])
 
 
 def _inputs(pred: pd.DataFrame, kind: str, scheme: BucketScheme) -> tuple:
@@ -207,10 +224,10 @@ def bootstrap_differences_by_anchor(pred: pd.DataFrame, scheme: BucketScheme, n_
 
 def learning_curve(rows: pd.DataFrame, test_anchor: str, scheme: BucketScheme, rep: np.ndarray,
                    plan: ArmPlan, seed: int, sizes=LEARNING_CURVE_SIZES,
-                   full_models: dict[str, HurdleXGB] | None = None) -> list[dict]:
+                   full_models: dict[str, HurdleXGB] | None = None, params: Mapping | None = None) -> list[dict]:
     """Baseline vs augmented RPS on the last test anchor when training on n customers; the
     last point is every customer, where the origin's own models (``full_models``, fitted on
-    exactly those rows) are reused rather than refitted."""
+    exactly those rows) are reused rather than refitted; ``params`` as in :func:`run_origin`."""
     anchors = sorted(a for a in rows["anchor"].unique() if a < test_anchor)
     val_anchor = anchors[-1]
     history = rows[rows["anchor"] < test_anchor]
@@ -229,7 +246,7 @@ def learning_curve(rows: pd.DataFrame, test_anchor: str, scheme: BucketScheme, r
             name = arm.name
             try:
                 model = full_models[name] if full and full_models else \
-                    arms.fit_xgb(train, val, plan[arm], scheme.n_buckets, seed)
+                    arms.fit_xgb(train, val, plan[arm], scheme.n_buckets, seed, params=params)
             except ValueError as exc:  # too few purchases in a tiny sample
                 point[name] = None
                 point[f"{name}_note"] = str(exc)
@@ -241,10 +258,13 @@ def learning_curve(rows: pd.DataFrame, test_anchor: str, scheme: BucketScheme, r
 
 def evaluate(rows: pd.DataFrame, test_anchors: list[str], scheme: BucketScheme, rep: np.ndarray,
              plan: ArmPlan, seed: int = 0, n_resamples: int = 1000,
-             progress: Callable[[str], None] | None = None) -> EvaluationResult:
+             progress: Callable[[str], None] | None = None, params: Mapping | None = None) -> EvaluationResult:
+    """Every origin (:func:`run_origin`), scored, compared and bootstrapped; ``params`` are the
+    XGBoost settings of every origin and arm, chosen once before the first origin
+    (:func:`models.tuning.tune_xgb`), None for :data:`models.xgb.DEFAULT_PARAMS`."""
     frames, origins, last_models = [], {}, {}
     for t in test_anchors:
-        pred, info, last_models = run_origin(rows, t, scheme, rep, plan, seed)
+        pred, info, last_models = run_origin(rows, t, scheme, rep, plan, seed, params)
         frames.append(pred)
         origins[t] = info
         if progress:
@@ -256,7 +276,7 @@ def evaluate(rows: pd.DataFrame, test_anchors: list[str], scheme: BucketScheme, 
         "differences": bootstrap_differences(predictions, scheme, n_resamples, seed),
         "differences_by_anchor": bootstrap_differences_by_anchor(predictions, scheme, n_resamples, seed),
         "learning_curve": learning_curve(rows, test_anchors[-1], scheme, rep, plan, seed,
-                                         full_models=last_models),
+                                         full_models=last_models, params=params),
     }
     final_name = (XGB_FORECASTER if XGB_FORECASTER in plan else XGB_BASE).name
     final = last_models[final_name]

@@ -1,4 +1,5 @@
-"""Day-level repeat-purchase summaries (frequency, recency, T) for the BTYD models.
+"""Repeat-purchase summaries (frequency, recency, T) for the BTYD models: day-level from
+transactions, monthly from a panel.
 
 This is how BTYD users summarise a transaction log (lifetimes'
 ``summary_data_from_transaction_data(..., freq="D")``, PyMC-Marketing's
@@ -20,6 +21,32 @@ purchase day, and the events are the later purchase *days*.
 
 All durations are in units of ``unit_days`` days (7: weeks, the unit of the published
 CDNOW fits). Only rows strictly before the first day of the anchor period are read.
+
+From a monthly panel
+--------------------
+:func:`monthly_rfm` summarises a cut :class:`~narrator.panel.MonthlyPanel` instead, for
+the ``btyd`` arm when no transaction log reaches the pipeline (orders, not purchase days).
+Time unit: months. The panel knows the month of an order, not its day, so the first
+purchase month is not split: the customer's clock starts at the *end* of the first
+purchase month and the events are the orders of the later months.
+
+* ``frequency`` x = orders in the months after the first purchase month;
+* ``recency`` t_x = last month with such an order - first purchase month - 0.5 (the middle
+  of that month on this clock; 0 when x = 0);
+* ``T`` = anchor - first purchase month - 1: the whole months observed after the first
+  purchase month (0 for a customer first seen last month), so the anchor month is the
+  window ``(T, T + 1]``.
+
+Why: with the clock at the middle of the first month, half a month of exposure is counted
+in which no repeat order can be recorded. On transactions simulated from a known
+Pareto/NBD (true r/alpha = 0.125 per month, ``tests/test_btyd.py``) that convention fitted
+r/alpha = 0.100-0.112, and counting purchase months instead of orders 0.085-0.090; this
+one gives 0.120-0.127. On CDNOW the out-of-time purchase log loss of the four variants is
+within 1.5% of each other. Repeat orders inside the first purchase month are not used.
+
+Gamma-Gamma's transactions are the same repeat orders, their value the spend of the
+repeat months divided by their orders (repeat transactions only, as Fader, Hardie & Lee
+do: the first purchase is atypical).
 """
 
 from __future__ import annotations
@@ -30,6 +57,7 @@ import numpy as np
 import pandas as pd
 
 from models.errors import InsufficientData
+from narrator.panel import MonthlyPanel
 
 DAYS_PER_WEEK = 7.0
 REQUIRED_COLUMNS = ("customer_id", "ts", "amount")
@@ -117,4 +145,36 @@ def day_level_rfm(transactions: pd.DataFrame, anchor: pd.Period, unit_days: floa
         recency=(last - first).to_numpy(dtype=np.float64) / unit_days,
         T=(last_observed_day - first).to_numpy(dtype=np.float64) / unit_days,
         mean_value=repeat_mean.reindex(first.index).to_numpy(dtype=np.float64),
+    )
+
+
+@dataclass(frozen=True)
+class MonthlyRFM:
+    """Per-customer Pareto/NBD and Gamma-Gamma inputs from a cut panel (see module doc)."""
+
+    customer_ids: np.ndarray
+    frequency: np.ndarray  # repeat orders x (int)
+    recency: np.ndarray  # months from the end of the first purchase month to the last order
+    T: np.ndarray  # whole months observed after the first purchase month
+    mean_repeat_spend: np.ndarray  # spend per repeat order (nan if x = 0)
+
+
+def monthly_rfm(cut: MonthlyPanel) -> MonthlyRFM:
+    """Vectorised RFM summary of ``cut = panel.before(anchor)``."""
+    if len(cut.customer_ids) == 0:
+        raise InsufficientData("no customers before the anchor month: nothing to fit a BTYD model on")
+    anchor_col = cut.n_months
+    first = cut.first_idx.astype(np.int64)
+    later = np.arange(anchor_col)[None, :] > first[:, None]
+    repeat_orders = np.where(later, cut.orders, 0)
+    frequency = repeat_orders.sum(axis=1)
+    last = anchor_col - 1 - np.argmax((repeat_orders > 0)[:, ::-1], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_repeat_spend = np.where(frequency > 0, np.where(later, cut.spend, 0.0).sum(axis=1) / frequency, np.nan)
+    return MonthlyRFM(
+        customer_ids=cut.customer_ids,
+        frequency=frequency.astype(np.int64),
+        recency=np.where(frequency > 0, last - first - 0.5, 0.0),
+        T=(anchor_col - first - 1).astype(np.float64),
+        mean_repeat_spend=mean_repeat_spend,
     )

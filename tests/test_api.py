@@ -15,7 +15,8 @@ from clitools import run_cli
 from llm_server import LoopbackLLMServer
 
 import forecaster as fc
-from forecaster import progress
+from forecaster import evaluation, progress
+from forecaster.api.evaluation import _anchor_range
 from forecaster.datasets import load_dataset
 
 DATA = "synthetic:500:4"  # 2022-01..2024-12
@@ -41,9 +42,8 @@ def _json_round_trip(value):
     return json.loads(json.dumps(value, ensure_ascii=False, allow_nan=False))
 
 
-def test_evaluate_metrics_equal_the_command_lines_metrics_json(dataset, tmp_path, monkeypatch, capsys):
-    with fc.progress_hook(None):
-        ev = fc.evaluate(dataset, bootstrap=100)
+def test_evaluate_metrics_equal_the_command_lines_metrics_json(evaluated, tmp_path, monkeypatch, capsys):
+    ev = evaluated
     code, _, err = run_cli(["evaluate", "--data", DATA, "--bootstrap", "100", "--out", str(tmp_path / "r")],
                            monkeypatch, capsys)
     assert code == 0, err
@@ -65,10 +65,19 @@ def test_evaluate_metrics_equal_the_command_lines_metrics_json(dataset, tmp_path
                                   pd.read_parquet(tmp_path / "r" / "predictions.parquet"))
 
 
-def test_an_evaluation_writes_its_report_and_shows_in_a_notebook(dataset, tmp_path):
+@pytest.fixture(scope="module")
+def evaluated(dataset) -> fc.Evaluation:
     with fc.progress_hook(None):
-        ev = fc.evaluate(dataset, bootstrap=100, test_anchors=["2024-10", "2024-11"])
-    assert ev.setup.test_anchors[0] == pd.Period("2024-10", "M") and len(ev.setup.test_anchors) == 2
+        return fc.evaluate(dataset, bootstrap=100)
+
+
+def test_test_anchors_may_be_a_list_of_consecutive_months(dataset):
+    setup = evaluation.prepare(dataset, _anchor_range(["2024-10", "2024-11"]))
+    assert setup.test_anchors == (pd.Period("2024-10", "M"), pd.Period("2024-11", "M"))
+
+
+def test_an_evaluation_writes_its_report_and_shows_in_a_notebook(evaluated, tmp_path):
+    ev = evaluated
     paths = ev.write_report(tmp_path / "report")
     assert json.loads(paths["metrics"].read_text(encoding="utf-8")) == _json_round_trip(ev.report_data)
     assert {"reliability", "pr_curve", "gains", "confusion"} <= set(ev.plots)
@@ -172,8 +181,9 @@ def test_predict_reports_a_counted_stage_through_the_hook(dataset, model):
     assert [counted[-1].kind, counted[-1].done] == ["end", forecast]
 
 
-def test_a_costly_llm_run_needs_consent_and_sends_nothing_without_it(dataset, tmp_path, monkeypatch):
+def test_a_costly_llm_run_needs_consent_and_sends_nothing_without_it(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    dataset = load_dataset("synthetic:120:11")
     with LoopbackLLMServer(lifetime_s=60.0) as server:
         llm = fc.LLMForecaster(model="gpt-4o", base_url=server.base_url, cache_dir=tmp_path / "cache")
         estimates = []

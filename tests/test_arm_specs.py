@@ -16,7 +16,7 @@ def test_the_arms_that_run_follow_the_groups_the_rows_hold():
     assert [a.name for a in offline] == ["climatology", "persistence", "forecaster", "xgb_base",
                                          "xgb_base+forecaster"]
     assert offline[arm_specs.XGB_FORECASTER] == base + fc and offline[arm_specs.CLIMATOLOGY] == []
-    everything = arm_columns(base, fc, btyd, emp, oracle)
+    everything = arm_columns(base, fc, btyd, emp, oracle, ["bayes_1"])
     assert list(everything) == list(arm_specs.ARMS)
     assert everything[arm_specs.XGB_EMPIRICAL] == base + emp and everything[arm_specs.ORACLE] == oracle
 

@@ -1,5 +1,6 @@
 """Day-level RFM: lifetimes' ``summary_data_from_transaction_data`` on CDNOW exactly, the
-conventions by hand, and (property-based) no leakage from the anchor day onwards."""
+conventions by hand, and (property-based) no leakage from the anchor day onwards; the
+monthly-panel summary by hand."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from hypothesis import strategies as st
 
 from forecaster.datasets import load_cdnow
 from models.errors import InsufficientData
-from models.rfm import DayRFM, day_level_rfm
+from models.rfm import DayRFM, day_level_rfm, monthly_rfm
+from narrator.panel import build_panel
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # lifetimes 0.11.3 sets a pandas option pandas 3 deprecates
@@ -78,6 +80,23 @@ def test_nothing_before_the_anchor_is_insufficient_data():
 def test_a_missing_column_is_named():
     with pytest.raises(ValueError, match="lack column.s. amount"):
         day_level_rfm(pd.DataFrame({"customer_id": ["A"], "ts": pd.to_datetime(["2021-01-01"])}), ANCHOR)
+
+
+# ------------------------------------------------------------ monthly panel
+def test_monthly_rfm_by_hand():
+    tx = _transactions([
+        ("A", "1997-01-05", 10.0), ("A", "1997-01-20", 5.0),  # first month: not repeat orders
+        ("A", "1997-03-02", 30.0), ("A", "1997-03-15", 10.0),  # two repeat orders in March
+        ("B", "1997-02-10", 20.0),
+        ("C", "1997-04-01", 99.0),  # first purchase in the anchor month: not in the population
+    ])
+    rfm = monthly_rfm(build_panel(tx, "USD").before(pd.Period("1997-04", freq="M")))
+    assert list(rfm.customer_ids) == ["A", "B"]
+    np.testing.assert_array_equal(rfm.frequency, [2, 0])
+    np.testing.assert_array_equal(rfm.recency, [1.5, 0.0])  # clock starts at the end of January: mid-March
+    np.testing.assert_array_equal(rfm.T, [2.0, 1.0])  # February and March; March
+    np.testing.assert_array_equal(rfm.mean_repeat_spend, [20.0, np.nan])  # $40 over 2 repeat orders
+
 
 
 # ------------------------------------------------------------------- leakage

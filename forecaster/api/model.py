@@ -14,7 +14,7 @@ from forecaster.dates import parse_anchor
 from forecaster.explain.core import Explanation, ensure_default_model, explain_customer
 from forecaster.batch import BatchJob
 from forecaster.errors import LLMRunFailed, UserError
-from forecaster.providers import DEFAULT_PROVIDER, ForecasterChoice, Provider, resolve
+from forecaster.providers import DEFAULT_PROVIDER, ForecasterChoice, resolve
 from forecaster.spending import (DEFAULT_MAX_FAILED, Confirm, approve_cost, check_failed_share, check_share,
                                  failure_checked)
 from llm.ledger import DryRunEstimate
@@ -55,11 +55,12 @@ class TrainedModel:
         resolve(self.forecaster)  # an unknown choice fails before any work
         panel = artifact.training_panel(dataset.panel, self.sample_customers, self.seed)
         scheme = artifact.training_scheme(panel)
-        chosen = Provider.chosen(self.forecaster, scheme)
+        chosen, empirical_tuning = artifact.training_provider(self.forecaster, panel, scheme)
         approve_cost(chosen, (panel.histories(a) for a in pipeline.anchors_with_outcome(panel)),
                      self.confirm, self.budget_usd)
         forecast_fn = failure_checked(chosen, self.max_failed, NOT_MADE)
-        self._fitted(artifact.train(panel, scheme, forecast_fn, chosen.info, dataset.name, self.seed))
+        self._fitted(artifact.train(panel, scheme, forecast_fn, chosen.info, dataset.name, self.seed,
+                                    empirical_tuning=empirical_tuning))
         for arm, figures in self.summary_.items():
             progress.notice(f"{arm}: 검증 RPS {figures['validation_rps']:.4f}, PR-AUC {figures['validation_pr_auc']:.3f}")
         for line in self.warnings_:

@@ -32,7 +32,7 @@ from forecaster.datasets import Dataset
 from forecaster.errors import UserError
 from forecaster.explain.sentences import contribution_sentence, feature_label, value_text
 from forecaster.pipeline import model_features
-from forecaster.providers import DEFAULT_PROVIDER, ForecasterChoice, Provider
+from forecaster.providers import DEFAULT_PROVIDER, ForecasterChoice
 from models.arms import spend_from_probs
 from narrator.panel import HistoryBatch, MonthlyPanel
 from structurer.features import records_to_features
@@ -240,8 +240,9 @@ def ensure_default_model(data_name: str, panel: MonthlyPanel) -> artifact.Artifa
     scheme = artifact.training_scheme(panel, "explain without --model (its default model)")  # too short: say so first
     progress.notice(f"--model이 없어 기본 모델(통계 규칙 기반 예측기, LLM 아님)을 이 데이터로 먼저 학습합니다 "
                     f"(한 번만; {folder}에 저장).")
-    provider = Provider(DEFAULT_PROVIDER, scheme)
-    return artifact.save(artifact.train(panel, scheme, provider.forecast_fn(), provider.info, data_name), folder)
+    provider, tuning = artifact.training_provider(DEFAULT_PROVIDER, panel, scheme)
+    trained = artifact.train(panel, scheme, provider.forecast_fn(), provider.info, data_name, empirical_tuning=tuning)
+    return artifact.save(trained, folder)
 
 
 # -- gathering the evidence ----------------------------------------------------------------

@@ -18,6 +18,12 @@ check each warning against the numbers it quotes. The rules:
   holds more than 60% of it. The headline metric (RPS) is a mean over rows, so the pooled
   difference is the sum over months of (month's rows × month's difference) / all rows, and
   a month's share is its term over that sum.
+* **worse-than-climatology warning** — an arm a user could run (not climatology itself,
+  not a synthetic-data bound) has a pooled RPS above climatology's: one sentence per arm
+  with the likely cause of its kind. BTYD: when at least half the test rows buy, frequent
+  shoppers break the models' picture of rare repeat purchases, else there are too few
+  repeat purchases to fit them; XGBoost: fewer than ``FEW_TRAINING_ROWS`` training rows in
+  some origin, else a change between the training and test months.
 """
 
 from __future__ import annotations
@@ -25,13 +31,19 @@ from __future__ import annotations
 import math
 import statistics
 
-from forecaster.report.format import (BETTER, HEADLINE_COMPARISON, HEADLINE_METRIC, METRIC_NAMES, count, missing,
-                                      month, percent)
+from forecaster.report.format import (BETTER, HEADLINE_COMPARISON, HEADLINE_METRIC, METRIC_NAMES, arm_name, count,
+                                      missing, month, number, percent, signed)
+from models import arm_specs
+from models.arm_specs import ArmKind
 from narrator.korean import josa
 
 BASE_RATE_RATIO = 2.0  # a month outside [median / 2, median * 2] of the test months is flagged ...
 BASE_RATE_Z = 3.0  # ... when a two-proportion z-test against the other months' rows also says so
 DRIVER_SHARE = 0.6  # one month holding more than this share of the pooled difference drives it
+FREQUENT_BUYING_RATE = 0.5  # at least this share of test rows buying: frequent shoppers, for BTYD
+FEW_TRAINING_ROWS = 10_000  # fewer training rows than this in an origin: too little for XGBoost
+# arms a user could run; the synthetic-data bounds are what no model can beat, not a model
+USER_ARM_KINDS = (ArmKind.REFERENCE, ArmKind.ESTIMATOR, ArmKind.XGB)
 
 VERDICT_WORDS = {
     "improved": "개선 (신뢰구간이 0을 포함하지 않음)",
@@ -157,6 +169,48 @@ def driver_warnings(data: dict) -> list[dict]:
     return out
 
 
+def _worse_than_climatology_cause(arm: arm_specs.ArmSpec, data: dict) -> str:
+    """The likely cause, as the end of a Korean sentence, of ``arm`` scoring below climatology."""
+    if arm is arm_specs.BTYD:
+        rate = data["base_rate"]["pooled"]
+        if not missing(rate) and rate >= FREQUENT_BUYING_RATE:
+            return (f"평가 월 행의 {percent(rate)}에 구매가 있을 만큼 자주 사는 고객이 많아, 구매가 드문 고객을 가정하는 "
+                    "BTYD 모형이 맞지 않았기 때문일 수 있습니다")
+        return "반복 구매가 적어 BTYD 모형이 구매 빈도와 이탈을 추정할 자료가 부족했기 때문일 수 있습니다"
+    if arm.kind is ArmKind.XGB:
+        fewest = min(o["n_train"] for o in data["split"]["origins"])
+        if fewest < FEW_TRAINING_ROWS:
+            return f"훈련 행이 가장 적은 평가 월에 {count(fewest)}개뿐이라 모형이 배울 자료가 부족했기 때문일 수 있습니다"
+        return "훈련 월과 평가 월 사이에 구매 양상이 달라졌기 때문일 수 있으니 평가 월별 결과를 함께 보십시오"
+    if arm is arm_specs.PERSISTENCE:
+        return "지난달의 지출 구간이 다음 달에 거의 되풀이되지 않는 자료이기 때문일 수 있습니다"
+    return "예측기의 확률이 이 자료의 구매 수준과 맞지 않기 때문일 수 있으니 신뢰도 그림을 확인하십시오"
+
+
+def climatology_warnings(data: dict) -> list[dict]:
+    """One sentence for every arm a user could run whose pooled RPS is worse than
+    climatology's (its RPS skill below 0), with the likely cause of its kind."""
+    reference = arm_specs.CLIMATOLOGY.name
+    if reference not in data["arms"]:
+        return []
+    climatology_rps = data["arms"][reference]["pooled"]["rps"]
+    specs = {arm.name: arm for arm in arm_specs.ARMS if arm.kind in USER_ARM_KINDS and arm.name != reference}
+    out = []
+    for name in data["arm_order"]:
+        rps = data["arms"][name]["pooled"]["rps"]
+        if name not in specs or missing(rps) or missing(climatology_rps) or rps <= climatology_rps:
+            continue
+        skill = data["arms"][name]["pooled"].get("rps_skill")
+        out.append({
+            "code": "worse_than_climatology", "anchor": None, "arm": name, "rps": rps,
+            "climatology_rps": climatology_rps,
+            "message": (f"{arm_name(name)}의 평가 월 전체 RPS가 {josa(number(rps), '으로/로')} {arm_name(reference)}의 "
+                        f"{number(climatology_rps)}보다 나쁜데(RPS 기술 점수 {signed(skill, 3)}), "
+                        f"{_worse_than_climatology_cause(specs[name], data)}."),
+        })
+    return out
+
+
 def sufficiency_warnings(data: dict) -> list[dict]:
     if can_answer(data):
         return []
@@ -165,4 +219,4 @@ def sufficiency_warnings(data: dict) -> list[dict]:
 
 def warnings(data: dict) -> list[dict]:
     """Every warning of the report, most serious first."""
-    return sufficiency_warnings(data) + driver_warnings(data) + base_rate_warnings(data)
+    return sufficiency_warnings(data) + driver_warnings(data) + climatology_warnings(data) + base_rate_warnings(data)

@@ -32,7 +32,7 @@ INTERVAL_JOIN = " ~ "
 ARM_LABELS = {
     arm_specs.CLIMATOLOGY.name: "훈련 기간 구간 빈도",
     arm_specs.PERSISTENCE.name: "지난달 구간 유지",
-    arm_specs.BTYD.name: "Pareto/NBD",
+    arm_specs.BTYD.name: "BTYD 모형",  # BG/NBD or Pareto/NBD, chosen per anchor (metrics.json btyd_selection)
     arm_specs.FORECASTER.name: "예측기 단독",
     arm_specs.XGB_BASE.name: "XGBoost 기본",
     arm_specs.XGB_BTYD.name: "XGBoost + BTYD 특성",
@@ -40,16 +40,22 @@ ARM_LABELS = {
     arm_specs.EMPIRICAL.name: "경험적 예측기 단독(LLM 아님)",
     arm_specs.XGB_EMPIRICAL.name: "XGBoost + 경험적 예측기 특성",
     arm_specs.ORACLE.name: "오라클(잠재 모수)",
+    arm_specs.BAYES.name: "베이즈(생성 모형 사전분포)",
     "llm": "LLM 예측기",  # not an arm: named in the arms not run when no LLM was asked
 }
-ORACLE_ARM = arm_specs.ORACLE.name
+ORACLE_ARM, BAYES_ARM = arm_specs.ORACLE.name, arm_specs.BAYES.name
+# reference bounds on synthetic data, not arms a user could run: left out of "the best arm"
+BOUND_ARMS = tuple(arm.name for arm in arm_specs.BOUND_ARMS)
 
 # (key, Korean name, which direction is better, kind of number)
 METRICS: list[tuple[str, str, str, str]] = [
     ("rps", "RPS", "lower", "score"),
     ("rps_skill", "RPS 기술 점수 (구간 빈도 대비)", "higher", "score"),
     ("rps_ratio_to_oracle", "RPS / 오라클 RPS", "lower", "ratio"),
+    ("rps_ratio_to_bayes", "RPS / 베이즈 RPS", "lower", "ratio"),
     ("log_loss", "로그 손실", "lower", "score"),
+    ("log_loss_ratio_to_oracle", "로그 손실 / 오라클 로그 손실", "lower", "ratio"),
+    ("log_loss_ratio_to_bayes", "로그 손실 / 베이즈 로그 손실", "lower", "ratio"),
     ("brier", "Brier 점수 (다중 구간)", "lower", "score"),
     ("accuracy", "정확도", "higher", "score"),
     ("macro_f1", "macro-F1", "higher", "score"),

@@ -24,6 +24,7 @@ LEDGER_LABELS = {
 }
 SEGMENT_NAMES = {"one_time": "한 번 구매 고객", "repeat": "재구매 고객"}
 POOLED = "평가 월 전체"
+BY_ANCHOR_RATIOS = ("rps_ratio_to_oracle", "rps_ratio_to_bayes")  # shown per test month when the bound ran
 
 _NUMERIC_CELL = re.compile(rf"^[+{MINUS}]?[0-9][0-9,]*(\.[0-9]+)?(%|배|명|건|행|개월)?$|^—$")
 
@@ -103,14 +104,21 @@ def pooled_table(data: dict) -> dict:
 
 
 def by_anchor_table(data: dict) -> dict:
+    """Each test month's scores per arm, with the RPS ratio to each bound that ran."""
+    cur = data["dataset"]["currency"]
+    ratios = [k for k in BY_ANCHOR_RATIOS
+              if any(k in s for a in data["arm_order"] for s in data["arms"][a]["by_anchor"].values())]
     rows = []
     for anchor in data["split"]["test_anchors"]:
         for a in data["arm_order"]:
             s = data["arms"][a]["by_anchor"].get(anchor)
             if s:
-                rows.append([month(anchor), arm_name(a), number(s["rps"]), number(s.get("rps_skill")),
-                             number(s["pr_auc"]), percent(s["base_rate"]), count(s["n"])])
-    return _table(["평가 월", "비교군", "RPS ↓", "RPS 기술 점수 ↑", "PR-AUC ↑", "기본 구매율", "행 수"], rows)
+                rows.append([month(anchor), arm_name(a), number(s["rps"]), number(s.get("rps_skill"))]
+                            + [metric_value(k, s.get(k), cur) for k in ratios]
+                            + [number(s["pr_auc"]), percent(s["base_rate"]), count(s["n"])])
+    headers = (["평가 월", "비교군", "RPS ↓", "RPS 기술 점수 ↑"] + [metric_header(k, cur) for k in ratios]
+               + ["PR-AUC ↑", "기본 구매율", "행 수"])
+    return _table(headers, rows)
 
 
 def segment_table(data: dict) -> dict:
@@ -183,9 +191,46 @@ def importance_table(data: dict) -> dict | None:
     return _table(headers, rows) if rows else None
 
 
+TUNING_SHOWN = 5  # the best candidates a tuning table lists (plus the default, when it is not among them)
+XGB_SETTING_CELLS = (("max_depth", "깊이", 0), ("eta", "학습률", 2), ("min_child_weight", "최소 자식 가중치", 0))
+EMPIRICAL_SETTING_CELLS = (("half_life", "반감기 (개월)", 1), ("purchase_prior_strength", "구매 사전 강도", 0),
+                           ("bucket_prior_strength", "구간 사전 강도", 0))
+
+
+def _tuning_table(search: dict | None, cells: tuple[tuple[str, str, int], ...]) -> dict | None:
+    """The best candidates of one search by RPS on the tuning month, and the default."""
+    if not search or not search["candidates"]:
+        return None
+    keys = [key for key, _, _ in cells]
+
+    def mark(candidate: dict) -> str:
+        settings = {k: candidate[k] for k in keys}
+        marks = [word for word, same in (("선택", settings == search["chosen"]), ("기본값", settings == search["default"]))
+                 if same]
+        return "·".join(marks) or MISSING
+
+    ranked = sorted(search["candidates"], key=lambda c: c[search["criterion"]])
+    shown = ranked[:TUNING_SHOWN] + [c for c in ranked[TUNING_SHOWN:] if mark(c) != MISSING]
+    rows = [[str(ranked.index(c) + 1)] + [number(c[k], digits) for k, _, digits in cells]
+            + [number(c["rps"], 5), number(c["purchase_log_loss"], 5), mark(c)] for c in shown]
+    headers = ["순위"] + [name for _, name, _ in cells] + ["RPS ↓", "구매 로그 손실 ↓", "비고"]
+    return _table(headers, rows)
+
+
+def xgb_tuning_table(data: dict) -> dict | None:
+    """The XGBoost search's best candidates (None when the run records no search)."""
+    return _tuning_table((data.get("tuning") or {}).get("xgb"), XGB_SETTING_CELLS)
+
+
+def empirical_tuning_table(data: dict) -> dict | None:
+    """The empirical forecaster's search's best candidates (None when it did not run)."""
+    return _tuning_table((data.get("tuning") or {}).get("empirical"), EMPIRICAL_SETTING_CELLS)
+
+
 def tables(data: dict) -> dict[str, dict | None]:
     return {"data": data_table(data), "origins": origins_table(data), "origin_notes": origin_notes_table(data),
             "scheme": scheme_table(data), "ledger": ledger_table(data), "pooled": pooled_table(data),
             "by_anchor": by_anchor_table(data), "segments": segment_table(data),
             "differences": differences_table(data), "monthly_differences": monthly_differences_table(data),
-            "learning_curve": learning_curve_table(data), "importance": importance_table(data)}
+            "learning_curve": learning_curve_table(data), "importance": importance_table(data),
+            "tuning_xgb": xgb_tuning_table(data), "tuning_empirical": empirical_tuning_table(data)}

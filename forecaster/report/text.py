@@ -12,14 +12,19 @@ from __future__ import annotations
 from typing import Any
 
 from forecaster.report.checks import VERDICT_WORDS, can_answer, cannot_answer_reason, judged
-from forecaster.report.format import (BASELINE_ARM, HEADLINE_ARM, HEADLINE_COMPARISON, METRIC_NAMES,
-                                      MISSING, ORACLE_ARM, arm_name, count, degenerate, difference, interval,
-                                      magnitude, missing, month, month_range_text, month_span, number, percent,
-                                      signed_percent)
+from forecaster.report.format import (BASELINE_ARM, BAYES_ARM, BOUND_ARMS, HEADLINE_ARM, HEADLINE_COMPARISON,
+                                      METRIC_NAMES, MISSING, ORACLE_ARM, arm_name, count, degenerate, difference,
+                                      interval, magnitude, missing, month, month_range_text, month_span, number,
+                                      percent, signed_percent)
 from models import bootstrap
 from narrator.korean import format_amount, josa
 
 MDE_FACTOR = number(bootstrap.minimum_detectable_difference(1.0), 2)  # 2.80
+# each bound as a sentence names it the first time, then for short
+BOUND_NAMES = {ORACLE_ARM: ("잠재 모수를 아는 오라클", "오라클"),
+               BAYES_ARM: ("생성 모형의 사전분포만 아는 베이즈 비교군", "베이즈 비교군")}
+BOUNDS_MEANING = ("오라클은 고객마다 참 모수를 아는 완벽한 정보가 주는 한계이고, 베이즈 비교군은 생성 모형의 사전분포 "
+                  "아래에서 각 고객의 기준 월 이전 기록 전체로 모수를 적분한 예측으로, 그 자료가 허락하는 한계입니다.")
 
 # -- headline --------------------------------------------------------------------------------
 
@@ -92,18 +97,22 @@ def comparison_sentence(data: dict) -> str:
 
 
 def best_arm_sentence(data: dict) -> str:
-    """The lowest pooled RPS among the arms a user could run (the oracle is a bound)."""
-    candidates = {a: data["arms"][a]["pooled"]["rps"] for a in data["arm_order"] if a != ORACLE_ARM}
+    """The lowest pooled RPS among the arms a user could run (the oracle and the bayes arm
+    are bounds), and its ratio to each bound that ran."""
+    candidates = {a: data["arms"][a]["pooled"]["rps"] for a in data["arm_order"] if a not in BOUND_ARMS}
     candidates = {a: v for a, v in candidates.items() if not missing(v)}
     if not candidates:
         return "RPS를 계산한 비교군이 없습니다."
     best = min(candidates, key=candidates.get)
     text = f"실행 가능한 비교군 중 RPS가 가장 낮은 것은 {josa(arm_name(best), '으로/로')} {number(candidates[best])}입니다."
-    if ORACLE_ARM in data["arms"]:
-        ratio = data["arms"][best]["pooled"].get("rps_ratio_to_oracle")
-        text += (f" 잠재 모수를 아는 오라클의 RPS는 {number(data['arms'][ORACLE_ARM]['pooled']['rps'])}이고, "
-                 f"가장 나은 비교군의 RPS는 오라클의 {number(ratio, 3)}배입니다.")
-    return text
+    bounds = [b for b in BOUND_ARMS if b in data["arms"]]
+    if not bounds:
+        return text
+    scores = ", ".join(f"{BOUND_NAMES[b][0]}의 RPS는 {number(data['arms'][b]['pooled']['rps'])}" for b in bounds)
+    ratios = ", ".join(f"{BOUND_NAMES[b][1]}의 {number(data['arms'][best]['pooled'].get(f'rps_ratio_to_{b}'), 3)}배"
+                       for b in bounds)
+    text += f" {scores}이고, 가장 나은 비교군의 RPS는 {ratios}입니다."
+    return text + (f" {BOUNDS_MEANING}" if len(bounds) == len(BOUND_ARMS) else "")
 
 
 def forecaster_summary_sentence(data: dict) -> str:
@@ -221,6 +230,37 @@ def learning_curve_sentence(data: dict) -> str:
             "고객은 무작위로 뽑았고, 검증 월과 평가 월은 위와 같습니다.")
 
 
+def _xgb_settings_text(settings: dict) -> str:
+    return (f"깊이 {settings['max_depth']}, 학습률 {number(settings['eta'], 2)}, "
+            f"최소 자식 가중치 {number(settings['min_child_weight'], 0)}")
+
+
+def _empirical_settings_text(settings: dict) -> str:
+    return (f"반감기 {number(settings['half_life'], 1)}개월, 구매 사전 강도 "
+            f"{number(settings['purchase_prior_strength'], 0)}, 구간 사전 강도 {number(settings['bucket_prior_strength'], 0)}")
+
+
+def tuning_sentences(data: dict) -> list[str]:
+    """How the XGBoost settings (and the empirical forecaster's, when it was searched) were
+    chosen: on which month, among how many candidates, by which score; empty when the run
+    records no search (an older metrics.json)."""
+    tuning = data.get("tuning")
+    if not tuning:
+        return []
+    xgb, empirical = tuning["xgb"], tuning.get("empirical") or {}
+    if xgb["month"] is None:
+        out = [f"XGBoost 설정은 탐색할 자료가 부족해 기본값({_xgb_settings_text(xgb['chosen'])})을 썼습니다."]
+    else:
+        out = [f"XGBoost 설정(트리 깊이, 학습률, 최소 자식 가중치)은 첫 검증 월의 앞 달인 {month(xgb['month'])}에서 "
+               f"후보 {count(len(xgb['candidates']))}개를 그보다 앞선 기준 월로 학습해 RPS로 비교하고, 가장 낮은 "
+               f"{josa(_xgb_settings_text(xgb['chosen']), '을/를')} 모든 평가 월과 모든 XGBoost 비교군에 똑같이 "
+               "썼습니다. 평가 월과 검증 월의 행은 이 선택에 전혀 쓰지 않았습니다."]
+    if empirical.get("month"):
+        out.append(f"통계 규칙 예측기의 설정도 같은 달에 후보 {count(len(empirical['candidates']))}개 중 RPS가 가장 "
+                   f"낮은 {josa(_empirical_settings_text(empirical['chosen']), '으로/로')} 골랐습니다.")
+    return out
+
+
 def prose(data: dict) -> dict[str, Any]:
     return {"comparison": comparison_sentence(data), "headline": headline_sentences(data),
             "mde": mde_sentence(data),
@@ -232,5 +272,6 @@ def prose(data: dict) -> dict[str, Any]:
             "scheme": scheme_sentences(data), "rps_scaling": rps_scaling_sentence(data),
             "not_run": not_run_sentences(data), "monthly_differences": monthly_differences_sentence(data),
             "importance": importance_sentence(data), "learning_curve": learning_curve_sentence(data),
+            "tuning": tuning_sentences(data),
             "base_rate": f"평가 행 전체의 기본 구매율(평가 월에 구매한 행의 비율)은 "
                          f"{percent(data['base_rate']['pooled'])}입니다."}
