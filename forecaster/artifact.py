@@ -34,7 +34,7 @@ from models.xgb import HurdleXGB
 from narrator.panel import MonthlyPanel, parse_month
 from structurer.schema import BucketScheme
 
-ARTIFACT_FORMAT = 1
+ARTIFACT_FORMAT = 2  # 2: day-level timing features and the seasonal index in the baseline
 # the two arms an artifact holds: the baseline and the final model (baseline + forecaster)
 BASE, AUGMENTED = XGB_BASE.name, XGB_FORECASTER.name
 MODEL_DIRS = {BASE: "xgb_base", AUGMENTED: "xgb_augmented"}
@@ -145,8 +145,8 @@ def empirical_settings(config: dict) -> EmpiricalSettings:
     return EmpiricalSettings(**chosen) if chosen else DEFAULT_SETTINGS
 
 
-def train(panel: MonthlyPanel, scheme: BucketScheme, forecast_fn: pipeline.ForecastFn, forecaster_info: dict,
-          data_name: str, seed: int = 0, xgb_grid: tuple[dict, ...] = XGB_GRID,
+def train(panel: MonthlyPanel, transactions: pd.DataFrame, scheme: BucketScheme, forecast_fn: pipeline.ForecastFn,
+          forecaster_info: dict, data_name: str, seed: int = 0, xgb_grid: tuple[dict, ...] = XGB_GRID,
           empirical_tuning: Tuning | None = None) -> Artifact:
     """Fit on every anchor with a known outcome: the last one is the validation anchor (early
     stopping, threshold); ``scheme`` comes from :func:`training_scheme`. Both arms use the
@@ -156,7 +156,7 @@ def train(panel: MonthlyPanel, scheme: BucketScheme, forecast_fn: pipeline.Forec
     anchors = pipeline.anchors_with_outcome(panel)
     positive = panel.spend[panel.spend > 0]
     rep = scheme.representative_spend(positive)
-    rows, spec = pipeline.build_rows(panel, anchors, scheme, forecast_fn, with_btyd=False)
+    rows, spec = pipeline.build_rows(panel, anchors, scheme, forecast_fn, transactions=transactions, with_btyd=False)
     val_anchor = str(anchors[-1])
     tuning = _xgb_tuning(rows, spec, val_anchor, scheme, seed, xgb_grid)
     models, thresholds, summary, columns, (n_train, n_val) = _fit_pair(rows, spec, val_anchor, scheme, seed,

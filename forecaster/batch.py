@@ -24,6 +24,7 @@ from forecaster.pipeline import model_features
 from forecaster.providers import ForecasterChoice, LLMForecaster, Provider, resolve
 from forecaster.top_share import top_share
 from models.arms import spend_from_probs
+from models.timing import PurchaseDays
 from narrator.korean import format_month
 from narrator.panel import NOT_ACQUIRED, HistoryBatch, MonthlyPanel
 from structurer.features import expected_spend_feature, probability_feature_names, records_to_features
@@ -69,6 +70,7 @@ class BatchJob:
     art: artifact.Artifact
     provider: Provider
     cut: MonthlyPanel
+    days: PurchaseDays
     histories: HistoryBatch
     anchor: pd.Period
     unforecast: pd.DataFrame
@@ -102,7 +104,8 @@ class BatchJob:
         histories = HistoryBatch.from_panel(shown, anchor, art.config["history_months"])
         unforecast = unforecast_rows(dataset, panel.customer_ids[chosen][~acquired], panel.first_idx[chosen][~acquired],
                                      anchor)
-        return cls(art, provider, cut, histories, anchor, unforecast)
+        return cls(art, provider, cut, PurchaseDays.from_transactions(dataset.transactions), histories, anchor,
+                   unforecast)
 
     def _records(self) -> list[ForecastRecord]:
         answered = 0
@@ -127,7 +130,7 @@ class BatchJob:
         records = self._records()
         scheme = self.art.scheme
         fc = records_to_features(records, scheme, index=self.histories.customer_ids)
-        features = model_features(self.histories, fc)
+        features = model_features(self.histories, self.cut, self.days, fc)
         final = self.art.models[artifact.AUGMENTED]
         probs = final.predict_proba(features)
         purchase = 1.0 - probs[:, 0]

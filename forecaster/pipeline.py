@@ -4,9 +4,11 @@ Rows are (customer, anchor month). Each anchor's row is built from ``panel.befor
 only — the baseline features, the forecaster's answer and the BTYD fit alike — and then
 labelled with the anchor month's outcome.
 
-The ``btyd`` features come from day-level purchase timing when the transactions reach
-:func:`build_rows` (:class:`DayLevelBTYD`: BG/NBD or Pareto/NBD, chosen on the month
-before the anchor), else from the monthly panel (Pareto/NBD on orders per month).
+The baseline reads the day-level purchase timing of the transaction log as well as the
+monthly panel (:class:`models.timing.PurchaseDays`). The ``btyd`` features come from
+day-level purchase timing too (:class:`DayLevelBTYD`: BG/NBD or Pareto/NBD, chosen on the
+month before the anchor), or with ``monthly_btyd`` from the monthly panel (Pareto/NBD on
+orders per month).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from models.empirical import EmpiricalForecaster
 from models.errors import ModelError
 from models.features import baseline_feature_names, baseline_features
 from models.rfm import DAYS_PER_WEEK, DayRFM, day_level_rfm
+from models.timing import PurchaseDays
 from models.rows import BTYD_COLUMNS, BTYD_EXPECTED_ORDERS, BTYD_EXPECTED_SPEND, BTYD_P_PURCHASE, RowSpec, \
     forecast_group_names
 from narrator.panel import HISTORY_MONTHS, HistoryBatch, MonthlyPanel
@@ -186,11 +189,13 @@ class DayLevelBTYD:
         return available[model].assign(**{BTYD_MODEL: model})
 
 
-def model_features(batch: HistoryBatch, *columns: pd.DataFrame) -> pd.DataFrame:
-    """The models' input for ``batch``: its baseline features, then each frame of further
-    columns (a forecaster's, Pareto/NBD's) aligned on customer id; a customer a frame leaves
-    out gets NaN there. Rows, batch and explain all put their features together here."""
-    frame = baseline_features(batch)
+def model_features(batch: HistoryBatch, cut: MonthlyPanel, days: PurchaseDays, *columns: pd.DataFrame) -> pd.DataFrame:
+    """The models' input for ``batch``: its baseline features (``cut`` is
+    ``panel.before(anchor)`` with every customer, ``days`` the log's purchase days), then each
+    frame of further columns (a forecaster's, Pareto/NBD's) aligned on customer id; a
+    customer a frame leaves out gets NaN there. Rows, batch and explain all put their
+    features together here."""
+    frame = baseline_features(batch, cut, days)
     for extra in columns:
         frame = frame.join(extra.reindex(frame.index))
     return frame
@@ -202,6 +207,7 @@ def anchor_rows(
     scheme: BucketScheme,
     forecast_fn: ForecastFn | None,
     with_btyd: bool,
+    days: PurchaseDays,
     history_months: int = HISTORY_MONTHS,
     empirical_fn: ForecastFn | None = None,
     day_level: DayLevelBTYD | None = None,
@@ -221,7 +227,7 @@ def anchor_rows(
         extra.append(emp.set_axis(forecast_group_names(scheme, "empirical"), axis=1))
     if with_btyd:
         extra.append(day_level.features(anchor) if day_level is not None else btyd_features(cut))
-    frame = model_features(batch, *extra).reset_index()
+    frame = model_features(batch, cut, days, *extra).reset_index()
     frame.insert(1, "anchor", str(anchor))
     if anchor <= panel.last_month:
         ids, spend, _ = panel.outcome(anchor)
@@ -237,23 +243,27 @@ def build_rows(
     anchors: list[pd.Period],
     scheme: BucketScheme,
     forecast_fn: ForecastFn | None,
+    *,
+    transactions: pd.DataFrame,
     with_btyd: bool = True,
+    monthly_btyd: bool = False,
     history_months: int = HISTORY_MONTHS,
     progress: Callable[[pd.Period], None] | None = None,
     empirical_fn: ForecastFn | None = None,
-    transactions: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, RowSpec]:
     """Every anchor's rows (:func:`anchor_rows`) and the :class:`RowSpec` of their columns.
 
-    ``transactions`` (the log the panel was built from) makes the btyd features day-level
-    (:class:`DayLevelBTYD`): the rows then hold ``BTYD_MODEL`` and ``rows.attrs[
-    BTYD_SELECTION]`` records each anchor's choice. Without it they come from the monthly
-    panel. Example: ``build_rows(ds.panel, anchors, scheme, None, transactions=ds.transactions)``.
+    ``transactions`` is the log the panel was built from (the baseline's timing features).
+    The btyd features (``with_btyd``) are day-level (:class:`DayLevelBTYD`): the rows then
+    hold ``BTYD_MODEL`` and ``rows.attrs[BTYD_SELECTION]`` records each anchor's choice;
+    with ``monthly_btyd`` they come from the monthly panel instead.
+    Example: ``build_rows(ds.panel, anchors, scheme, None, transactions=ds.transactions)``.
     """
-    day_level = DayLevelBTYD(transactions, panel) if with_btyd and transactions is not None else None
+    days = PurchaseDays.from_transactions(transactions)
+    day_level = DayLevelBTYD(transactions, panel) if with_btyd and not monthly_btyd else None
     frames = []
     for anchor in anchors:
-        frames.append(anchor_rows(panel, anchor, scheme, forecast_fn, with_btyd, history_months, empirical_fn,
+        frames.append(anchor_rows(panel, anchor, scheme, forecast_fn, with_btyd, days, history_months, empirical_fn,
                                   day_level))
         if progress is not None:
             progress(anchor)

@@ -1,9 +1,13 @@
 """Baseline features, from a customer's history before the anchor only.
 
-Everything is computed from a :class:`~narrator.panel.HistoryBatch`, which is built from
-``panel.before(anchor)``: no value from the anchor month or later can reach a feature.
+Monthly features come from a :class:`~narrator.panel.HistoryBatch`, built from
+``panel.before(anchor)``; the seasonal index from that cut panel (:mod:`models.season`);
+the day-level timing features from the purchase days before the anchor's first day
+(:mod:`models.timing`): no value from the anchor month or later can reach a feature.
 Cells before a customer's first purchase are missing (NaN), not zero: the customer did
 not exist yet, which is different from a month without a purchase.
+
+There is no raw calendar-month feature: see :mod:`models.season` for why.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from narrator.panel import HistoryBatch, month_ordinal
+from models.season import season_index
+from models.timing import TIMING_LABELS, PurchaseDays
+from narrator.panel import HistoryBatch, MonthlyPanel, month_ordinal
 
 LAGS = 6
 WINDOWS = (3, 6, 12)
@@ -26,12 +32,13 @@ FEATURE_LABELS: dict[str, str] = {
     "monetary": "구매한 달의 평균 지출액",
     "active_share": "구매한 달의 비율",
     "trend_slope": "최근 12개월 지출 추세(월별 기울기)",
-    "anchor_month": "예측 대상 월(계절)",
+    "season_index": "예측 대상 월의 계절 지수(지난해들의 같은 달 구매율)",
     **{f"spend_lag{k}": f"{k}개월 전 지출액" for k in range(1, LAGS + 1)},
     **{f"orders_lag{k}": f"{k}개월 전 주문 수" for k in range(1, LAGS + 1)},
     **{f"spend_mean{w}": f"최근 {w}개월 평균 지출액" for w in WINDOWS},
     **{f"spend_max{w}": f"최근 {w}개월 최대 월 지출액" for w in WINDOWS},
     **{f"active{w}": f"최근 {w}개월 중 구매한 달의 수" for w in WINDOWS},
+    **TIMING_LABELS,
 }
 
 
@@ -64,9 +71,12 @@ def _slope(spend: np.ndarray) -> np.ndarray:
     return np.where((n >= 2) & (var > 0), cov / np.where(var > 0, var, 1.0), np.nan)
 
 
-def baseline_features(batch: HistoryBatch) -> pd.DataFrame:
+def baseline_features(batch: HistoryBatch, cut: MonthlyPanel, days: PurchaseDays) -> pd.DataFrame:
     """One row per customer of the batch (index ``customer_id``), columns in
-    :func:`baseline_feature_names` order. Needs ``history_months >= 12``."""
+    :func:`baseline_feature_names` order. Needs ``history_months >= 12``.
+
+    ``cut`` is ``panel.before(batch.anchor)`` with every customer (the seasonal index is the
+    population's), ``days`` the purchase days of the transaction log."""
     if batch.history_months < max(WINDOWS):
         raise ValueError(f"baseline features need at least {max(WINDOWS)} history months")
     spend = batch.spend[:, -max(WINDOWS):]
@@ -82,7 +92,7 @@ def baseline_features(batch: HistoryBatch) -> pd.DataFrame:
         "monetary": batch.lifetime_spend / np.maximum(batch.lifetime_active_months, 1),
         "active_share": batch.lifetime_active_months / np.maximum(tenure, 1),
         "trend_slope": _slope(spend),
-        "anchor_month": np.full(len(batch), batch.anchor.month, dtype=float),
+        "season_index": np.full(len(batch), season_index(cut, batch.anchor)),
     }
     for k in range(1, LAGS + 1):
         cols[f"spend_lag{k}"] = spend[:, -k]
@@ -95,4 +105,5 @@ def baseline_features(batch: HistoryBatch) -> pd.DataFrame:
     for w in WINDOWS:
         cols[f"active{w}"] = (np.nan_to_num(spend[:, -w:]) > 0).sum(axis=1).astype(float)
     frame = pd.DataFrame(cols, index=pd.Index(batch.customer_ids, name="customer_id"))
+    frame = frame.join(days.features(batch.anchor, batch.customer_ids))
     return frame[baseline_feature_names()]

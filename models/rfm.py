@@ -77,15 +77,16 @@ class DayRFM:
     mean_value: np.ndarray  # mean spend per repeat purchase day (nan if x = 0)
 
 
-def _purchase_days(transactions: pd.DataFrame, first_unseen_day: pd.Timestamp) -> pd.DataFrame:
-    """One row per (customer, purchase day) before ``first_unseen_day``, sorted, with the
-    day's summed ``amount`` and ``day`` as whole days since the epoch."""
+def purchase_days(transactions: pd.DataFrame, first_unseen_day: pd.Timestamp | None = None) -> pd.DataFrame:
+    """One row per (customer, purchase day) before ``first_unseen_day`` (every day when
+    None), sorted, with the day's summed ``amount`` and ``day`` as whole days since the epoch."""
     missing = [c for c in REQUIRED_COLUMNS if c not in transactions.columns]
     if missing:
         raise ValueError(f"transactions lack column(s) {', '.join(missing)}: "
                          f"day_level_rfm needs {', '.join(REQUIRED_COLUMNS)}")
-    ts = transactions["ts"]
-    keep = (ts < first_unseen_day) & (transactions["amount"] >= 0)
+    keep = transactions["amount"] >= 0
+    if first_unseen_day is not None:
+        keep &= transactions["ts"] < first_unseen_day
     rows = transactions.loc[keep]
     days = rows["ts"].to_numpy().astype("datetime64[D]").astype(np.int64)
     frame = pd.DataFrame({"customer_id": rows["customer_id"].to_numpy(), "day": days,
@@ -129,7 +130,7 @@ def day_level_rfm(transactions: pd.DataFrame, anchor: pd.Period, unit_days: floa
     (array([1]), array([2.]), array([4.]), array([20.]))
     """
     first_unseen_day = anchor.start_time.normalize()
-    daily = _purchase_days(transactions, first_unseen_day)
+    daily = purchase_days(transactions, first_unseen_day)
     if daily.empty:
         raise InsufficientData(f"no purchase before {first_unseen_day:%Y-%m-%d}: "
                                "nothing to summarise for a BTYD model; choose a later anchor")

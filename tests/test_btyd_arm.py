@@ -86,7 +86,8 @@ def test_day_level_btyd_beats_climatology_on_frequent_shoppers_where_the_monthly
     assert day["btyd"]["log_loss"] < 0.7 * day["climatology"]["log_loss"]
     # the monthly panel puts a weekly shopper's last purchase mid-month: two silent weeks,
     # which Pareto/NBD reads as dropout (issue 11 measured RPS skill -0.107 on such a shop)
-    monthly_rows = pipeline.build_rows(panel, pipeline.anchors_with_outcome(panel), scheme, None)[0]
+    monthly_rows = pipeline.build_rows(panel, pipeline.anchors_with_outcome(panel), scheme, None, transactions=tx,
+                                       monthly_btyd=True)[0]
     monthly = _scores(monthly_rows, tests, scheme, rep)
     assert monthly["btyd"]["rps"] > monthly["climatology"]["rps"]
 
@@ -179,9 +180,9 @@ def test_before_any_repeat_purchase_the_features_are_missing_not_invented():
     assert all(rows[c].dtype == np.float64 for c in BTYD_COLUMNS)
 
 
-def test_without_transactions_the_rows_keep_the_monthly_features(shop):
-    _, panel, tests, scheme, _ = shop
-    rows, spec = pipeline.build_rows(panel, tests[-1:], scheme, None)
+def test_monthly_btyd_rows_keep_the_monthly_features(shop):
+    tx, panel, tests, scheme, _ = shop
+    rows, spec = pipeline.build_rows(panel, tests[-1:], scheme, None, transactions=tx, monthly_btyd=True)
     assert pipeline.BTYD_MODEL not in rows.columns and pipeline.BTYD_SELECTION not in rows.attrs
     monthly = pipeline.btyd_features(panel.before(tests[-1]))
     np.testing.assert_allclose(rows[BTYD_COLUMNS].to_numpy(), monthly.loc[rows["customer_id"]].to_numpy())

@@ -34,7 +34,7 @@ def _origin(tx: pd.DataFrame, test_anchor: pd.Period):
     panel = setup.panel
     anchors = [a for a in pipeline.anchors_with_outcome(panel) if a < test_anchor]
     rows, spec = pipeline.build_rows(panel, anchors + [test_anchor], setup.scheme,
-                                     pipeline.empirical_forecast_fn(setup.scheme))
+                                     pipeline.empirical_forecast_fn(setup.scheme), transactions=tx)
     cols = ev.arm_columns(spec.base, spec.forecaster, spec.btyd)
     pred, info, models = ev.run_origin(rows, str(test_anchor), setup.scheme, setup.representative_spend, cols, 0)
     return setup, rows, pred, info, models

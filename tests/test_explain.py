@@ -31,6 +31,7 @@ from forecaster.datasets import Dataset, load_cdnow, load_dataset
 from forecaster.explain.core import data_fingerprint
 from forecaster.explain.sentences import contribution_sentence, value_text
 from forecaster.providers import LLMForecaster, Provider
+from models.timing import PurchaseDays
 from narrator.narrative import render_narrative
 from narrator.panel import MonthlyPanel
 from structurer.schema import BucketScheme
@@ -54,10 +55,10 @@ def _rows(panel: MonthlyPanel, rows: np.ndarray) -> MonthlyPanel:
                         panel.first_idx[rows], panel.currency)
 
 
-def _train(panel: MonthlyPanel, name: str, out: Path) -> Path:
+def _train(panel: MonthlyPanel, transactions: pd.DataFrame, name: str, out: Path) -> Path:
     scheme = artifact.training_scheme(panel)
     provider = Provider("empirical", scheme)
-    artifact.save(artifact.train(panel, scheme, provider.forecast_fn(), provider.info, name), out)
+    artifact.save(artifact.train(panel, transactions, scheme, provider.forecast_fn(), provider.info, name), out)
     return out
 
 
@@ -67,7 +68,8 @@ def cdnow_model(tmp_path_factory) -> Path:
     sample = pipeline.sample_panel(panel, 3000, panel.last_month + 1, seed=0)
     rows = np.union1d(np.searchsorted(panel.customer_ids, sample.customer_ids),
                       [panel.row_of(c) for c in GOLDEN_CUSTOMERS.values()])
-    return _train(_rows(panel, rows), "cdnow-sample", tmp_path_factory.mktemp("cdnow") / "model")
+    return _train(_rows(panel, rows), dataset("cdnow").transactions, "cdnow-sample",
+                  tmp_path_factory.mktemp("cdnow") / "model")
 
 
 
@@ -82,8 +84,9 @@ def test_json_contributions_and_base_value_reproduce_the_training_rows_margin(cd
     result = json.loads(out)
     # the customer's row exactly as training builds it (an independent path to the features)
     art = artifact.load(cdnow_model)
-    rows = pipeline.anchor_rows(dataset("cdnow").panel, ANCHOR, art.scheme,
-                                pipeline.empirical_forecast_fn(art.scheme), with_btyd=False)
+    cdnow = dataset("cdnow")
+    rows = pipeline.anchor_rows(cdnow.panel, ANCHOR, art.scheme, pipeline.empirical_forecast_fn(art.scheme),
+                                with_btyd=False, days=PurchaseDays.from_transactions(cdnow.transactions))
     row = rows[rows["customer_id"] == "00145"]
     margin = float(art.models[artifact.AUGMENTED].purchase_margin(row)[0])
     total = result["base_value"] + sum(c["contribution"] for c in result["contributions"])
@@ -156,7 +159,8 @@ def test_synthetic_customers_with_opposite_latent_rates_point_in_opposite_direct
     panel, latent = data.panel, data.latent.set_index("customer_id")
     anchor = pd.Period("2024-07", freq="M")
     # a model trained on a seeded sample of the same shop (training on all 3,000 takes a minute)
-    model = _train(pipeline.sample_panel(panel, 400, panel.last_month + 1, seed=1), data.name, tmp_path / "model")
+    model = _train(pipeline.sample_panel(panel, 400, panel.last_month + 1, seed=1), data.transactions, data.name,
+                   tmp_path / "model")
     col = panel.column(anchor)
     acquired = panel.first_idx < col - 3
     alive = (latent.loc[panel.customer_ids, "death_month"] > anchor).to_numpy()
@@ -240,7 +244,23 @@ def test_llm_provider_path_against_the_loopback_server(cdnow_model, llm_server, 
      "첫 구매 후 지난 기간이 한 달뿐이라 지출 추세를 잴 수 없고, 이 점이 구매 가능성을 높였습니다 (+0.01)"),
     ("trend_slope", -2.5, -0.07, USD,
      "최근 12개월 월 지출이 한 달에 약 2.5달러씩 줄어드는 추세라 구매 가능성을 낮췄습니다 (−0.07)"),
-    ("anchor_month", 1.0, -0.07, USD, "예측 대상 월이 1월이라 구매 가능성을 낮췄습니다 (−0.07)"),
+    ("season_index", 1.153, 0.07, USD,
+     "이전 해 같은 달의 구매율이 그 무렵 1년 평균의 1.15배라 구매 가능성을 높였습니다 (+0.07)"),
+    ("season_index", math.nan, 0.0, USD,
+     "이전 해 같은 달의 자료가 없어 계절 지수를 잴 수 없고, 이 점이 구매 가능성을 거의 바꾸지 않았습니다 (+0.00)"),
+    ("days_since_last_purchase", 45.0, -0.3, USD, "마지막 구매일이 45일 전이라 구매 가능성을 낮췄습니다 (−0.30)"),
+    ("days_since_last_purchase", 3.0, 0.3, USD, "마지막 구매일이 3일 전이라 구매 가능성을 높였습니다 (+0.30)"),
+    ("last_gap_days", 10.0, 0.1, USD, "마지막 두 구매일 사이가 10일이라 구매 가능성을 높였습니다 (+0.10)"),
+    ("gap_mean_days", 21.0, 0.1, USD, "구매일 사이 평균 간격이 21일이라 구매 가능성을 높였습니다 (+0.10)"),
+    ("gap_cv", 0.45, -0.02, USD, "구매 간격의 변동계수가 0.45라 구매 가능성을 낮췄습니다 (−0.02)"),
+    ("gap_mean_days", math.nan, -0.2, USD,
+     "구매한 날이 하루뿐이라 구매 간격을 잴 수 없고, 이 점이 구매 가능성을 낮췄습니다 (−0.20)"),
+    ("overdue_ratio", 2.54, -0.4, USD,
+     "마지막 구매 후 평소 구매 간격의 2.5배만큼 지나 구매 가능성을 낮췄습니다 (−0.40)"),
+    ("purchase_days_last30d", 3.0, 0.6, USD, "최근 30일 중 3일 구매해 구매 가능성을 높였습니다 (+0.60)"),
+    ("purchase_days_last90d", 0.0, -0.6, USD, "최근 90일 동안 구매한 날이 없어 구매 가능성을 낮췄습니다 (−0.60)"),
+    ("spend_last30d", 8_500.0, 0.2, KRW, "최근 30일 지출액이 8,500원이라 구매 가능성을 높였습니다 (+0.20)"),
+    ("spend_last90d", 0.0, -0.1, KRW, "최근 90일 동안 지출이 없어 구매 가능성을 낮췄습니다 (−0.10)"),
     ("active_share", 0.35, 0.02, USD, "첫 구매 이후 구매한 달의 비율이 35.0%라 구매 가능성을 높였습니다 (+0.02)"),
     ("fc_p_b3", 0.162, 0.08, USD, "예측기가 본 '42.9달러 이상' 확률이 16.2%라 구매 가능성을 높였습니다 (+0.08)"),
     ("fc_expected_spend", 18.9, 0.51, USD, "예측기의 기대 지출액이 18.9달러라 구매 가능성을 높였습니다 (+0.51)"),

@@ -13,6 +13,8 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from models.features import baseline_features
+from models.timing import PurchaseDays
 from narrator.narrative import render_narratives
 from narrator.panel import HistoryBatch, build_panel
 
@@ -112,6 +114,31 @@ def test_future_edits_never_change_the_anchor_view_with_order_ids(case) -> None:
     still counts in the month of its earliest row."""
     original, changed, anchor = case
     _assert_same_view(_batch(original, anchor, True), _batch(changed, anchor, True))
+
+
+def _baseline(transactions: pd.DataFrame, anchor: pd.Period):
+    """Every baseline feature at ``anchor``: monthly, seasonal and day-level timing."""
+    cut = build_panel(transactions, "USD").before(anchor)
+    batch = HistoryBatch.from_panel(cut, anchor, 12)
+    return baseline_features(batch, cut, PurchaseDays.from_transactions(transactions))
+
+
+@SETTINGS
+@given(log_and_future_edit())
+def test_future_edits_never_change_a_baseline_feature(case) -> None:
+    """The day-level timing features read transaction days, not the panel: the same
+    firewall, checked on every baseline column at once."""
+    original, changed, anchor = case
+    pd.testing.assert_frame_equal(_baseline(original, anchor), _baseline(changed, anchor), check_exact=True)
+
+
+def test_a_purchase_on_the_last_day_before_the_anchor_is_read_and_one_on_its_first_day_is_not() -> None:
+    anchor = pd.Period("1997-06", freq="M")
+    log = pd.DataFrame([_row("C-1", 0, 3, 20.0, "a"), _row("C-1", 4, 30, 15.0, "b")])  # 1997-05-31
+    edge = _baseline(log, anchor).loc["C-1"]
+    assert edge["days_since_last_purchase"] == 1 and edge["purchase_days_last14d"] == 1
+    later = pd.concat([log, pd.DataFrame([_row("C-1", 5, 0, 99.0, "c")])], ignore_index=True)  # 1997-06-01
+    pd.testing.assert_frame_equal(_baseline(log, anchor), _baseline(later, anchor), check_exact=True)
 
 
 def test_customer_first_buying_at_or_after_the_anchor_is_excluded() -> None:

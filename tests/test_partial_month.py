@@ -89,7 +89,8 @@ def synthetic_with_cut_off_month() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def test_partial_rows_never_reach_a_feature():
     with_cut_off, without = synthetic_with_cut_off_month()
-    partial, clean = dataset(with_cut_off).panel, dataset(without).panel
+    partial_data, clean_data = dataset(with_cut_off), dataset(without)
+    partial, clean = partial_data.panel, clean_data.panel
     assert partial.n_months == clean.n_months == 36
     anchor = partial.last_month + 1  # batch's default anchor
     assert anchor == clean.last_month + 1 == pd.Period("2025-01", "M")
@@ -99,8 +100,10 @@ def test_partial_rows_never_reach_a_feature():
     train_anchors = pipeline.anchors_with_outcome(partial)
     assert train_anchors == pipeline.anchors_with_outcome(clean)
     for anchors in ([anchor], train_anchors[-3:]):
-        rows_partial, _ = pipeline.build_rows(partial, anchors, scheme, forecast, with_btyd=False)
-        rows_clean, _ = pipeline.build_rows(clean, anchors, scheme, forecast, with_btyd=False)
+        rows_partial, _ = pipeline.build_rows(partial, anchors, scheme, forecast, with_btyd=False,
+                                              transactions=partial_data.transactions)
+        rows_clean, _ = pipeline.build_rows(clean, anchors, scheme, forecast, with_btyd=False,
+                                            transactions=clean_data.transactions)
         pd.testing.assert_frame_equal(rows_partial, rows_clean, check_exact=True)
         assert (pd.util.hash_pandas_object(rows_partial).to_numpy()
                 == pd.util.hash_pandas_object(rows_clean).to_numpy()).all()

@@ -31,7 +31,8 @@ def setup():
 
 @pytest.fixture(scope="module")
 def rows(setup):
-    frame, spec = pipeline.build_rows(setup.panel, setup.anchors, setup.scheme, None, with_btyd=False)
+    frame, spec = pipeline.build_rows(setup.panel, setup.anchors, setup.scheme, None, with_btyd=False,
+                                      transactions=setup.dataset.transactions)
     return frame, spec.base
 
 
@@ -120,10 +121,12 @@ def test_the_search_picks_the_clearly_better_setting(grid):
 
 
 def test_config_records_the_tuning_and_an_artifact_without_it_still_loads(tmp_path):
-    panel = load_dataset("synthetic:300:4").panel
+    data = load_dataset("synthetic:300:4")
+    panel = data.panel
     scheme = artifact.training_scheme(panel)
     provider = Provider.chosen("empirical", scheme)
-    art = artifact.train(panel, scheme, provider.forecast_fn(), provider.info, "synthetic", xgb_grid=SMALL_XGB_GRID)
+    art = artifact.train(panel, data.transactions, scheme, provider.forecast_fn(), provider.info, "synthetic",
+                         xgb_grid=SMALL_XGB_GRID)
     saved = artifact.save(art, tmp_path / "model")
     config = json.loads((saved.folder / "config.json").read_text(encoding="utf-8"))
     search = config["tuning"]["xgb"]

@@ -59,7 +59,7 @@ class TrainedModel:
         approve_cost(chosen, (panel.histories(a) for a in pipeline.anchors_with_outcome(panel)),
                      self.confirm, self.budget_usd)
         forecast_fn = failure_checked(chosen, self.max_failed, NOT_MADE)
-        self._fitted(artifact.train(panel, scheme, forecast_fn, chosen.info, dataset.name, self.seed,
+        self._fitted(artifact.train(panel, dataset.transactions, scheme, forecast_fn, chosen.info, dataset.name, self.seed,
                                     empirical_tuning=empirical_tuning))
         for arm, figures in self.summary_.items():
             progress.notice(f"{arm}: 검증 RPS {figures['validation_rps']:.4f}, PR-AUC {figures['validation_pr_auc']:.3f}")
@@ -186,7 +186,7 @@ def train(dataset: Dataset, forecaster: ForecasterChoice = DEFAULT_PROVIDER, *, 
 def default_model(dataset: Dataset) -> TrainedModel:
     """The model ``forecaster explain`` uses without ``--model``: trained once with the
     empirical forecaster on ``dataset`` and kept in the user cache folder."""
-    model = TrainedModel()._fitted(ensure_default_model(dataset.name, dataset.panel))
+    model = TrainedModel()._fitted(ensure_default_model(dataset))
     model._default = True  # the explanation says the model is the cached default
     return model
 

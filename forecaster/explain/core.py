@@ -229,9 +229,10 @@ def default_model_dir(data_name: str, panel: MonthlyPanel) -> Path:
     return Path(platformdirs.user_cache_dir(CACHE_APP)) / "models" / folder
 
 
-def ensure_default_model(data_name: str, panel: MonthlyPanel) -> artifact.Artifact:
+def ensure_default_model(dataset: Dataset) -> artifact.Artifact:
     """The cached default artifact (empirical forecaster, all anchors with an outcome),
     trained first if it is missing or was written by different code."""
+    data_name, panel = dataset.name, dataset.panel
     folder = default_model_dir(data_name, panel)
     try:
         return artifact.load(folder)
@@ -241,7 +242,8 @@ def ensure_default_model(data_name: str, panel: MonthlyPanel) -> artifact.Artifa
     progress.notice(f"--model이 없어 기본 모델(통계 규칙 기반 예측기, LLM 아님)을 이 데이터로 먼저 학습합니다 "
                     f"(한 번만; {folder}에 저장).")
     provider, tuning = artifact.training_provider(DEFAULT_PROVIDER, panel, scheme)
-    trained = artifact.train(panel, scheme, provider.forecast_fn(), provider.info, data_name, empirical_tuning=tuning)
+    trained = artifact.train(panel, dataset.transactions, scheme, provider.forecast_fn(), provider.info, data_name,
+                             empirical_tuning=tuning)
     return artifact.save(trained, folder)
 
 
@@ -268,7 +270,7 @@ def _top_group(job: BatchJob, customer_id: str) -> TopGroup:
     if job.provider.is_llm:
         return TopGroup(None, None, n, "LLM 예측기로 학습한 모델은 전체 고객을 LLM에 물어야 상위 20%를 정할 수 있어 "
                                        "계산하지 않았습니다 (forecaster batch로 확인하세요).")
-    features = model_features(job.histories, job.provider.features(job.histories, job.cut))
+    features = model_features(job.histories, job.cut, job.days, job.provider.features(job.histories, job.cut))
     purchase = 1.0 - job.art.models[artifact.AUGMENTED].predict_proba(features)[:, 0]
     flags, cutoff = top_share.top_share(purchase, job.histories.customer_ids)
     row = job.cut.row_of(customer_id)
@@ -321,7 +323,7 @@ def explain_customer(dataset: Dataset, art: artifact.Artifact, customer_id: str,
     one = HistoryBatch.from_panel(job.cut.take(np.array([job.cut.row_of(customer_id)])), anchor,
                                   art.config["history_months"])
     record = job.provider.records(one, job.cut)[0]
-    features = model_features(one, records_to_features([record], scheme, index=one.customer_ids))
+    features = model_features(one, job.cut, job.days, records_to_features([record], scheme, index=one.customer_ids))
     final_model = art.models[artifact.AUGMENTED]
     final = _model_view(artifact.AUGMENTED, final_model, features, scheme, art.representative_spend)
     baseline = _model_view(artifact.BASE, art.models[artifact.BASE], features, scheme, art.representative_spend)

@@ -30,7 +30,8 @@ def feature_label(name: str, scheme: BucketScheme) -> str:
     return labels.feature_label(name, dict(zip(scheme.ids, scheme.labels)))
 
 
-_AMOUNTS = ("lifetime_spend", "monetary", f"{FC}expected_spend", "spend_lag", "spend_mean", "spend_max")
+_AMOUNTS = ("lifetime_spend", "monetary", f"{FC}expected_spend", "spend_lag", "spend_mean", "spend_max", "spend_last")
+_DAYS = ("days_since_last_purchase", "last_gap_days", "gap_mean_days", "purchase_days_last")
 _PERCENTS = ("active_share", f"{FC}purchase_prob", f"{FC}confidence", f"{FC}p_")
 _MONTHS = ("recency", "tenure", "lifetime_active_months", "active")
 
@@ -42,8 +43,10 @@ def value_text(name: str, value: float, currency: str) -> str:
         return "값 없음"
     if name == "trend_slope":
         return f"월 {'+' if value >= 0 else '-'}{format_amount(abs(value), currency)}"
-    if name == "anchor_month":
-        return f"{value:.0f}월"
+    if name == "overdue_ratio":
+        return f"{value:.1f}배"
+    if name.startswith(_DAYS):
+        return f"{value:.0f}일"
     if name == f"{FC}expected_orders":
         return f"{value:.2f}회"
     if name.startswith(_AMOUNTS):
@@ -86,10 +89,20 @@ def _history_clause(name: str, value: float, text: str, anchor: pd.Period, curre
         "lifetime_spend": f"누적 지출액이 {_ra(text)}",
         "monetary": f"구매한 달의 평균 지출액이 {_ra(text)}",
         "active_share": f"첫 구매 이후 구매한 달의 비율이 {_ra(text)}",
-        "anchor_month": f"예측 대상 월이 {_ra(text)}",
+        "season_index": f"이전 해 같은 달의 구매율이 그 무렵 1년 평균의 {value:.2f}배라",
+        "days_since_last_purchase": f"마지막 구매일이 {_ra(text + ' 전')}",
+        "last_gap_days": f"마지막 두 구매일 사이가 {_ra(text)}",
+        "gap_mean_days": f"구매일 사이 평균 간격이 {_ra(text)}",
+        "gap_cv": f"구매 간격의 변동계수가 {_ra(text)}",
+        "overdue_ratio": f"마지막 구매 후 평소 구매 간격의 {text}만큼 지나",
     }
     if name in fixed:
         return fixed[name]
+    if name.startswith(("purchase_days_last", "spend_last")):
+        days = re.search(r"(\d+)d$", name).group(1)
+        if name.startswith("spend_last"):
+            return f"최근 {days}일 동안 지출이 없어" if value == 0 else f"최근 {days}일 지출액이 {_ra(text)}"
+        return f"최근 {days}일 동안 구매한 날이 없어" if value == 0 else f"최근 {days}일 중 {text} 구매해"
     k = _window(name)
     if name.startswith(("spend_lag", "orders_lag")):
         month = format_month(anchor - k)
@@ -134,6 +147,12 @@ def _missing_clause(name: str, scheme: BucketScheme, anchor: pd.Period) -> str:
         return f"{format_month(anchor - _window(name))} {josa(what, '은/는')} 첫 구매 전이라 값이 없고, 이 점이"
     if name == "trend_slope":
         return "첫 구매 후 지난 기간이 한 달뿐이라 지출 추세를 잴 수 없고, 이 점이"
+    if name in ("last_gap_days", "gap_mean_days", "overdue_ratio"):
+        return "구매한 날이 하루뿐이라 구매 간격을 잴 수 없고, 이 점이"
+    if name == "gap_cv":
+        return "구매 간격이 하나뿐이라 간격의 변동을 잴 수 없고, 이 점이"
+    if name == "season_index":
+        return "이전 해 같은 달의 자료가 없어 계절 지수를 잴 수 없고, 이 점이"
     label = feature_label(name, scheme)
     if name.startswith(FC):
         return f"예측기 응답이 실패해 {josa(label, '이/가')} 없고, 이 점이"

@@ -1,0 +1,73 @@
+"""The calendar decision (models/season.py): no raw month number, a population seasonal
+index measured on earlier years instead.
+
+The reason, shown: in a one-cohort shop with no seasonality at all, the raw calendar month
+of a row is the cohort's age, so "April" looks like a strong month (all the 1997 Aprils
+were young customers) — the index stays flat. On the seasonal synthetic shop it recovers
+the generator's seasonality; on CDNOW (one cohort, 18 months) it is never measurable, so the
+data cannot tell a season from the cohort's age and the feature is missing, not invented.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecaster.datasets import load_dataset
+from forecaster.synthetic import season_factors
+from models.season import season_index
+from narrator.panel import MonthlyPanel, month_ordinal
+
+START = pd.Period("2021-01", "M")
+
+
+def _one_cohort_without_season(n: int = 100_000, months: int = 36, decay: float = 0.93) -> MonthlyPanel:
+    """Everyone buys in the first month; in month t the first ``n * 0.5 * decay**t`` buy."""
+    buyers = np.floor(n * 0.5 * decay ** np.arange(months)).astype(int)
+    buyers[0] = n
+    spend = (np.arange(n)[:, None] < buyers[None, :]) * 10.0
+    return MonthlyPanel(np.array([f"C{i:06d}" for i in range(n)]), month_ordinal(START), spend,
+                        (spend > 0).astype(np.int32), np.zeros(n, dtype=np.int32), "KRW")
+
+
+def test_one_cohort_the_raw_month_number_is_age_and_the_index_stays_flat():
+    panel = _one_cohort_without_season()
+    rates = (panel.spend[:, 1:] > 0).mean(axis=0)
+    # the first year's months (Feb..Dec 2021): the later the calendar month, the lower the rate
+    first_year = rates[:11]
+    assert (np.diff(first_year) < 0).all() and first_year[0] / first_year[-1] > 2
+    anchor = START + 35  # 2023-12: every calendar month has a full earlier year
+    cut = panel.before(anchor)
+    index = np.array([season_index(cut, pd.Period(f"2023-{m:02d}", "M")) for m in range(1, 13)])
+    assert np.isfinite(index).all() and index.max() / index.min() < 1.01
+
+
+def test_the_index_recovers_the_synthetic_shops_seasonality():
+    panel = load_dataset("synthetic:3000:0").panel
+    cut = panel.before(pd.Period("2024-12", "M"))
+    index = [season_index(cut, pd.Period(f"2024-{m:02d}", "M")) for m in range(1, 13)]
+    truth = season_factors(pd.Period("2023-01", "M"), 12)
+    assert np.corrcoef(index, truth)[0, 1] > 0.8
+
+
+@pytest.mark.parametrize("anchor", ["1997-10", "1998-01", "1998-04", "1998-05", "1998-06"])
+def test_cdnow_cannot_tell_season_from_age_so_the_index_is_missing(anchor):
+    panel = load_dataset("cdnow").panel
+    anchor = pd.Period(anchor, "M")
+    assert np.isnan(season_index(panel.before(anchor), anchor))
+
+
+def test_only_months_before_the_anchor_are_read():
+    panel = load_dataset("synthetic:400:1").panel
+    anchor = pd.Period("2024-10", "M")
+    changed = panel.spend.copy()
+    changed[:, panel.column(anchor):] = 0.0  # the anchor month and later: nobody buys
+    edited = MonthlyPanel(panel.customer_ids, panel.start, changed, (changed > 0).astype(np.int32),
+                          panel.first_idx, panel.currency)
+    assert season_index(panel.before(anchor), anchor) == season_index(edited.before(anchor), anchor)
+    earlier = changed.copy()
+    earlier[:, panel.column(anchor - 12)] = 0.0  # the same month a year before: it must matter
+    edited_earlier = MonthlyPanel(panel.customer_ids, panel.start, earlier, (earlier > 0).astype(np.int32),
+                                  panel.first_idx, panel.currency)
+    assert season_index(edited_earlier.before(anchor), anchor) != season_index(panel.before(anchor), anchor)
