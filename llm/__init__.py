@@ -1,6 +1,6 @@
 """The LLM stage: any OpenAI-compatible endpoint, one structured call per customer with
 re-asks and transport retries, bounded concurrency, a SQLite response cache, a usage
-ledger and a dry run. See docs/llm.md.
+ledger and a dry run; provider batch jobs fill the same cache (``llm.batch``). See docs/llm.md.
 
 Exports are resolved on first use, so ``import llm.prompt`` (or a CLI verb that never
 calls an LLM) does not pay for importing the ``openai`` SDK.
@@ -28,6 +28,14 @@ _EXPORTS = {
     "TokenCounter": "llm.tokens",
     "UsageLedger": "llm.ledger",
     "SYSTEM_VERSION": "llm.prompt",
+    "run_batch_jobs": "llm.batch",
+    "export_batch_requests": "llm.batch",
+    "import_batch_outputs": "llm.batch",
+    "batch_failure_records": "llm.batch",
+    "BatchOutcome": "llm.batch_import",
+    "BatchProgress": "llm.batch_jobs",
+    "BatchPending": "llm.batch_jobs",
+    "BatchJobError": "llm.batch_files",
 }
 
 __all__ = sorted(_EXPORTS)

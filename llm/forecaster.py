@@ -32,7 +32,7 @@ from llm.tokens import TokenCounter
 from narrator.panel import CustomerHistory, HistoryBatch, MonthlyPanel
 from structurer.features import records_to_features
 from structurer.protocol import Histories, Progress, ProviderInfo
-from structurer.schema import BucketScheme, ForecastRecord, spend_forecast_model
+from structurer.schema import BucketScheme, ForecastRecord, SpendForecastBase, spend_forecast_model
 
 Narrate = Callable[[CustomerHistory], str]
 NarrateBatch = Callable[[HistoryBatch], list[str]]
@@ -218,6 +218,30 @@ class LLMForecaster:
     def narrative(self, history: CustomerHistory) -> str:
         """The user message one customer's first ask sends (the system prompt is shared)."""
         return self._narrate(history)
+
+    # -- for provider batch jobs (llm/batch.py) ------------------------------------------------
+
+    @property
+    def answer_model(self) -> type[SpendForecastBase]:
+        """The pydantic model every answer is validated against (built from the scheme)."""
+        return self._model
+
+    def request_key(self, messages: list[Message]) -> str:
+        """The cache key of one request (:func:`llm.cache.request_keyer` of this run)."""
+        return self._key(messages)
+
+    def distinct_prompts(self, histories: Histories) -> tuple[list[_Customer], list[list[Message]], list[np.ndarray]]:
+        """Every history's (customer id, anchor), the messages of each distinct prompt, and
+        the indices of the customers asking each one, grouped as a run groups them."""
+        customers, narratives = self._customers(histories)
+        groups = same_prompt_groups(narratives)
+        return customers, [self._messages(narratives[group[0]]) for group in groups], groups
+
+    def records_for(self, customers: list[_Customer], outcome: CallOutcome) -> list[LLMForecastRecord]:
+        """The records of the customers sharing one prompt, for an outcome obtained elsewhere
+        (a batch job): the first carries its cost, the others are shared copies."""
+        first = self._from_outcome(customers[0], outcome)
+        return [first, *(self._shared_copy(first, customer) for customer in customers[1:])]
 
     # -- one prompt ----------------------------------------------------------------------------
 

@@ -11,11 +11,11 @@ from typing import Sequence
 import pandas as pd
 from matplotlib.figure import Figure
 
-from forecaster import destination, evaluation, progress
+from forecaster import destination, evaluation, power, progress
 from forecaster.datasets import Dataset
 from forecaster.errors import UserError
 from forecaster.evaluation import EvaluationSetup
-from forecaster.providers import DEFAULT_PROVIDER, ForecasterChoice
+from forecaster.providers import DEFAULT_PROVIDER, ForecasterChoice, registration, resolve
 from forecaster.spending import DEFAULT_MAX_FAILED, Confirm, approve_cost, check_share, failure_checked
 from models.evaluate import EvaluationResult
 from narrator.panel import parse_month
@@ -148,7 +148,8 @@ def _anchor_range(test_anchors: str | Sequence[str | pd.Period] | None) -> str |
 def evaluate(dataset: Dataset, forecaster: ForecasterChoice = DEFAULT_PROVIDER, *,
              test_anchors: str | Sequence[str | pd.Period] | None = None, sample_customers: int | None = None,
              seed: int = 0, bootstrap: int = 1000, max_failed: float = DEFAULT_MAX_FAILED,
-             confirm: Confirm = False, budget_usd: float | None = None) -> Evaluation:
+             confirm: Confirm = False, budget_usd: float | None = None, llm_sample_customers: int | None = None,
+             target_mde: float | None = None) -> Evaluation:
     """Backtest every arm out of time on ``dataset``, as ``forecaster evaluate`` does.
 
     Parameters:
@@ -161,6 +162,12 @@ def evaluate(dataset: Dataset, forecaster: ForecasterChoice = DEFAULT_PROVIDER, 
         max_failed: the share of failed LLM forecasts above which the run stops.
         confirm, budget_usd: consent to an LLM run estimated above $1 (``confirm=True``, a
             function shown the estimate, or a budget the estimate stays within).
+        llm_sample_customers, target_mde: with an LLM forecaster, the run first evaluates the
+            empirical forecaster on every customer (free) to estimate the smallest RPS
+            difference it could detect (:mod:`forecaster.power`); the LLM arms then run on a
+            stratified sample of this many customers, or on the smallest sample that detects
+            ``target_mde``, or (neither) on every customer. ``report_data["power"]`` keeps
+            the estimates and the empirical run's figures on every customer.
 
     Returns: an :class:`Evaluation`.
 
@@ -173,13 +180,40 @@ def evaluate(dataset: Dataset, forecaster: ForecasterChoice = DEFAULT_PROVIDER, 
         ev.metrics.query("metric == 'rps' and anchor == 'pooled'")
     """
     check_share(max_failed)
-    setup = evaluation.prepare(dataset, _anchor_range(test_anchors), sample_customers, seed, bootstrap, forecaster)
+    anchors = _anchor_range(test_anchors)
+    # opens the forecaster: a missing model or key fails here, before the free run of the plan
+    setup = evaluation.prepare(dataset, anchors, sample_customers, seed, bootstrap, forecaster)
+    plan = _power_plan(dataset, forecaster, anchors, sample_customers, seed, bootstrap, llm_sample_customers,
+                       target_mde)
+    if plan is not None and plan.sample_customers != sample_customers:
+        setup = evaluation.prepare(dataset, anchors, plan.sample_customers, seed, bootstrap, forecaster)
     for note in setup.notes:
         progress.notice(note)
     approve_cost(setup.forecaster, setup.histories(), confirm, budget_usd)
     forecast_fn = failure_checked(setup.forecaster, max_failed, NOT_MADE)
     result = evaluation.run(setup, forecast_fn, progress=progress.step)
+    if plan is not None:
+        result.metrics["power"] = plan.to_dict()
     made = Evaluation(setup, result, setup.forecaster.ledger_summary())
     if not made.can_answer:
         progress.warning(f"경고: {made.report_data['data_sufficiency']['reason']}")
     return made
+
+
+def _power_plan(dataset: Dataset, forecaster: ForecasterChoice, anchors: str | None, sample_customers: int | None,
+                seed: int, bootstrap: int, llm_sample_customers: int | None,
+                target_mde: float | None) -> power.PowerPlan | None:
+    """An LLM run's plan (:func:`forecaster.power.plan_llm_run`), printed before anything is
+    sent; None for a forecaster that asks no one."""
+    if not registration(resolve(forecaster)[0]).is_llm:
+        if llm_sample_customers is not None or target_mde is not None:
+            raise UserError("--llm-sample-customers and --target-mde plan an LLM run, and this forecaster sends "
+                            "nothing; drop them, or sample every arm with --sample-customers")
+        return None
+    progress.notice("LLM을 부르기 전에 경험적 예측기(LLM 아님)로 같은 평가를 먼저 돌려, 이 실행이 검출할 수 있는 차이를 "
+                    "추정합니다(비용 없음).")
+    plan = power.plan_llm_run(dataset, anchors, sample_customers, seed, bootstrap, llm_sample_customers, target_mde,
+                              progress.step)
+    for line in plan.lines():
+        progress.notice(line)
+    return plan

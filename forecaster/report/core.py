@@ -194,8 +194,9 @@ def build_report_data(setup: EvaluationSetup, result: EvaluationResult, ledger: 
         "confusion": _confusion(result.predictions, order, scheme),
         "reliability": _reliability(result.predictions, order),
         "arms_not_run": dict(setup.arms_not_run),
-        "btyd_selection": m.get("btyd_selection"),
-        "tuning": m.get("tuning"),  # the settings chosen on the tuning month, every candidate's score  # per anchor: BG/NBD or Pareto/NBD, chosen on the month before
+        "btyd_selection": m.get("btyd_selection"),  # per anchor: BG/NBD or Pareto/NBD, chosen on the month before
+        "tuning": m.get("tuning"),  # the settings chosen on the tuning month, every candidate's score
+        "power": m.get("power"),  # an LLM run's detectable difference, estimated before it (forecaster/power.py)
     }
     data = json_safe(data)
     data["warnings"] = json_safe(checks.warnings(data))  # from the JSON-safe numbers they quote

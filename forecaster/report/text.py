@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from forecaster.report.checks import VERDICT_WORDS, can_answer, cannot_answer_reason, judged
 from forecaster.report.format import (BASELINE_ARM, BAYES_ARM, BOUND_ARMS, HEADLINE_ARM, HEADLINE_COMPARISON,
                                       METRIC_NAMES, MISSING, ORACLE_ARM, arm_name, count, degenerate, difference,
@@ -71,6 +73,28 @@ def mde_sentence(data: dict) -> str | None:
             f"차이의 부트스트랩 표준오차 {magnitude('rps', d['se'], cur)}에 (z₀.₉₇₅ + z₀.₈₀) ≈ "
             f"{josa(MDE_FACTOR, '을/를')} 곱한 값으로, 참 차이가 이만큼이면 양측 5% 수준에서 80% 확률로 0과 구별됩니다. 이보다 작은 차이는 "
             "있어도 이 데이터로는 잘 드러나지 않습니다.")
+
+
+def power_sentences(data: dict) -> list[str]:
+    """An LLM run's detectable difference as estimated before it (forecaster/power.py), and
+    where its LLM arms ran: on a sample, the empirical run on every customer beside it."""
+    plan, cur = data.get("power"), data["dataset"]["currency"]
+    if not plan:
+        return []
+    run = plan["run"]
+    out = [f"LLM을 부르기 전에 경험적 예측기로 같은 평가 행을 먼저 평가해 추정한 최소 검출 차이는 약 "
+           f"{magnitude('rps', run['mde_rps'], cur)}였습니다(고객 {count(run['customers'])}명). LLM의 답이 기본 모델과 "
+           "더 다를수록 실제 최소 검출 차이는 이보다 커집니다."]
+    if plan["sample_customers"] is not None and plan["population"]:
+        population = plan["population"]
+        arms = population["arms"]
+        base, aug = arms.get("xgb_base", {}), arms.get("xgb_base+forecaster", {})
+        reason = (f" --target-mde {np.format_float_positional(plan['target_mde'], trim='-')} 검출에 필요한 가장 작은 "
+                  "표본입니다." if plan["target_mde"] else "")
+        out.append(f"LLM 비교군은 고객 {count(plan['sample_customers'])}명의 층화 표본에서만 평가했습니다.{reason} 전체 고객 "
+                   f"{count(population['customers'])}명에서 경험적 예측기(LLM 아님)를 쓴 평가의 RPS는 xgb_base "
+                   f"{number(base.get('rps'), 4)}, xgb_base+forecaster {number(aug.get('rps'), 4)}였습니다.")
+    return out
 
 
 def headline_sentences(data: dict) -> list[str]:
@@ -263,7 +287,7 @@ def tuning_sentences(data: dict) -> list[str]:
 
 def prose(data: dict) -> dict[str, Any]:
     return {"comparison": comparison_sentence(data), "headline": headline_sentences(data),
-            "mde": mde_sentence(data),
+            "mde": mde_sentence(data), "power": power_sentences(data),
             # the headline itself says that the data cannot answer
             "warnings": [w["message"] for w in data["warnings"] if w["code"] != "cannot_answer"],
             "differences": difference_sentences(data), "best_arm": best_arm_sentence(data),
