@@ -56,6 +56,7 @@ MODEL = OutputKind("model", "--out", ("config.json", "scheme.json", "features.js
                                       "xgb_base/*.json", "xgb_augmented/*.json"))
 REPORT = OutputKind("report", "--out", ("metrics.json", "report.md", "report.html", "predictions.parquet",
                                         "plots/*.png"))
+REQUESTS = OutputKind("batch request", "--out", ("requests-*.jsonl",))
 
 
 # -- folders -----------------------------------------------------------------------------------

@@ -11,10 +11,11 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import pandas as pd
 
+from forecaster import progress as progress_hook
 from forecaster.errors import UserError
 from forecaster.pipeline import ForecastFn
 from llm.errors import LLMError
@@ -34,7 +35,12 @@ class LLMForecaster:
     ``$OPENAI_BASE_URL``, else OpenAI; the key is always ``$OPENAI_API_KEY``, never an
     argument, so that it cannot land in a notebook), ``concurrency`` (requests in flight),
     ``cache_dir`` (the response cache; default the user cache folder), ``timeout_s`` (per
-    request), ``provider`` (the registered name, :data:`PROVIDERS`).
+    request), ``provider`` (the registered name, :data:`PROVIDERS`), ``mode`` (``"live"``:
+    one request per prompt as the run goes; ``"batch"``: every prompt of the run first
+    through the provider's batch jobs, OpenAI's Batch API at half the price and within 24
+    hours, resumed from the job ids on disk when a run is killed, then the live run asks only
+    what the jobs did not answer; ``llm/batch.py``) and ``poll_interval_s`` (how often a
+    batch job is asked where it stands).
 
     Example::
 
@@ -48,6 +54,15 @@ class LLMForecaster:
     cache_dir: Path | None = None
     timeout_s: float = 60.0
     provider: str = "llm"
+    mode: str = "live"
+    poll_interval_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in LLM_MODES:
+            raise UserError(f"--llm-mode {self.mode}: choose one of {', '.join(LLM_MODES)}")
+
+
+LLM_MODES = ("live", "batch")
 
 
 ProviderFactory = Callable[[BucketScheme, LLMForecaster], Forecaster]
@@ -163,6 +178,28 @@ class Provider:
         with _llm_errors_as_user_errors():
             return self.forecaster.fit(cut).forecast_features(batch)
 
+    def answer_ahead(self, batches: Iterable[HistoryBatch]) -> None:
+        """In batch mode, answer every prompt of ``batches`` (all that the run will ask)
+        through provider batch jobs into the response cache, so that the live run finds them
+        there; nothing in live mode or for a forecaster that asks no one."""
+        if not self.is_llm or self.llm.mode != "batch":
+            return
+        from llm.batch import run_batch_jobs  # heavy (openai): only in batch mode
+
+        with _llm_errors_as_user_errors():
+            outcome = run_batch_jobs(self.forecaster, *batches, poll_interval_s=self.llm.poll_interval_s,
+                                     progress=_report_batch_progress)
+        progress_hook.notice(
+            f"배치 작업: 요청 {outcome.prompts:,}건 중 {outcome.answered + outcome.reasked:,}건에 답을 받았습니다"
+            f"(다시 물어 받은 {outcome.reasked:,}건 포함). 실패한 {len(outcome.failures):,}건은 실시간으로 다시 묻습니다.")
+
     def forecast_fn(self) -> ForecastFn:
         """Anchor -> feature frame, the forecaster refitted/asked with that anchor's past only."""
         return lambda anchor, batch, cut: self.features(batch, cut)
+
+
+def _report_batch_progress(where: object) -> None:
+    """A :class:`llm.batch_jobs.BatchProgress` after each poll, as one progress step."""
+    statuses = ", ".join(sorted(set(where.statuses)))
+    progress_hook.step(f"배치 작업 {where.finished_jobs}/{where.jobs}개 완료, 요청 {where.done:,}/{where.total:,}건 "
+                       f"처리됨 ({statuses})")

@@ -190,6 +190,7 @@ def evaluate(dataset: Dataset, forecaster: ForecasterChoice = DEFAULT_PROVIDER, 
     for note in setup.notes:
         progress.notice(note)
     approve_cost(setup.forecaster, setup.histories(), confirm, budget_usd)
+    setup.forecaster.answer_ahead(setup.histories())
     forecast_fn = failure_checked(setup.forecaster, max_failed, NOT_MADE)
     result = evaluation.run(setup, forecast_fn, progress=progress.step)
     if plan is not None:

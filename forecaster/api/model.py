@@ -58,6 +58,7 @@ class TrainedModel:
         chosen, empirical_tuning = artifact.training_provider(self.forecaster, panel, scheme)
         approve_cost(chosen, (panel.histories(a) for a in pipeline.anchors_with_outcome(panel)),
                      self.confirm, self.budget_usd)
+        chosen.answer_ahead(panel.histories(a) for a in pipeline.anchors_with_outcome(panel))
         forecast_fn = failure_checked(chosen, self.max_failed, NOT_MADE)
         self._fitted(artifact.train(panel, dataset.transactions, scheme, forecast_fn, chosen.info, dataset.name, self.seed,
                                     empirical_tuning=empirical_tuning))
@@ -106,6 +107,7 @@ class TrainedModel:
         check_share(max_failed)
         job = self._job(dataset, anchor, limit, forecaster)
         approve_cost(job.provider, [job.histories], confirm, budget_usd)
+        job.provider.answer_ahead([job.histories])
         frame = job.run()
         for line in self.warnings_:
             progress.warning(line)

@@ -33,6 +33,11 @@ ConcurrencyOption = Annotated[int, typer.Option(
 CacheDirOption = Annotated[Path | None, typer.Option(
     "--cache-dir", help="Folder of the LLM response cache (default: the user cache folder).",
     rich_help_panel=_PANEL)]
+LLMModeOption = Annotated[str, typer.Option(
+    "--llm-mode", metavar="live|batch",
+    help="live: one request per prompt as the run goes; batch: the provider's batch jobs first (OpenAI Batch API, "
+         "half the price, up to 24 h; a killed run resumes from the job ids on disk), then live for what is left.",
+    rich_help_panel=_PANEL)]
 YesOption = Annotated[bool, typer.Option(
     "--yes", help="Do not ask before an LLM run whose estimated cost is high.", rich_help_panel=_PANEL)]
 
@@ -65,13 +70,14 @@ class LLMRunOptions:
     base_url: BaseURLOption = None
     concurrency: ConcurrencyOption = 8
     cache_dir: CacheDirOption = None
+    llm_mode: LLMModeOption = "live"
     yes: YesOption = False
     max_failed: MaxFailedOption = DEFAULT_MAX_FAILED
 
     def choice(self, provider: str) -> ForecasterChoice:
         """The API's forecaster for ``--provider``: its name, or for an LLM provider the
         :class:`~forecaster.providers.LLMForecaster` these options configure."""
-        return llm_choice(provider, self.llm_model, self.base_url, self.cache_dir, self.concurrency)
+        return llm_choice(provider, self.llm_model, self.base_url, self.cache_dir, self.concurrency, self.llm_mode)
 
     def consent(self) -> Confirm:
         """``--yes``, or the question asked when a run's estimate is above the threshold."""
@@ -79,14 +85,14 @@ class LLMRunOptions:
 
 
 def llm_choice(provider: str, llm_model: str | None, base_url: str | None, cache_dir: Path | None,
-               concurrency: int = 8) -> ForecasterChoice:
+               concurrency: int = 8, mode: str = "live") -> ForecasterChoice:
     """``--provider`` with the LLM flags, as the API takes it (see :meth:`LLMRunOptions.choice`)."""
     from forecaster.providers import LLMForecaster, registration  # heavy: only when a verb runs
 
     if not registration(provider).is_llm:
         return provider
     return LLMForecaster(model=llm_model, base_url=base_url, concurrency=concurrency, cache_dir=cache_dir,
-                         provider=provider)
+                         provider=provider, mode=mode)
 
 
 def ask_before_spending(estimate: DryRunEstimate) -> bool:
