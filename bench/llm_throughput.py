@@ -1,20 +1,26 @@
 """LLM client throughput against the loopback OpenAI-compatible test server (no network).
 
     .venv/bin/python bench/llm_throughput.py [--latency-ms 100] [--levels 1,8,32,64]
+    .venv/bin/python bench/llm_throughput.py --latency-ms 1000 --levels 64
 
 Prints, for the client in this process (the server runs in a child process so its CPU
 is not counted):
 
 * forecasts per second at each concurrency level with the server's fixed latency, and the
-  ratio to the ideal ``concurrency / latency`` (target >= 0.9 at 64);
-* client CPU milliseconds per forecast with zero latency (process CPU time, cache off;
-  target <= 2 ms);
+  ratio to the ideal ``concurrency / latency`` (target >= 0.95 at 64 in flight and 1 s);
+* client CPU milliseconds per request the server received, with zero latency, cache off
+  and the narratives made beforehand: the LLM stage alone (building and sending the
+  request, reading and validating the answer, the record and the ledger), as process CPU
+  time, user and system (target <= 1 ms), at each of ``--cpu-levels`` requests in flight;
+* the same with the project's narrative renderer on a CDNOW HistoryBatch (narrating
+  included), per request and per forecast (customers with the same prompt share one);
 * mean prompt tokens of the customer-specific part (the user message: the narrative) for
   12-month CDNOW histories (target <= 300), with o200k_base when its file is in
   tiktoken's cache, else the calibrated approximation (the method is printed).
 
 The loopback server is not a language model: these figures measure the client's
-overhead, not any model's speed.
+overhead, not any model's speed. CPU time per request also rises when the machine is busy
+(shared cores and caches), and so does the wall time: the load average is printed first.
 """
 
 from __future__ import annotations
@@ -39,8 +45,8 @@ SCHEME = BucketScheme(edges=(15.0, 29.3), currency="USD")
 def _serve(latency_s: float, conn) -> None:
     with LoopbackLLMServer(latency_s=latency_s, max_requests=100_000, lifetime_s=600) as server:
         conn.send(server.base_url)
-        while conn.recv() == "cpu":  # anything else: stop
-            conn.send(time.process_time())
+        while conn.recv() == "stats":  # anything else: stop
+            conn.send((time.process_time(), server.request_count))
 
 
 class ServerProcess:
@@ -55,9 +61,9 @@ class ServerProcess:
         self.base_url = self._conn.recv()
         return self
 
-    def cpu_s(self) -> float:
-        """The server process's CPU time so far."""
-        self._conn.send("cpu")
+    def stats(self) -> tuple[float, int]:
+        """The server process's CPU time so far, and the requests it has received."""
+        self._conn.send("stats")
         return self._conn.recv()
 
     def __exit__(self, *exc: object) -> None:
@@ -91,31 +97,39 @@ def _timed_run(server: ServerProcess, concurrency: int, n: int) -> tuple[float, 
     """(wall s, client CPU s, server CPU s) of one batch of ``n`` forecasts."""
     histories = make_histories(n, seed=concurrency)
     forecaster = _forecaster(server.base_url, concurrency)
-    server_cpu, client_cpu, started = server.cpu_s(), time.process_time(), time.perf_counter()
+    server_cpu, client_cpu, started = server.stats()[0], time.process_time(), time.perf_counter()
     records = forecaster.forecast_many(histories)
     elapsed = time.perf_counter() - started
-    client_cpu, server_cpu = time.process_time() - client_cpu, server.cpu_s() - server_cpu
+    client_cpu, server_cpu = time.process_time() - client_cpu, server.stats()[0] - server_cpu
     failed = [r.detail for r in records if r.status != "ok"]
     assert not failed, failed[:3]
     return elapsed, client_cpu, server_cpu
 
 
-def cpu_per_forecast(n: int, concurrency: int) -> None:
-    """Client CPU per forecast at zero latency, cache off: with the stand-in narrator (the
-    LLM stage alone) and with the project's narrative renderer on a CDNOW HistoryBatch."""
+def cpu_per_request(n: int, levels: list[int]) -> None:
+    """Client CPU per request at zero latency, cache off: the LLM stage alone (narratives
+    made beforehand) at each level, then the project's renderer on a CDNOW HistoryBatch."""
     with ServerProcess(0.0) as server:
         stand_in = make_histories(n, seed=1)
-        cdnow = _first_customers(_cdnow_histories(), n)
-        for label, histories, narrate in (("stand-in narrator", stand_in, stand_in_narrate),
-                                           ("CDNOW HistoryBatch, real narratives", cdnow, None)):
+        made = {h.customer_id: stand_in_narrate(h) for h in stand_in}
+
+        def made_beforehand(history) -> str:
+            return made[history.customer_id]
+
+        runs = [(f"{c} in flight, narratives made beforehand", stand_in, made_beforehand, c) for c in levels]
+        runs.append((f"{levels[0]} in flight, CDNOW HistoryBatch narrated", _first_customers(_cdnow_histories(), n),
+                     None, levels[0]))
+        for label, histories, narrate, concurrency in runs:
+            _forecaster(server.base_url, concurrency, narrate).forecast_many(stand_in[:50])  # warm up
             forecaster = _forecaster(server.base_url, concurrency, narrate)
-            forecaster.forecast_many(stand_in[:50])  # warm up imports, pool and caches
-            cpu, wall = time.process_time(), time.perf_counter()
+            sent, before, wall = server.stats()[1], os.times(), time.perf_counter()
             records = forecaster.forecast_many(histories)
-            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            after, wall, sent = os.times(), time.perf_counter() - wall, server.stats()[1] - sent
             assert all(r.status == "ok" for r in records) and len(records) == n
-            print(f"client CPU, zero latency, concurrency {concurrency}, cache off, {label}: "
-                  f"{cpu / n * 1000:.2f} ms per forecast ({n} forecasts, {cpu:.2f} s CPU in {wall:.2f} s)")
+            user, system = after.user - before.user, after.system - before.system
+            print(f"client CPU, zero latency, cache off, {label}: {(user + system) / sent * 1000:.2f} ms per request "
+                  f"(user {user / sent * 1000:.2f}, system {system / sent * 1000:.2f}; {sent:,} requests for "
+                  f"{n:,} forecasts: {(user + system) / n * 1000:.2f} ms per forecast; {wall:.2f} s wall)")
 
 
 def _cdnow_histories():
@@ -147,7 +161,7 @@ def prompt_tokens() -> None:
 
     batch = _cdnow_histories()
     counter = TokenCounter()
-    counts = np.array([counter.count(text) for text in render_narratives(batch)])
+    counts = counter.count_many(render_narratives(batch))
     system = counter.count(system_prompt(SCHEME))
     print(f"prompt tokens ({counter.method}), CDNOW anchor {batch.anchor}, {len(counts):,} customers: "
           f"user message mean {counts.mean():.1f}, p95 {np.percentile(counts, 95):.0f}, max {counts.max()}; "
@@ -160,11 +174,11 @@ def main() -> None:
     parser.add_argument("--levels", default="1,8,32,64")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cpu-forecasts", type=int, default=2000)
-    parser.add_argument("--cpu-concurrency", type=int, default=8)
+    parser.add_argument("--cpu-levels", default="8,64")
     args = parser.parse_args()
     print(f"load average before the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     throughput(args.latency_ms / 1000, [int(x) for x in args.levels.split(",")], args.repeats)
-    cpu_per_forecast(args.cpu_forecasts, args.cpu_concurrency)
+    cpu_per_request(args.cpu_forecasts, [int(x) for x in args.cpu_levels.split(",")])
     prompt_tokens()
 
 

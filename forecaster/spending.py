@@ -34,9 +34,10 @@ class CostNotApproved(UserError):
 def approve_cost(provider: Provider, batches: Iterable[HistoryBatch], confirm: Confirm = False,
                  budget_usd: float | None = None) -> None:
     """Report the dry-run estimate of a run that sends something, then let it go on only with
-    consent (see the module docstring). ``batches`` are only read when the provider has
+    consent (see the module docstring). ``batches`` (one per anchor) are handed to the
+    provider's dry run whole, each narrated once, and only read when the provider has
     something to estimate; raises :class:`CostNotApproved` otherwise."""
-    estimate = provider.forecaster.dry_run(h for batch in batches for h in batch)
+    estimate = provider.forecaster.dry_run(batches)
     if estimate is None:
         return
     progress.summary(estimate.render())

@@ -17,7 +17,7 @@ import gc
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,7 @@ from llm.cache import CachedAnswer, ResponseCache, request_keyer
 from llm.client import CallOutcome, StructuredCaller, make_async_client, response_format
 from llm.config import LLMConfig, RetryPolicy, resolve_config
 from llm.errors import RunAborted
-from llm.ledger import DryRunEstimate, PriceTable, UsageLedger, estimate_run
+from llm.ledger import DryRunEstimate, PriceTable, PromptTally, UsageLedger, estimate_run
 from llm.prompt import Message, build_messages, prompt_version, system_prompt
 from llm.tokens import TokenCounter
 from narrator.panel import CustomerHistory, HistoryBatch, MonthlyPanel
@@ -197,19 +197,64 @@ class LLMForecaster:
                 cache.close()
         return [r for r in results if r is not None]
 
-    def dry_run(self, histories: Histories, counter: TokenCounter | None = None) -> DryRunEstimate:
-        """Calls, tokens and cost this run would need; nothing is sent. Like the run, it
-        prices each distinct prompt once."""
-        narratives = self._customers(histories)[1]
-        distinct = [self._messages(narratives[group[0]]) for group in same_prompt_groups(narratives)]
+    def dry_run(self, histories: Histories | Iterable[HistoryBatch],
+                counter: TokenCounter | None = None) -> DryRunEstimate:
+        """Calls, tokens and cost this run would need; nothing is sent.
+
+        ``histories``: what a run takes, or one :class:`HistoryBatch` per anchor (as
+        :func:`forecaster.spending.approve_cost` passes them). Like the run, it prices each
+        distinct prompt once. Each batch is narrated once, as a whole (with the project's
+        narrator, equal histories only once); cache hits are looked up per distinct prompt,
+        and not at all in an empty cache; the shared system prompt is counted once and the
+        narratives together (:meth:`TokenCounter.count_many`).
+
+        Example::
+
+            forecaster.dry_run(panel.histories(a) for a in anchors).summary()["cost_usd"]
+        """
+        counter = counter or TokenCounter()
+        tally, seen = PromptTally(), set()
         cache = self._open_cache()
         try:
-            pending = [m for m in distinct if cache is None or cache.get(self._key(m)) is None]
+            answered = cache if cache is not None and len(cache) else None
+            with _collector_spares_existing_objects():  # narrating makes many short-lived objects
+                for customers, narratives in self._narrated_groups(histories):
+                    new = [n for n in narratives if n not in seen]
+                    seen.update(new)
+                    pending = self._not_answered(answered, new)
+                    tally.add(customers, len(new), len(pending), int(counter.count_many(pending).sum()))
         finally:
             if cache is not None:
                 cache.close()
-        return estimate_run(self.config.model, len(narratives), len(distinct), pending, self._schema,
-                            self.ledger.prices, counter)
+        return estimate_run(self.config.model, tally, system_prompt(self.scheme), self._schema, self.ledger.prices,
+                            counter)
+
+    def _narrated_groups(self, histories: Histories | Iterable[HistoryBatch]) -> Iterator[tuple[int, list[str]]]:
+        """(customers, their distinct narratives) of each batch, then of the loose histories."""
+        if isinstance(histories, HistoryBatch):
+            histories = [histories]
+        loose: list[CustomerHistory] = []
+        for item in histories:
+            if isinstance(item, HistoryBatch):
+                yield self._distinct_narratives(item)
+            else:
+                loose.append(item)
+        if loose:
+            yield self._distinct_narratives(loose)
+
+    def _distinct_narratives(self, histories: Histories) -> tuple[int, list[str]]:
+        if self._narrate_batch is not None and isinstance(histories, HistoryBatch):
+            # the project's renderer (the only batch narrator here) renders equal histories once
+            from narrator.narrative import render_distinct_narratives
+
+            return len(histories), render_distinct_narratives(histories)[0]
+        narratives = self._customers(histories)[1]
+        return len(narratives), list(dict.fromkeys(narratives))
+
+    def _not_answered(self, cache: ResponseCache | None, narratives: list[str]) -> list[str]:
+        if cache is None:
+            return narratives
+        return [n for n in narratives if cache.get(self._key(self._messages(n))) is None]
 
     def messages_for(self, history: CustomerHistory) -> list[Message]:
         """The exact messages one customer's first ask sends."""

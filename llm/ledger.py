@@ -19,6 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from llm.errors import PriceFileError
+from llm.prompt import build_messages
 from llm.tokens import TokenCounter
 from structurer.schema import ForecastRecord
 
@@ -210,6 +211,11 @@ class UsageLedger:
         return table
 
 
+# OpenAI's Batch API bills half the live price for the same tokens (its pricing page); a
+# provider without batch jobs has no batch price, and vLLM run-batch on one's own GPUs none
+BATCH_PRICE_SHARE = 0.5
+
+
 @dataclass(frozen=True)
 class DryRunEstimate:
     """What a run would send, before anything is sent."""
@@ -235,6 +241,7 @@ class DryRunEstimate:
             "output_tokens": self.output_tokens,
             "output_tokens_per_call_assumed": OUTPUT_TOKENS_ASSUMED,
             "cost_usd": self.cost_usd,
+            "cost_usd_batch": None if self.cost_usd is None else self.cost_usd * BATCH_PRICE_SHARE,
             "cost_note": _cost_note(self.cost_usd, self.model),
             "token_method": self.token_method,
         }
@@ -243,30 +250,53 @@ class DryRunEstimate:
         return render_summary(self.summary(), "LLM 예상 사용량 (dry run: nothing sent)")
 
 
+@dataclass
+class PromptTally:
+    """What a dry run has read so far: customers, their distinct prompts, and of those the
+    ones not answered in the cache (the calls) with their narratives' tokens."""
+
+    customers: int = 0
+    distinct_prompts: int = 0
+    calls: int = 0
+    narrative_tokens: int = 0
+
+    def add(self, customers: int, distinct_prompts: int, calls: int, narrative_tokens: int) -> None:
+        self.customers += customers
+        self.distinct_prompts += distinct_prompts
+        self.calls += calls
+        self.narrative_tokens += narrative_tokens
+
+
 def estimate_run(
     model: str,
-    customers: int,
-    distinct_prompts: int,
-    uncached_messages: list[list[dict[str, str]]],
+    tally: PromptTally,
+    system: str,
     schema: Mapping[str, Any],
     prices: PriceTable,
     counter: TokenCounter | None = None,
 ) -> DryRunEstimate:
     """Calls = distinct prompts not in the cache (one ask each; a prompt repeated by other
     customers is sent once, and re-asks and retries are not predictable and not counted).
-    Prompt tokens = the messages plus the response schema, which the provider also feeds the
-    model; output tokens = ``OUTPUT_TOKENS_ASSUMED``."""
+    Prompt tokens = each call's messages (``system`` and the chat format's overhead, the same
+    for every call and counted once; the narrative, counted by ``counter`` into ``tally``) plus
+    the response schema, which the provider also feeds the model; output tokens =
+    ``OUTPUT_TOKENS_ASSUMED`` per call.
+
+    Example::
+
+        estimate_run("gpt-4o-mini", PromptTally(100, 80, 80, 13_000), system, schema, PriceTable())
+    """
     counter = counter or TokenCounter()
-    schema_tokens = counter.count(json.dumps(schema, ensure_ascii=False))
-    calls = len(uncached_messages)
-    prompt_tokens = sum(counter.count_messages(m) + schema_tokens for m in uncached_messages)
-    output_tokens = calls * OUTPUT_TOKENS_ASSUMED
+    per_call = (counter.count_messages(build_messages(system, ""))
+                + counter.count(json.dumps(schema, ensure_ascii=False)))
+    prompt_tokens = tally.calls * per_call + tally.narrative_tokens
+    output_tokens = tally.calls * OUTPUT_TOKENS_ASSUMED
     return DryRunEstimate(
         model=model,
-        customers=customers,
-        cache_hits=distinct_prompts - calls,
-        shared_prompts=customers - distinct_prompts,
-        calls=calls,
+        customers=tally.customers,
+        cache_hits=tally.distinct_prompts - tally.calls,
+        shared_prompts=tally.customers - tally.distinct_prompts,
+        calls=tally.calls,
         prompt_tokens=prompt_tokens,
         output_tokens=output_tokens,
         cost_usd=prices.cost(model, prompt_tokens, output_tokens),
@@ -293,6 +323,7 @@ _LABELS = {
     "output_tokens": "예상 출력 토큰 (output tokens)",
     "output_tokens_per_call_assumed": "호출당 가정한 출력 토큰 (assumed per call)",
     "cost_usd": "예상 비용 (cost, USD)",
+    "cost_usd_batch": "--llm-mode batch의 예상 비용 (batch cost, USD)",
     "cost_note": "비용 메모 (note)",
     "latency_p50_s": "지연 p50 (latency, s)",
     "latency_p95_s": "지연 p95 (latency, s)",
@@ -304,7 +335,7 @@ _LABELS = {
 def _format_value(key: str, value: Any) -> str:
     if value is None:
         return "—"
-    if key == "cost_usd":
+    if key.startswith("cost_usd"):
         return f"${value:,.4f}"
     if key.startswith("latency"):
         return f"{value:.3f}"

@@ -45,7 +45,8 @@ given to the template.
 The batch path computes every figure for the whole :class:`HistoryBatch` with numpy first
 (each distinct amount is formatted once), so only the template rendering runs per customer.
 There is one path: one customer (``forecaster narrate``, ``explain``, ``messages_for``) is
-rendered as a batch of one. A batch row holds H cells (NaN before the first purchase) where
+rendered as a batch of one (``render_distinct_narratives``, the dry run's path, renders each
+distinct history of a batch once). A batch row holds H cells (NaN before the first purchase) where
 that batch of one holds only the record's months, so no shown figure may depend on how many
 cells were summed or in what order: every amount is first taken as whole minor units (won,
 cents; ``np.rint``), sums are integer sums, and a mean (``average_order``, the two trend
@@ -56,15 +57,17 @@ the trend compares the exact means (one exactly ``TREND_RATIO`` times the other 
 
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 from functools import lru_cache
 from itertools import repeat
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Iterator, Mapping, NamedTuple
 
 import jinja2
 import numpy as np
 import pandas as pd
+from jinja2.runtime import new_context
 from jinja2.sandbox import SandboxedEnvironment
 
 from narrator.errors import NarratorError
@@ -130,11 +133,73 @@ def render_narrative(history: CustomerHistory, template_dir: Path | str | None =
 def render_narratives(batch: HistoryBatch, template_dir: Path | str | None = None) -> list[str]:
     """The narratives of a whole anchor population, in the batch's order."""
     template = load_narrative_template(template_dir)
-    contexts = _batch_contexts(batch)
+    # ``Template.render`` copies the template's globals (a ChainMap) into a new dict for each
+    # customer, and ``Template.new_context`` makes a set of their names (read only when a
+    # template is imported as a module). Here the globals go into every row's variables as it
+    # is made, and Jinja's ``new_context`` (which ``Template.new_context`` calls) takes the row
+    # as is (``shared=True``): the same text for about half the CPU of rendering.
+    contexts = _batch_contexts(batch, dict(template.globals))
+    environment, name, blocks = template.environment, template.name, template.blocks
+    root, concat = template.root_render_func, environment.concat
     try:
-        return [template.render(context) for context in contexts]
+        return [concat(root(new_context(environment, name, blocks, context, True))) for context in contexts]
     except jinja2.TemplateError as exc:  # includes sandbox SecurityError and UndefinedError
         raise NarrativeTemplateError(f"{NARRATIVE_TEMPLATE} failed to render: {exc}") from None
+
+
+def render_distinct_narratives(
+    batch: HistoryBatch, template_dir: Path | str | None = None
+) -> tuple[list[str], np.ndarray]:
+    """Each distinct narrative of ``batch`` once, in order of first appearance, and for every
+    row the index of its own: ``texts[codes[i]] == render_narratives(batch)[i]``.
+
+    Rows with equal histories (every per-customer array but the id) get the same variables,
+    so each is rendered once (at CDNOW's 17 anchors 56 % of the rows are distinct); different
+    histories that read the same are merged after rendering.
+
+    Example::
+
+        texts, codes = render_distinct_narratives(panel.histories(pd.Period("1998-01", "M")))
+    """
+    rows, row_codes = _distinct_rows(batch)
+    rendered = render_narratives(_take_rows(batch, rows), template_dir)
+    first_of: dict[str, int] = {}  # a dict hashes the texts about 4 times faster than pd.factorize
+    text_codes = np.fromiter((first_of.setdefault(text, len(first_of)) for text in rendered), dtype=np.intp,
+                             count=len(rendered))
+    return list(first_of), text_codes[row_codes]
+
+
+def _per_customer_arrays(batch: HistoryBatch) -> dict[str, np.ndarray]:
+    n = len(batch)
+    values = {f.name: getattr(batch, f.name) for f in dataclasses.fields(batch)}
+    return {name: v for name, v in values.items() if isinstance(v, np.ndarray) and v.shape[:1] == (n,)}
+
+
+def _distinct_rows(batch: HistoryBatch) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, codes): the first row of each distinct history, ascending, and for every row
+    the position in ``rows`` of the one equal to it. Rows are compared on the bytes of every
+    per-customer array but the id (two NaN cells are always equal: one bit pattern)."""
+    n = len(batch)
+    if n == 0:
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+    parts = []
+    for name, values in _per_customer_arrays(batch).items():
+        if name == "customer_ids":  # nothing that identifies the customer reaches the template
+            continue
+        if values.dtype == object:
+            values = pd.factorize(values.ravel())[0].reshape(values.shape)
+        parts.append(np.ascontiguousarray(values).reshape(n, -1).view(np.uint8))
+    keys = np.ascontiguousarray(np.hstack(parts))
+    _, first, inverse = np.unique(keys.view(np.dtype((np.void, keys.shape[1]))).ravel(),
+                                  return_index=True, return_inverse=True)
+    order = np.argsort(first)  # the distinct rows in the batch's order
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))
+    return first[order], position[inverse.ravel()]
+
+
+def _take_rows(batch: HistoryBatch, rows: np.ndarray) -> HistoryBatch:
+    return dataclasses.replace(batch, **{name: v[rows] for name, v in _per_customer_arrays(batch).items()})
 
 
 def _batch_of_one(history: CustomerHistory) -> HistoryBatch:
@@ -274,9 +339,9 @@ def _record_lines(batch: HistoryBatch, minor: np.ndarray, window: np.ndarray) ->
     return [lines[bounds[i] : bounds[i + 1]] for i in range(n)]
 
 
-def _batch_contexts(batch: HistoryBatch) -> Iterator[dict[str, Any]]:
+def _batch_contexts(batch: HistoryBatch, template_globals: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     """The template variables of every row, made as they are rendered (see the module
-    docstring)."""
+    docstring), after the template's globals (which a variable of the same name hides)."""
     n, h = batch.spend.shape
     if n == 0:
         return iter([])
@@ -326,6 +391,7 @@ def _batch_contexts(batch: HistoryBatch) -> Iterator[dict[str, Any]]:
         "recent_months": RECENT_MONTHS,
         "currency": batch.currency,
     }
-    names = [*columns, "months", *shared]
-    rows = zip(*(np.asarray(values).tolist() for values in columns.values()), lines, *map(repeat, shared.values()))
+    names = [*template_globals, *columns, "months", *shared]
+    rows = zip(*map(repeat, template_globals.values()), *(np.asarray(values).tolist() for values in columns.values()),
+               lines, *map(repeat, shared.values()))
     return map(dict, map(zip, repeat(names), rows))
