@@ -140,7 +140,8 @@ class PowerPlan:
 
 
 def _rps(value: float) -> str:
-    return f"{value:.2g}"
+    """Two significant digits, never in exponent form (Korean text reads 0.000072, not 7.2e-05)."""
+    return np.format_float_positional(value, precision=2, unique=False, fractional=False, trim="-")
 
 
 def _population_summary(result: EvaluationResult) -> dict:

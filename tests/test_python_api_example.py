@@ -1,6 +1,6 @@
 """docs/python_api_example.py, the worked example of docs/python-api.md, runs as a script on
 the full CDNOW data, and everything it prints equals the command line's on the same data:
-each figure line (``RPS xgb_base 0.034436``) at its printed precision, the data summary, the
+each figure line (``RPS xgb_base 0.034367``) at its printed precision, the data summary, the
 narrative, the headline and the explanation; its report's metrics.json is the CLI's exactly.
 
 The script runs in a subprocess while the command line runs in this process, so that the two
