@@ -4,6 +4,7 @@ for one's own GPUs (vLLM ``run-batch``), and their answers back into the respons
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -25,45 +26,48 @@ app = typer.Typer(help="Batch files of an LLM run: export the requests, import t
                   no_args_is_help=True)
 
 
+@dataclass(frozen=True)
+class RunFileOptions:
+    """Which run the files are for, and its LLM: the same flags the run itself will get."""
+
+    run: RunOption = "train"
+    sample_customers: SampleOption = None
+    seed: Annotated[int, typer.Option("--seed")] = 0
+    test_anchors: TestAnchorsOption = None
+    llm_model: LLMModelOption = None
+    base_url: BaseURLOption = None
+    cache_dir: CacheDirOption = None
+
+    def arguments(self) -> dict:
+        """The API's keyword arguments (forecaster/api/llm_files.py) but the data and files."""
+        return {"forecaster": llm_choice("llm", self.llm_model, self.base_url, self.cache_dir), "run": self.run,
+                "sample_customers": self.sample_customers, "seed": self.seed, "test_anchors": self.test_anchors}
+
+
 def export(
     out: Annotated[Path, typer.Option("--out", help="New or empty folder for requests-0001.jsonl ...")],
     data: DataOptions = DataOptions(),
-    run: RunOption = "train",
-    sample_customers: SampleOption = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    test_anchors: TestAnchorsOption = None,
-    llm_model: LLMModelOption = None,
-    base_url: BaseURLOption = None,
-    cache_dir: CacheDirOption = None,
+    options: RunFileOptions = RunFileOptions(),
 ) -> None:
     """Write the run's uncached LLM requests as OpenAI batch JSONL files (nothing is sent)."""
     from forecaster.api.llm_files import export_llm_requests  # heavy: only when the verb runs
 
     destination.check_folder(out, destination.REQUESTS)
-    files = export_llm_requests(dataset_from_options(data), llm_choice("llm", llm_model, base_url, cache_dir), out,
-                                run=run, sample_customers=sample_customers, seed=seed, test_anchors=test_anchors)
-    for path in files:
+    for path in export_llm_requests(dataset_from_options(data), out=out, **options.arguments()):
         print(path)
 
 
 def import_(
     files: Annotated[list[Path], typer.Argument(help="Batch output JSONL files (vLLM run-batch -o, or OpenAI's).")],
     data: DataOptions = DataOptions(),
-    run: RunOption = "train",
-    sample_customers: SampleOption = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    test_anchors: TestAnchorsOption = None,
-    llm_model: LLMModelOption = None,
-    base_url: BaseURLOption = None,
-    cache_dir: CacheDirOption = None,
+    options: RunFileOptions = RunFileOptions(),
 ) -> None:
     """Read batch answers into the response cache; the run then finds them there."""
     from forecaster.api.llm_files import import_llm_outputs  # heavy: only when the verb runs
 
-    counts = import_llm_outputs(dataset_from_options(data), llm_choice("llm", llm_model, base_url, cache_dir), files,
-                                run=run, sample_customers=sample_customers, seed=seed, test_anchors=test_anchors)
-    err.print(f"다음 `forecaster {run} --provider llm`은 캐시에 있는 답 {counts['answered'] + counts['reasked']:,}건을 "
-              "다시 묻지 않습니다.", soft_wrap=True)
+    counts = import_llm_outputs(dataset_from_options(data), paths=files, **options.arguments())
+    err.print(f"다음 `forecaster {options.run} --provider llm`은 캐시에 있는 답 "
+              f"{counts['answered'] + counts['reasked']:,}건을 다시 묻지 않습니다.", soft_wrap=True)
 
 
 app.command("export")(with_options(export))
