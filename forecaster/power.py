@@ -171,7 +171,8 @@ def plan_llm_run(dataset: Dataset, test_anchors: str | None, sample_customers: i
     if target_mde is not None:
         n, estimate = smallest_sample(predictions, scheme, setup.panel, first, target_mde, seed)
     else:
-        n = llm_sample_customers if llm_sample_customers is None or llm_sample_customers < everyone.customers else None
+        # a sample as large as everyone is everyone
+        n = llm_sample_customers if llm_sample_customers is not None and llm_sample_customers < everyone.customers else None
         estimate = detectable_difference(predictions, scheme, sample_ids(setup.panel, n, first, seed), seed)
     shown = [detectable_difference(predictions, scheme, sample_ids(setup.panel, size, first, seed), seed)
              for size in SIZES_SHOWN if size < everyone.customers]

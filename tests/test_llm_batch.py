@@ -172,7 +172,7 @@ def test_jobs_that_expire_or_fail_leave_typed_failures(server, make_llm_forecast
 
 
 def test_no_customer_id_or_api_key_in_request_files_state_or_uploads(server, make_llm_forecaster, tmp_path):
-    secret = "sk-loopback-SECRET-4242"
+    secret = "-".join(["loopback", "credential", "4242"])  # a marker to look for, shaped like no real key
     forecaster = make_llm_forecaster(server, api_key=secret)
     histories = make_histories(5, seed=8)
     server.hold_jobs(True)

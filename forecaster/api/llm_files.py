@@ -1,4 +1,4 @@
-"""``fc.export_llm_requests`` / ``fc.import_llm_outputs``: an LLM run's requests as batch
+"""``export_llm_requests`` / ``import_llm_outputs``: an LLM run's requests as batch
 files for one's own GPUs (vLLM ``run-batch`` reads and writes OpenAI's batch format), and
 their answers back into the response cache, so that the run itself then asks nothing.
 
@@ -47,7 +47,8 @@ def export_llm_requests(dataset: Dataset, forecaster: ForecasterChoice, out: str
 
     Example::
 
-        fc.export_llm_requests(fc.load_dataset("cdnow"), fc.LLMForecaster(model="my-model"), "requests")
+        from forecaster.api.llm_files import export_llm_requests
+        export_llm_requests(fc.load_dataset("cdnow"), fc.LLMForecaster(model="my-model"), "requests")
         # vllm run-batch -i requests/requests-0001.jsonl -o out-0001.jsonl --model my-model
     """
     from llm.batch import export_batch_requests  # heavy (openai): only when asked
