@@ -18,6 +18,7 @@ import pandas as pd
 from forecaster import progress as progress_hook
 from forecaster.errors import UserError
 from forecaster.pipeline import ForecastFn
+from llm.config import DEFAULT_MAX_TOKENS, DEFAULT_TIMEOUT_S, check_max_tokens, check_timeout
 from llm.errors import LLMError
 from models.empirical import DEFAULT_SETTINGS, EmpiricalForecaster, EmpiricalSettings
 from narrator.panel import HistoryBatch, MonthlyPanel
@@ -34,8 +35,9 @@ class LLMForecaster:
     Parameters: ``model`` (default ``$FORECASTER_MODEL``), ``base_url`` (default
     ``$OPENAI_BASE_URL``, else OpenAI; the key is always ``$OPENAI_API_KEY``, never an
     argument, so that it cannot land in a notebook), ``concurrency`` (requests in flight),
-    ``cache_dir`` (the response cache; default the user cache folder), ``timeout_s`` (per
-    request), ``provider`` (the registered name, :data:`PROVIDERS`), ``mode`` (``"live"``:
+    ``cache_dir`` (the response cache; default the user cache folder), ``timeout_s`` (seconds
+    per request), ``max_tokens`` (the longest answer asked for; part of every request and so of
+    its cache key), ``provider`` (the registered name, :data:`PROVIDERS`), ``mode`` (``"live"``:
     one request per prompt as the run goes; ``"batch"``: every prompt of the run first
     through the provider's batch jobs, OpenAI's Batch API at half the price and within 24
     hours, resumed from the job ids on disk when a run is killed, then the live run asks only
@@ -52,7 +54,8 @@ class LLMForecaster:
     base_url: str | None = None
     concurrency: int = 8
     cache_dir: Path | None = None
-    timeout_s: float = 60.0
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    max_tokens: int = DEFAULT_MAX_TOKENS
     provider: str = "llm"
     mode: str = "live"
     poll_interval_s: float = 30.0
@@ -60,6 +63,9 @@ class LLMForecaster:
     def __post_init__(self) -> None:
         if self.mode not in LLM_MODES:
             raise UserError(f"--llm-mode {self.mode}: choose one of {', '.join(LLM_MODES)}")
+        with _llm_errors_as_user_errors():  # before any data is read
+            check_timeout(self.timeout_s)
+            check_max_tokens(self.max_tokens)
 
 
 LLM_MODES = ("live", "batch")
@@ -93,7 +99,7 @@ def _open_llm(scheme: BucketScheme, options: LLMForecaster) -> Forecaster:
     from llm.forecaster import LLMForecaster as Client  # heavy (openai): only when an LLM is chosen
 
     return Client(scheme, model=options.model, base_url=options.base_url, concurrency=options.concurrency,
-                         cache_dir=options.cache_dir, timeout=options.timeout_s)
+                  cache_dir=options.cache_dir, timeout=options.timeout_s, max_tokens=options.max_tokens)
 
 
 PROVIDERS: dict[str, Registration] = {

@@ -12,6 +12,8 @@ is never logged, never part of a cache key and filtered out of cassettes.
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,8 @@ ENV_MODEL = "FORECASTER_MODEL"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 # The SDK refuses an empty key; local servers ignore whatever is sent.
 LOCAL_PLACEHOLDER_KEY = "not-needed"
+DEFAULT_TIMEOUT_S = 60.0  # seconds one request may take (``--llm-timeout``)
+DEFAULT_MAX_TOKENS = 800  # the longest answer asked for, in tokens (``--llm-max-tokens``)
 
 
 @dataclass(frozen=True)
@@ -60,11 +64,11 @@ class LLMConfig:
     model: str
     base_url: str | None = None
     api_key: str = field(default="", repr=False)
-    timeout_s: float = 60.0
+    timeout_s: float = DEFAULT_TIMEOUT_S
     concurrency: int = 8
     max_reasks: int = 2
     temperature: float = 0.0
-    max_tokens: int = 800
+    max_tokens: int = DEFAULT_MAX_TOKENS
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     cache_dir: Path | None = None
     use_cache: bool = True
@@ -74,8 +78,8 @@ class LLMConfig:
             raise LLMConfigError(f"concurrency must be at least 1 (got {self.concurrency})")
         if self.max_reasks < 0:
             raise LLMConfigError(f"re-asks must be 0 or more (got {self.max_reasks})")
-        if self.timeout_s <= 0:
-            raise LLMConfigError(f"timeout must be positive (got {self.timeout_s} s)")
+        check_timeout(self.timeout_s)
+        check_max_tokens(self.max_tokens)
 
     @property
     def endpoint(self) -> str:
@@ -90,6 +94,20 @@ class LLMConfig:
         docs/llm.md understands it, and OpenAI's chat models still accept it.
         """
         return {"temperature": self.temperature, "max_tokens": self.max_tokens}
+
+
+def check_timeout(seconds: float) -> float:
+    """``seconds`` when it is a usable request timeout (positive, finite); LLMConfigError otherwise."""
+    if not 0 < seconds < math.inf:
+        raise LLMConfigError(f"the LLM request timeout must be a positive number of seconds (got {seconds:g})")
+    return seconds
+
+
+def check_max_tokens(tokens: int) -> int:
+    """``tokens`` when it is a usable answer length (a whole number, at least 1); LLMConfigError otherwise."""
+    if isinstance(tokens, bool) or not isinstance(tokens, numbers.Integral) or tokens < 1:
+        raise LLMConfigError(f"the LLM answer length must be a whole number of tokens, at least 1 (got {tokens!r})")
+    return int(tokens)
 
 
 def resolve_config(

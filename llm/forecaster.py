@@ -24,7 +24,7 @@ import pandas as pd
 
 from llm.cache import CachedAnswer, ResponseCache, request_keyer
 from llm.client import CallOutcome, StructuredCaller, make_async_client, response_format
-from llm.config import LLMConfig, RetryPolicy, resolve_config
+from llm.config import DEFAULT_MAX_TOKENS, DEFAULT_TIMEOUT_S, LLMConfig, RetryPolicy, resolve_config
 from llm.errors import RunAborted
 from llm.ledger import DryRunEstimate, PriceTable, PromptTally, UsageLedger, estimate_run
 from llm.prompt import Message, build_messages, prompt_version, system_prompt
@@ -115,11 +115,11 @@ class LLMForecaster:
         concurrency: int = 8,
         max_reasks: int = 2,
         cache_dir: str | Path | None = None,
-        timeout: float = 60.0,
+        timeout: float = DEFAULT_TIMEOUT_S,
         narrate: Narrate | None = None,
         narrative_version: str | None = None,
         use_cache: bool = True,
-        max_tokens: int = 800,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
         retry: RetryPolicy | None = None,
         prices: PriceTable | None = None,
         config: LLMConfig | None = None,

@@ -29,7 +29,7 @@ import socket
 import threading
 import time
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterable
 
@@ -50,6 +50,8 @@ class SeenRequest:
     messages: list[dict[str, Any]]
     tokens_in: int = 0  # usage the server reported in a delivered completion
     tokens_out: int = 0
+    settings: dict[str, Any] = field(default_factory=dict)  # the request body but its messages
+    read_timeout: str | None = None  # the SDK's x-stainless-read-timeout header: the client's timeout
 
 
 def body_hash(body: bytes) -> str:
@@ -203,8 +205,10 @@ class LoopbackLLMServer:
 
     # -- per request -----------------------------------------------------------------------------
 
-    def _admit(self, digest: str, messages: list[dict[str, Any]]) -> tuple[int, str]:
+    def _admit(self, digest: str, request: dict[str, Any], read_timeout: str | None = None) -> tuple[int, str]:
         """Register a request; its index and behaviour."""
+        messages = request["messages"]
+        settings = {name: value for name, value in request.items() if name != "messages"}
         with self._lock:
             index = len(self._seen)
             self._body_counts[digest] += 1
@@ -214,7 +218,8 @@ class LoopbackLLMServer:
             else:
                 rng = random.Random(f"{self.seed}:{digest}:{seen_before}")
                 behaviour = rng.choice(self.faults) if rng.random() < self.fault_rate else "valid"
-            self._seen.append(SeenRequest(digest, behaviour, time.monotonic(), None, messages))
+            self._seen.append(SeenRequest(digest, behaviour, time.monotonic(), None, messages,
+                                          settings=settings, read_timeout=read_timeout))
             return index, behaviour
 
     def _wait_if_held(self) -> None:
@@ -235,9 +240,9 @@ class LoopbackLLMServer:
     def _mark_answered(self, index: int, payload: dict[str, Any]) -> None:
         usage = payload.get("usage") or {}
         with self._lock:
-            seen = self._seen[index]
-            self._seen[index] = SeenRequest(seen.body_hash, seen.behaviour, seen.received, time.monotonic(),
-                                            seen.messages, usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+            self._seen[index] = replace(self._seen[index], answered=time.monotonic(),
+                                        tokens_in=usage.get("prompt_tokens", 0),
+                                        tokens_out=usage.get("completion_tokens", 0))
 
     def respond(self, behaviour: str, request: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any] | None]:
         """(status, headers, JSON body) for a behaviour; None body = hang."""
@@ -292,7 +297,7 @@ def _make_handler(server: LoopbackLLMServer) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {}, _error("not found (loopback)", "invalid_request_error", None))
                 return
             request = json.loads(body)
-            index, behaviour = server._admit(body_hash(body), request["messages"])
+            index, behaviour = server._admit(body_hash(body), request, self.headers.get("x-stainless-read-timeout"))
             try:
                 server._track_in_flight(+1)
                 self._answer(server, index, behaviour, request)

@@ -14,7 +14,7 @@ from rich.console import Console
 from forecaster.dates import parse_anchor
 from forecaster.errors import UserError
 from forecaster.verbs.options import DataOptions, dataset_from_options, with_options
-from forecaster.verbs.provider_options import BaseURLOption, CacheDirOption, LLMModelOption, ProviderOption, llm_choice
+from forecaster.verbs.provider_options import LLMEndpointOptions, ProviderOption
 
 FORMATS = ("text", "json")
 
@@ -28,7 +28,7 @@ def explain(
         help="Artifact folder written by `forecaster train` (default: train and cache a default model).")] = None,
     data: DataOptions = DataOptions(),
     provider: ProviderOption = None,
-    llm_model: LLMModelOption = None, base_url: BaseURLOption = None, cache_dir: CacheDirOption = None,
+    llm: LLMEndpointOptions = LLMEndpointOptions(),
     output_format: Annotated[str, typer.Option("--format", metavar="text|json", help="text (rich, Korean) or json.")] = "text",
 ) -> None:
     """Explain one customer's forecast in Korean: narrative, forecaster answer, both models, top contributions."""
@@ -47,7 +47,7 @@ def explain(
     dataset = dataset_from_options(data)
     locate_customer(dataset, customer_id, month)  # cheap checks before any training
     trained = TrainedModel.load(model) if model is not None else default_model(dataset)
-    chosen = llm_choice(provider or trained.config_["forecaster"]["provider"], llm_model, base_url, cache_dir)
+    chosen = llm.choice(provider or trained.config_["forecaster"]["provider"])
     result = trained.explain(dataset, customer_id, month, forecaster=chosen)
     if output_format == "json":
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))

@@ -4,7 +4,7 @@ for one's own GPUs (vLLM ``run-batch``), and their answers back into the respons
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +12,7 @@ import typer
 
 from forecaster import destination
 from forecaster.verbs.options import DataOptions, dataset_from_options, with_options
-from forecaster.verbs.provider_options import BaseURLOption, CacheDirOption, LLMModelOption, err, llm_choice
+from forecaster.verbs.provider_options import LLMEndpointOptions, err
 
 RunOption = Annotated[str, typer.Option(
     "--for", metavar="train|evaluate",
@@ -34,13 +34,11 @@ class RunFileOptions:
     sample_customers: SampleOption = None
     seed: Annotated[int, typer.Option("--seed")] = 0
     test_anchors: TestAnchorsOption = None
-    llm_model: LLMModelOption = None
-    base_url: BaseURLOption = None
-    cache_dir: CacheDirOption = None
+    endpoint: LLMEndpointOptions = field(default_factory=LLMEndpointOptions)
 
     def arguments(self) -> dict:
         """The API's keyword arguments (forecaster/api/llm_files.py) but the data and files."""
-        return {"forecaster": llm_choice("llm", self.llm_model, self.base_url, self.cache_dir), "run": self.run,
+        return {"forecaster": self.endpoint.choice("llm"), "run": self.run,
                 "sample_customers": self.sample_customers, "seed": self.seed, "test_anchors": self.test_anchors}
 
 

@@ -1,18 +1,22 @@
-"""Forecaster-provider options shared by train, batch, evaluate and explain (the LLM ones of
-train, batch and evaluate as one :class:`LLMRunOptions` bundle, see
-:func:`forecaster.verbs.options.with_options`), turned into the API's forecaster choice, its
-consent to spend (``--yes`` or the question) and its failure threshold (``--max-failed``)."""
+"""Forecaster-provider options shared by train, batch, evaluate, explain and ``llm
+export``/``import``: the endpoint and request ones of every verb that can ask an LLM as one
+:class:`LLMEndpointOptions` bundle, those of train, batch and evaluate as one
+:class:`LLMRunOptions` bundle holding it (see :func:`forecaster.verbs.options.with_options`),
+turned into the API's forecaster choice, its consent to spend (``--yes`` or the question) and
+its failure threshold (``--max-failed``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Callable, TypeVar
 
 import typer
 from rich.console import Console
 
 from forecaster.spending import DEFAULT_MAX_FAILED, Confirm
+from llm.config import DEFAULT_MAX_TOKENS, DEFAULT_TIMEOUT_S, check_max_tokens, check_timeout
+from llm.errors import LLMConfigError
 
 if TYPE_CHECKING:
     from forecaster.providers import ForecasterChoice
@@ -32,6 +36,27 @@ ConcurrencyOption = Annotated[int, typer.Option(
     "--concurrency", min=1, help="LLM requests in flight at once.", rich_help_panel=_PANEL)]
 CacheDirOption = Annotated[Path | None, typer.Option(
     "--cache-dir", help="Folder of the LLM response cache (default: the user cache folder).",
+    rich_help_panel=_PANEL)]
+_Value = TypeVar("_Value")
+
+
+def _checked(convert: Callable[[str], _Value], check: Callable[[_Value], _Value], kind: str) -> Callable[[str], _Value]:
+    """A Typer parser: ``convert`` the text, then ``check`` it (llm.config's rule, also the API's)."""
+    def parse(text: str | _Value) -> _Value:
+        try:
+            return check(convert(str(text).strip()))
+        except ValueError as exc:  # LLMConfigError is a ValueError too
+            message = str(exc) if isinstance(exc, LLMConfigError) else f"'{text}' is not {kind}"
+            raise typer.BadParameter(message) from None
+    return parse
+
+
+LLMTimeoutOption = Annotated[float, typer.Option(
+    "--llm-timeout", metavar="SECONDS", parser=_checked(float, check_timeout, "a number of seconds"),
+    help="Seconds one LLM request may take before it is retried as a timeout.", rich_help_panel=_PANEL)]
+LLMMaxTokensOption = Annotated[int, typer.Option(
+    "--llm-max-tokens", metavar="N", parser=_checked(int, check_max_tokens, "a whole number of tokens"),
+    help="The longest answer asked of the LLM, in tokens (max_tokens; part of every request, so of its cache key).",
     rich_help_panel=_PANEL)]
 LLMModeOption = Annotated[str, typer.Option(
     "--llm-mode", metavar="live|batch",
@@ -63,36 +88,46 @@ err = Console(stderr=True)
 
 
 @dataclass(frozen=True)
-class LLMRunOptions:
-    """The LLM options of train, batch and evaluate; each field's annotation is its option."""
+class LLMEndpointOptions:
+    """Which LLM is asked and how each request is made, on every verb that can ask one (the
+    request-file verbs too: the answer length is part of every cache key); each field's
+    annotation is its option."""
 
     llm_model: LLMModelOption = None
     base_url: BaseURLOption = None
-    concurrency: ConcurrencyOption = 8
     cache_dir: CacheDirOption = None
+    llm_timeout: LLMTimeoutOption = DEFAULT_TIMEOUT_S
+    llm_max_tokens: LLMMaxTokensOption = DEFAULT_MAX_TOKENS
+
+    def choice(self, provider: str, concurrency: int = 8, mode: str = "live") -> ForecasterChoice:
+        """The API's forecaster for ``--provider``: its name, or for an LLM provider the
+        :class:`~forecaster.providers.LLMForecaster` these options configure."""
+        from forecaster.providers import LLMForecaster, registration  # heavy: only when a verb runs
+
+        if not registration(provider).is_llm:
+            return provider
+        return LLMForecaster(model=self.llm_model, base_url=self.base_url, concurrency=concurrency,
+                             cache_dir=self.cache_dir, timeout_s=self.llm_timeout, max_tokens=self.llm_max_tokens,
+                             provider=provider, mode=mode)
+
+
+@dataclass(frozen=True)
+class LLMRunOptions:
+    """The LLM options of train, batch and evaluate; each field's annotation is its option."""
+
+    endpoint: LLMEndpointOptions = field(default_factory=LLMEndpointOptions)
+    concurrency: ConcurrencyOption = 8
     llm_mode: LLMModeOption = "live"
     yes: YesOption = False
     max_failed: MaxFailedOption = DEFAULT_MAX_FAILED
 
     def choice(self, provider: str) -> ForecasterChoice:
-        """The API's forecaster for ``--provider``: its name, or for an LLM provider the
-        :class:`~forecaster.providers.LLMForecaster` these options configure."""
-        return llm_choice(provider, self.llm_model, self.base_url, self.cache_dir, self.concurrency, self.llm_mode)
+        """The API's forecaster for ``--provider`` (see :meth:`LLMEndpointOptions.choice`)."""
+        return self.endpoint.choice(provider, self.concurrency, self.llm_mode)
 
     def consent(self) -> Confirm:
         """``--yes``, or the question asked when a run's estimate is above the threshold."""
         return True if self.yes else ask_before_spending
-
-
-def llm_choice(provider: str, llm_model: str | None, base_url: str | None, cache_dir: Path | None,
-               concurrency: int = 8, mode: str = "live") -> ForecasterChoice:
-    """``--provider`` with the LLM flags, as the API takes it (see :meth:`LLMRunOptions.choice`)."""
-    from forecaster.providers import LLMForecaster, registration  # heavy: only when a verb runs
-
-    if not registration(provider).is_llm:
-        return provider
-    return LLMForecaster(model=llm_model, base_url=base_url, concurrency=concurrency, cache_dir=cache_dir,
-                         provider=provider, mode=mode)
 
 
 def ask_before_spending(estimate: DryRunEstimate) -> bool:
