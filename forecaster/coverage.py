@@ -117,11 +117,30 @@ def judge_coverage(panel: MonthlyPanel, ts: np.ndarray, *, data_end: pd.Timestam
     timestamps (datetime64[ns]) the panel was built from."""
     ts = np.asarray(ts, dtype="datetime64[ns]")
     date_only = bool((ts.astype("datetime64[D]") == ts).all())
-    first_ts, last_ts = pd.Timestamp(ts.min()), pd.Timestamp(ts.max())
+    last_start = ordinal_to_period(panel.start + panel.n_months - 1).to_timestamp().to_datetime64()
+    times = TimeSummary(pd.Timestamp(ts.min()), pd.Timestamp(ts.max()), date_only, int((ts >= last_start).sum()))
+    return judge_summary(panel, times, data_end=data_end, keep_partial=keep_partial)
+
+
+@dataclass(frozen=True)
+class TimeSummary:
+    """What the coverage rule reads of the timestamps: their range, whether every one is a
+    whole day, and the rows in the panel's last month (the chunked reader sums these over
+    its chunks instead of holding every timestamp)."""
+
+    first: pd.Timestamp
+    last: pd.Timestamp
+    date_only: bool
+    last_month_rows: int
+
+
+def judge_summary(panel: MonthlyPanel, times: TimeSummary, *, data_end: pd.Timestamp | None = None,
+                  keep_partial: bool = False) -> Coverage:
+    """:func:`judge_coverage` from a :class:`TimeSummary` of the timestamps."""
+    first_ts, last_ts, date_only = times.first, times.last, times.date_only
     span = _Span(panel, first_ts, last_ts + (_DAY if date_only else pd.Timedelta(0)))
-    in_last = ts >= span.start_of(panel.n_months - 1).to_datetime64()
     trailing = MonthCoverage(panel.last_month, last_ts, span.share(panel.n_months - 1), None, "too-few-months",
-                             date_only, rows=int(in_last.sum()), buyers=int((panel.orders[:, -1] > 0).sum()))
+                             date_only, rows=times.last_month_rows, buyers=int((panel.orders[:, -1] > 0).sum()))
     last = _stated(trailing, span, data_end) if data_end is not None else _trailing(trailing, span)
     return Coverage(_leading(span, first_ts, date_only), last, keep_partial)
 

@@ -57,15 +57,15 @@ def monthly_buying_share(panel: MonthlyPanel) -> pd.DataFrame:
 
 def describe(dataset: Dataset) -> DataSummary:
     panel = dataset.panel
-    ts = dataset.transactions["ts"]
+    first_day, last_day = dataset.time_range()
     positive = panel.spend[panel.spend > 0]
     values = np.quantile(positive, SPEND_QUANTILES) if positive.size else [np.nan] * len(SPEND_QUANTILES)
     return DataSummary(
         customers=len(panel.customer_ids),
         purchasing_customers=int((panel.first_idx != NOT_ACQUIRED).sum()),
-        transactions=len(dataset.transactions),
-        first_day=ts.min(),
-        last_day=ts.max(),
+        transactions=dataset.transaction_count(),
+        first_day=first_day,
+        last_day=last_day,
         months=panel.months,
         monthly=monthly_buying_share(panel),
         spend_quantiles=dict(zip(SPEND_QUANTILES, map(float, values))),

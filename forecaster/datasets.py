@@ -12,7 +12,10 @@ Sources (``load_dataset(src)``):
 - ``synthetic``, ``synthetic:N``, ``synthetic:N:SEED``: :mod:`forecaster.synthetic` (KRW),
   with the per-customer latent parameters in ``Dataset.latent``.
 - a path to a ``.csv`` (also ``.csv.gz``) or ``.parquet`` file (currency ``KRW`` unless
-  ``currency`` says otherwise).
+  ``currency`` says otherwise), or to a folder of ``.parquet`` files (one table split
+  over files, read in name order). A folder, a file over ``CHUNKED_FROM_BYTES`` or a given
+  ``chunk_rows`` goes through the chunked reader (:mod:`forecaster.ingest`): the same
+  Dataset with bounded memory, whose ``transactions`` are then the purchase-day log.
 
 ``from_table(frame)`` takes a pandas DataFrame or pyarrow Table already in memory (the
 notebook API): it is read exactly as a Parquet file with the same cells would be.
@@ -59,20 +62,25 @@ from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from forecaster.amounts import parse_amounts
 from forecaster.columns import customer_ids, frame_table, order_ids, resolve_column
-from forecaster.coverage import Coverage, judge_coverage
+from forecaster.coverage import Coverage, judge_coverage, judge_summary
 from forecaster.dates import SHOP_TIMEZONE, DateRange, parse_data_end, parse_date_range, parse_dates, screen_dates
 from forecaster.errors import UserError
 from forecaster.synthetic import DEFAULT_CUSTOMERS, DEFAULT_SEED, generate
 from forecaster.tables import RawTable, Where, read_table
 from narrator.panel import MonthlyPanel, build_panel
 
+if TYPE_CHECKING:
+    from forecaster.ingest_reduce import Ingested
+
 USER_FILE_CURRENCY = "KRW"
+CHUNKED_FROM_BYTES = 256 << 20  # a file this large is read in chunks (forecaster.ingest)
 
 
 @dataclass(frozen=True)
@@ -112,16 +120,45 @@ class Dataset:
     keep_partial_month: bool = False  # --keep-partial-month: a partial last month stays
     data_end: pd.Timestamp | None = None  # --data-end: the last day the export covers
     read_notices: tuple[str, ...] = ()  # how the file was read (e.g. its separator)
+    # read in chunks: the panel and row counts; ``transactions`` is then the purchase-day log
+    ingested: "Ingested | None" = None
 
     @cached_property
     def full_panel(self) -> MonthlyPanel:
         """Every month with a transaction, complete or not."""
+        if self.ingested is not None:
+            return self.ingested.full_panel
         return build_panel(self.transactions, self.currency)
 
     @cached_property
     def coverage(self) -> Coverage:
+        if self.ingested is not None:
+            return judge_summary(self.full_panel, self.ingested.times, data_end=self.data_end,
+                                 keep_partial=self.keep_partial_month)
         return judge_coverage(self.full_panel, self.transactions["ts"].to_numpy(), data_end=self.data_end,
                               keep_partial=self.keep_partial_month)
+
+    def transaction_count(self, customers: np.ndarray | None = None, *, complete_months: bool = False) -> int:
+        """Rows of the data (of ``customers`` only; without a dropped partial month)."""
+        if self.ingested is None:
+            tx = self.transactions
+            if customers is not None:
+                tx = tx[tx["customer_id"].isin(customers)]
+            if complete_months:
+                tx = tx[tx["ts"] < (self.panel.last_month + 1).start_time]
+            return len(tx)
+        rows = self.ingested.rows - (self.ingested.last_month_rows if complete_months and
+                                     self.coverage.dropped_month is not None else 0)
+        if customers is not None:
+            rows = rows[np.isin(self.full_panel.customer_ids, customers)]
+        return int(rows.sum())
+
+    def time_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """The first and last transaction time."""
+        if self.ingested is not None:
+            return self.ingested.times.first, self.ingested.times.last
+        ts = self.transactions["ts"]
+        return ts.min(), ts.max()
 
     @cached_property
     def panel(self) -> MonthlyPanel:
@@ -176,13 +213,14 @@ def load_dataset(
     date_range: str | None = None,
     data_end: str | None = None,
     keep_partial_month: bool = False,
+    chunk_rows: int | None = None,
 ) -> Dataset:
     """The dataset ``src`` names (see the module docstring); UserError on bad input."""
     src = src.strip()
     kind = src.lower()
     mapping = {"--customer-col": customer_col, "--date-col": date_col, "--amount-col": amount_col,
                "--order-col": order_col, "--currency": currency, "--date-format": date_format,
-               "--decimal-comma": decimal_comma or None}
+               "--decimal-comma": decimal_comma or None, "--chunk-rows": chunk_rows}
     months = _month_options(date_range, data_end, keep_partial_month)
     if kind == "cdnow" or kind == "synthetic" or kind.startswith("synthetic:"):
         given = [flag for flag, value in mapping.items() if value is not None]
@@ -195,7 +233,7 @@ def load_dataset(
     return load_user_file(
         Path(src), customer_col=customer_col, date_col=date_col, amount_col=amount_col,
         order_col=order_col, currency=currency, date_format=date_format, decimal_comma=decimal_comma,
-        months=months,
+        months=months, chunk_rows=chunk_rows,
     )
 
 
@@ -283,9 +321,18 @@ def load_user_file(
     date_format: str | None = None,
     decimal_comma: bool = False,
     months: _MonthOptions = _MonthOptions(),
+    chunk_rows: int | None = None,
 ) -> Dataset:
     """A user's CSV/Parquet transactions, validated and cleaned per the module policies."""
     code = _check_currency(currency or USER_FILE_CURRENCY)
+    if path.is_dir() or chunk_rows is not None or (path.is_file() and path.stat().st_size > CHUNKED_FROM_BYTES
+                                                   and not path.name.lower().endswith(".gz")):
+        from forecaster.ingest import DEFAULT_CHUNK_ROWS, check_chunk_rows
+        from forecaster.ingest_reduce import load_chunked
+        return load_chunked(path, customer_col=customer_col, date_col=date_col, amount_col=amount_col,
+                            order_col=order_col, currency=code, date_format=date_format,
+                            decimal_comma=decimal_comma, months=months,
+                            chunk_rows=check_chunk_rows(chunk_rows or DEFAULT_CHUNK_ROWS))
     return _from_raw_table(read_table(path), customer_col=customer_col, date_col=date_col,
                            amount_col=amount_col, order_col=order_col, currency=code,
                            date_format=date_format, decimal_comma=decimal_comma, months=months)
@@ -366,8 +413,7 @@ def _from_raw_table(
         transactions["order_id"] = table[order]
     transactions, clipped = _screen(transactions, table[date], where, date, months)
     if not (transactions["amount"] > 0).any():
-        raise UserError(f"{where.file}: column '{amount}' has no purchase (every amount is zero "
-                        f"or negative); check the amount column or choose it with --amount-col")
+        refuse_no_purchase(where, amount)
     if order is not None:
         transactions["order_id"] = order_ids(transactions["order_id"], transactions["ts"])
     transactions = transactions.reset_index(drop=True)
@@ -383,6 +429,11 @@ def _from_raw_table(
     )
     return Dataset(where.file, transactions, currency, cleaning, keep_partial_month=months.keep_partial_month,
                    data_end=months.data_end, read_notices=read.notices)
+
+
+def refuse_no_purchase(where: Where, amount: str) -> None:
+    raise UserError(f"{where.file}: column '{amount}' has no purchase (every amount is zero "
+                    f"or negative); check the amount column or choose it with --amount-col")
 
 
 def _check_currency(currency: str) -> str:

@@ -38,7 +38,7 @@ SHOP_TIMEZONE = "Asia/Seoul"
 MAX_PANEL_MONTHS = 600  # 50 years of months: beyond this the dates are wrong, not the shop old
 OUTLIER_GAP_MONTHS = 12  # this many empty months or more cut a group of rows off the bulk
 OUTLIER_SHARE = 0.01  # ... and a group this small (share of rows) is a typo, not history
-_SHOWN_ROWS = 3
+SHOWN_ROWS = 3
 _WORK_UNIT = "datetime64[us]"  # wide enough for 1900 or 9999 typos; ns only at the end
 # what datetime64[ns] (the transactions' contract) holds, in whole years
 _FIRST_OK, _STOP_OK = np.datetime64("1678-01-01", "us"), np.datetime64("2262-01-01", "us")
@@ -270,17 +270,31 @@ def screen_dates(ts: pd.Series, raw: pd.Series, where: Where, name: str, *,
                             f"--date-range")
     _refuse_outlying_dates(values, keep, raw, where, name)
     months = values[keep].astype("datetime64[M]")
-    span = int((months.max() - months.min()).astype(np.int64)) + 1
-    if span > MAX_PANEL_MONTHS:
-        raise UserError(f"{where.file}: column '{name}': the dates span {span:,} months ({months.min()} to "
-                        f"{months.max()}), more than {MAX_PANEL_MONTHS}; check the dates or keep a part "
-                        f"with --date-range A..B")
-    beyond = keep & ((values < _FIRST_OK) | (values >= _STOP_OK))
+    check_span(months.min(), months.max(), where, name)
+    beyond = keep & outside_years(values)
     if beyond.any():
         i = int(np.argmax(beyond))
-        raise UserError(f"{where.file}: column '{name}', {where.row(int(ts.index[i]))}: '{raw.iloc[i]}' is outside "
-                        f"the years 1678-2261 this tool handles; fix the date or leave it out with --date-range")
+        refuse_beyond(where, name, int(ts.index[i]), raw.iloc[i])
     return keep
+
+
+def check_span(first: np.datetime64, last: np.datetime64, where: Where, name: str) -> None:
+    """Refuse dates whose first and last month (datetime64[M]) span over MAX_PANEL_MONTHS."""
+    span = int((last - first).astype(np.int64)) + 1
+    if span > MAX_PANEL_MONTHS:
+        raise UserError(f"{where.file}: column '{name}': the dates span {span:,} months ({first} to "
+                        f"{last}), more than {MAX_PANEL_MONTHS}; check the dates or keep a part "
+                        f"with --date-range A..B")
+
+
+def outside_years(values: np.ndarray) -> np.ndarray:
+    """Which of ``values`` (datetime64[us]) datetime64[ns] cannot hold."""
+    return (values < _FIRST_OK) | (values >= _STOP_OK)
+
+
+def refuse_beyond(where: Where, name: str, row: int, value: object) -> None:
+    raise UserError(f"{where.file}: column '{name}', {where.row(row)}: '{value}' is outside "
+                    f"the years 1678-2261 this tool handles; fix the date or leave it out with --date-range")
 
 
 def _us(moment: pd.Timestamp) -> np.datetime64:
@@ -293,18 +307,33 @@ def _refuse_outlying_dates(values: np.ndarray, keep: np.ndarray, raw: pd.Series,
     empty months separate from the bulk of the data."""
     months = values.astype("datetime64[M]").astype(np.int64)
     occupied, counts = np.unique(months[keep], return_counts=True)
-    if len(occupied) < 2:
+    bulk_months = outlying_bulk(occupied, counts)
+    if bulk_months is None:
         return
+    outlying = keep & ~np.isin(months, bulk_months)
+    shown = np.flatnonzero(outlying)[:SHOWN_ROWS]
+    refuse_outliers(where, name, [(int(raw.index[i]), raw.iloc[i]) for i in shown], int(outlying.sum()), bulk_months)
+
+
+def outlying_bulk(occupied: np.ndarray, counts: np.ndarray) -> np.ndarray | None:
+    """The months (since 1970-01; ``occupied`` sorted, with their row ``counts``) of the
+    bulk when a group under OUTLIER_SHARE of the rows lies OUTLIER_GAP_MONTHS or more empty
+    months away from it; None when nothing is outlying."""
+    if len(occupied) < 2:
+        return None
     group = np.r_[0, np.cumsum(np.diff(occupied) > OUTLIER_GAP_MONTHS)]  # diff 13 = 12 empty months
     rows_per_group = np.bincount(group, weights=counts)
     bulk = int(np.argmax(rows_per_group))
-    outside = int(keep.sum() - rows_per_group[bulk])
-    if outside == 0 or outside >= OUTLIER_SHARE * keep.sum():
-        return
-    bulk_months = occupied[group == bulk]
-    outlying = keep & ~np.isin(months, bulk_months)
-    shown = np.flatnonzero(outlying)[:_SHOWN_ROWS]
-    listed = ", ".join(f"{where.row(int(raw.index[i]))} '{raw.iloc[i]}'" for i in shown)
+    outside = int(counts.sum() - rows_per_group[bulk])
+    if outside == 0 or outside >= OUTLIER_SHARE * counts.sum():
+        return None
+    return occupied[group == bulk]
+
+
+def refuse_outliers(where: Where, name: str, shown: list[tuple[int, object]], outside: int,
+                    bulk_months: np.ndarray) -> None:
+    """The outlying-dates error; ``shown``: (file row, raw value) of the first outlying rows."""
+    listed = ", ".join(f"{where.row(row)} '{value}'" for row, value in shown)
     more = f" and {outside - len(shown):,} more" if outside > len(shown) else ""
     first, last = (pd.Period(ordinal=int(m), freq="M") for m in (bulk_months.min(), bulk_months.max()))
     raise UserError(f"{where.file}: column '{name}': {outside:,} row(s) lie far outside the other dates "

@@ -138,20 +138,24 @@ class MonthlyPanel:
         return HistoryBatch.from_panel(self.before(anchor), anchor, history_months)
 
 
-def build_panel(transactions: pd.DataFrame, currency: str) -> MonthlyPanel:
+def build_panel(transactions: pd.DataFrame, currency: str,
+                months: tuple[int, int] | None = None) -> MonthlyPanel:
     """Vectorised transactions -> :class:`MonthlyPanel`.
 
     ``transactions`` follows the contract: ``customer_id`` (str), ``ts`` (datetime64,
-    tz-naive), ``amount`` (float), optional ``order_id``.
+    tz-naive), ``amount`` (float), optional ``order_id``. ``months`` = (first month as
+    months since 1970-01, number of months) fixes the columns (the chunked reader builds
+    one panel per group of customers over the whole data's months); by default they run
+    from the first to the last transaction.
     """
     if transactions.empty:
         raise EmptyData("no transactions to build a panel from")
     codes, uniques = pd.factorize(transactions["customer_id"], sort=True)
     ts = transactions["ts"].to_numpy(dtype="datetime64[ns]")
     month = ts.astype("datetime64[M]").astype(np.int64)  # months since 1970-01
-    start_m = int(month.min())
+    start_m = int(month.min()) if months is None else months[0]
     col = (month - start_m).astype(np.int64)
-    n_cust, n_months = len(uniques), int(col.max()) + 1
+    n_cust, n_months = len(uniques), (int(col.max()) + 1 if months is None else months[1])
     flat = codes.astype(np.int64) * n_months + col
     amount = transactions["amount"].to_numpy(dtype=np.float64)
     net = np.bincount(flat, weights=amount, minlength=n_cust * n_months)

@@ -25,19 +25,23 @@ def _announced(dataset: Dataset) -> Dataset:
 def load_dataset(src: str | Path = "cdnow", *, customer: str | None = None, date: str | None = None,
                  amount: str | None = None, order: str | None = None, currency: str | None = None,
                  date_format: str | None = None, decimal_comma: bool = False, date_range: str | None = None,
-                 data_end: str | None = None, keep_partial_month: bool = False) -> Dataset:
+                 data_end: str | None = None, keep_partial_month: bool = False,
+                 chunk_rows: int | None = None) -> Dataset:
     """The dataset the command line's ``--data SRC`` names.
 
     Parameters:
         src: ``"cdnow"`` (bundled, USD), ``"synthetic"``, ``"synthetic:N"`` or
             ``"synthetic:N:SEED"`` (KRW, with the generator's latent parameters), or the path
-            of a .csv / .parquet file of transactions.
+            of a .csv / .parquet file of transactions, or of a folder of .parquet files.
         customer, date, amount, order: a file's column names (``--customer-col`` ...;
             default: ``customer_id``, ``ts``, ``amount``, or the one column matching a
             common alias such as ``고객번호``, ``주문일시``, ``결제금액``).
         currency: of a file's amounts (default KRW).
         date_format, decimal_comma, date_range, data_end, keep_partial_month: as the flags
             of the same names (docs/data.md).
+        chunk_rows: read a file in chunks of this many rows (``--chunk-rows``; a folder or a
+            file over 256 MB is read in chunks of 1,000,000 rows anyway): same Dataset,
+            bounded memory.
 
     Returns: a :class:`Dataset` (``.summary()``, ``.panel``, ``.notices``).
 
@@ -51,7 +55,7 @@ def load_dataset(src: str | Path = "cdnow", *, customer: str | None = None, date
     return _announced(datasets.load_dataset(
         str(src), customer_col=customer, date_col=date, amount_col=amount, order_col=order, currency=currency,
         date_format=date_format, decimal_comma=decimal_comma, date_range=date_range, data_end=data_end,
-        keep_partial_month=keep_partial_month))
+        keep_partial_month=keep_partial_month, chunk_rows=chunk_rows))
 
 
 def load_transactions(data: pd.DataFrame | Any | str | Path, *, customer: str | None = None,

@@ -67,11 +67,10 @@ def arm_order(arms: list[str]) -> list[str]:
 
 def _dataset_summary(setup: EvaluationSetup) -> dict:
     panel, full = setup.panel, setup.dataset.panel
-    tx = setup.dataset.transactions
-    if setup.sample_customers is not None:  # count the sampled customers' transactions only
-        tx = tx[tx["customer_id"].isin(panel.customer_ids)]
-    # rows of a partial month left out of the panel are not part of what was evaluated
-    tx = tx[tx["ts"] < (panel.last_month + 1).start_time]
+    # the sampled customers' transactions only; rows of a partial month left out of the
+    # panel are not part of what was evaluated
+    sampled = panel.customer_ids if setup.sample_customers is not None else None
+    transactions = setup.dataset.transaction_count(sampled, complete_months=True)
     cleaning = dataclasses.asdict(setup.dataset.cleaning)
     return {
         "name": setup.dataset.name,
@@ -79,7 +78,7 @@ def _dataset_summary(setup: EvaluationSetup) -> dict:
         "customers": int(len(panel.customer_ids)),
         "customers_in_data": int(len(full.customer_ids)),
         "sample_customers": setup.sample_customers,
-        "transactions": int(len(tx)),
+        "transactions": transactions,
         "first_month": str(panel.first_month),
         "last_month": str(panel.last_month),
         "months": int(panel.n_months),

@@ -34,7 +34,7 @@ DataOption = Annotated[
         "--data",
         metavar="SRC",
         help="cdnow (bundled, default), synthetic, synthetic:N or synthetic:N:SEED, "
-        "or a path to a .csv / .parquet file of transactions.",
+        "or a path to a .csv / .parquet file of transactions or to a folder of .parquet files.",
         rich_help_panel=_PANEL,
     ),
 ]
@@ -128,6 +128,17 @@ DecimalCommaOption = Annotated[
     ),
 ]
 
+ChunkRowsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--chunk-rows",
+        metavar="N",
+        help="Read a file in chunks of N rows (memory set by N and the panel, not the file); "
+        "a folder of .parquet files or a file over 256 MB is read in chunks of 1,000,000 rows anyway.",
+        rich_help_panel=_PANEL,
+    ),
+]
+
 
 @dataclass(frozen=True)
 class DateOptions:
@@ -150,6 +161,7 @@ class DataOptions:
     amount_col: AmountColOption = None
     order_col: OrderColOption = None
     currency: CurrencyOption = None
+    chunk_rows: ChunkRowsOption = None
     dates: DateOptions = field(default_factory=DateOptions)
 
 
@@ -214,4 +226,5 @@ def dataset_from_options(options: DataOptions) -> Dataset:
         date_range=dates.date_range,
         data_end=dates.data_end,
         keep_partial_month=dates.keep_partial_month,
+        chunk_rows=options.chunk_rows,
     )

@@ -1,0 +1,303 @@
+"""Transactions too large for memory -> the monthly panel and the purchase days, in chunks.
+
+The in-memory reader (:func:`forecaster.datasets.load_user_file`) holds every row several
+times over. This one reads a Parquet folder, a Parquet file or a CSV file ``chunk_rows`` rows
+at a time, only the role columns, and gives the same :class:`~forecaster.datasets.Dataset`:
+the same panel, purchase days, cleaning counts, notices and refusals, bit for bit (the
+tests compare them over chunk sizes that split customers, months and days).
+
+How, in two passes:
+
+1. **Scan** (this module). Each chunk is cleaned by the in-memory reader's own functions
+   (:func:`~forecaster.columns.customer_ids`, :func:`~forecaster.amounts.parse_amounts`,
+   :func:`~forecaster.columns.order_ids`; text dates through
+   :func:`~forecaster.dates.parse_dates` on the column's distinct values, found by a first
+   read of the id and date columns, which is what ``parse_dates`` itself does, so a column
+   mixing day/month orders is refused naming the same rows). The cleaned rows are appended,
+   in file order, to one of ``P`` spill files on disk chosen by a hash of the customer id.
+2. **Reduce** (:mod:`forecaster.ingest_reduce`). One spill file at a time: every row of a
+   customer is in it, in file order, so the in-memory code (duplicate rows, ``build_panel``,
+   ``purchase_days``, the return counts) gives exactly what it gives on the whole data for
+   those customers, floating-point sums included. Rules over the whole data (stray dates,
+   the span, the partial last month) read per-month counts and the first rows per month.
+
+Memory: one chunk, one spill file (``P`` grows with the rows: about
+``PARTITION_CHUNKS`` chunks each), the panel and the purchase days. ``Dataset.transactions``
+is then the purchase-day log (one row per customer and purchase day, its non-negative
+amounts summed): every later step reads transactions only through
+:func:`models.rfm.purchase_days` or "did the customer buy", which that log answers
+identically; the row counts the summaries show come from ``Dataset.ingested``.
+
+A duplicate row is one identical in every column of the file: rows are compared on their
+cleaned values plus, where cleaning could merge different cells (stripped ids, text
+amounts, other columns), a 64-bit hash of the raw cells, so two different rows of one
+customer count as duplicates only if that hash collides (about 1 in 1.8e19 per pair).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from forecaster.amounts import parse_amounts
+from forecaster.columns import customer_ids, order_ids, resolve_column
+from forecaster.dates import _KST_SUFFIX, _TZ_SUFFIX, DateRange, outside_years, parse_dates
+from forecaster.errors import UserError
+from forecaster.ingest_source import Source
+
+DEFAULT_CHUNK_ROWS = 1_000_000
+PARTITION_CHUNKS = 4  # a spill file holds about this many chunks' rows
+_US = "datetime64[us]"
+
+
+@dataclass(frozen=True)
+class Roles:
+    customer: str
+    date: str
+    amount: str
+    order: str | None
+    extra: tuple[str, ...]  # the file's other columns: only their hash is kept (duplicates)
+
+    @property
+    def read(self) -> list[str]:
+        return [c for c in (self.customer, self.date, self.amount, self.order) if c] + list(self.extra)
+
+
+def resolve_roles(source: Source, customer: str | None, date: str | None, amount: str | None,
+                  order: str | None) -> Roles:
+    """The role columns as the in-memory reader resolves them (same aliases, same errors)."""
+    empty = pd.DataFrame(columns=source.columns)
+    found = [resolve_column(empty, source.where, role, given, required=role != "order")
+             for role, given in (("customer", customer), ("date", date), ("amount", amount), ("order", order))]
+    return Roles(*found, tuple(c for c in source.columns if c not in found))
+
+
+@dataclass
+class ScanTotals:
+    """What the scan learns about the whole data (rows are file positions)."""
+
+    rows_read: int = 0
+    null_ids: int = 0
+    converted: int = 0
+    in_range: int = 0
+    first_ts: np.datetime64 | None = None  # of the rows inside --date-range
+    last_ts: np.datetime64 | None = None
+    date_only: bool = True
+    after_data_end: int | None = None  # first row after --data-end
+    beyond_years: int | None = None  # first row outside 1678-2261
+    date_notes: tuple[str, ...] = ()
+    months: set[int] = field(default_factory=set)  # months (since 1970-01) with a row inside --date-range
+
+
+class DateReader:
+    """The date column of each chunk as parse_dates reads the whole column."""
+
+    def __init__(self, source: Source, roles: Roles, date_format: str | None, chunk_rows: int):
+        self.source, self.name, self.format = source, roles.date, date_format
+        self.lookup: pd.Index | None = None
+        first = next(source.batches([roles.date], 1), None)
+        if first is not None and not pd.api.types.is_datetime64_any_dtype(first[roles.date]):
+            self._distinct(roles, chunk_rows)
+
+    def _distinct(self, roles: Roles, chunk_rows: int) -> None:
+        """Every distinct date text with the first row using it (rows with an id only), parsed
+        at once: the same values, rows and decision parse_dates sees on the whole column."""
+        pieces, firsts = [], []
+        for frame in self.source.batches([roles.customer, roles.date], chunk_rows):
+            has_id = _ids(frame[roles.customer], self.source, roles.customer).notna().to_numpy()
+            column = frame[roles.date][has_id]
+            codes, values = pd.factorize(column, use_na_sentinel=False)
+            _, first = np.unique(codes, return_index=True)
+            pieces.append(pd.Series(values))
+            firsts.append(column.index.to_numpy()[first])
+        values = pd.concat(pieces, ignore_index=True)
+        rows = np.concatenate(firsts) if firsts else np.array([], dtype=np.int64)
+        keep = ~pd.Index(values).duplicated()
+        distinct = pd.Series(values[keep].to_numpy(), index=rows[keep])
+        parsed = parse_dates(distinct, self.source.where, self.name, self.format)
+        self.lookup = pd.Index(distinct.to_numpy())
+        self.parsed = parsed.ts.to_numpy(_US)
+        self.aware = _aware(distinct, self.format)
+        self.notes = parsed.notes
+
+    def read(self, column: pd.Series) -> tuple[pd.Series, int, np.ndarray | None]:
+        """(timestamps as datetime64[us] on the column's index, rows converted from another
+        zone, the distinct-value code of each row (None for a datetime column))."""
+        if self.lookup is None:
+            parsed = parse_dates(column, self.source.where, self.name, self.format)
+            return parsed.ts, parsed.converted, None
+        code = self.lookup.get_indexer(column)
+        return pd.Series(self.parsed[code], index=column.index), int(self.aware[code].sum()), code
+
+
+def _aware(values: pd.Series, date_format: str | None) -> np.ndarray:
+    """Which distinct values carry a zone, by the test parse_dates applies."""
+    if date_format is not None:
+        return np.full(len(values), "%z" in date_format or "%Z" in date_format)
+    text = values.astype("string").str.strip().str.replace(_KST_SUFFIX, "", regex=True)
+    return text.str.contains(_TZ_SUFFIX).fillna(False).to_numpy(dtype=bool)
+
+
+def _ids(column: pd.Series, source: Source, name: str) -> pd.Series:
+    """customer_ids of one chunk; a chunk of empty ids is no error (another chunk may have
+    ids): the whole-data check is made after the scan."""
+    if column.isna().all() or (column.astype("string").str.strip() == "").all():
+        return pd.Series(pd.NA, index=column.index, dtype=object)
+    return customer_ids(column, source.where, name)
+
+
+class Spill:
+    """P files of cleaned rows on disk, a customer's rows all in one, in file order."""
+
+    def __init__(self, parts: int, folder: Path | None):
+        self.parts = parts
+        self.folder = Path(tempfile.mkdtemp(prefix="forecaster-ingest-", dir=folder))
+        self.writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}
+
+    def write(self, table: pa.Table, part: np.ndarray) -> None:
+        order = np.argsort(part, kind="stable")  # keeps file order within a part
+        sorted_part = part[order]
+        bounds = np.flatnonzero(np.r_[True, sorted_part[1:] != sorted_part[:-1], True])
+        table = table.take(pa.array(order))
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            p = int(sorted_part[lo])
+            if p not in self.writers:
+                self.writers[p] = pa.ipc.new_file(self.folder / f"{p:05d}.arrow", table.schema)
+            self.writers[p].write_table(table.slice(lo, hi - lo))
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            writer.close()
+        self.writers = {}
+
+    def read(self, p: int) -> pd.DataFrame | None:
+        path = self.folder / f"{p:05d}.arrow"
+        if not path.exists():
+            return None
+        with pa.memory_map(str(path)) as mapped:
+            return pa.ipc.open_file(mapped).read_all().to_pandas()
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def check_chunk_rows(chunk_rows: int) -> int:
+    if chunk_rows < 1:
+        raise UserError(f"--chunk-rows {chunk_rows}: give a whole number of rows per chunk of at least 1 "
+                        f"(e.g. {DEFAULT_CHUNK_ROWS:,})")
+    return chunk_rows
+
+
+def partitions(rows: int, chunk_rows: int) -> int:
+    return max(1, math.ceil(rows / (PARTITION_CHUNKS * chunk_rows)))
+
+
+def scan(source: Source, roles: Roles, spill: Spill, *, chunk_rows: int, date_format: str | None,
+         decimal_comma: bool, date_range: DateRange | None, data_end: pd.Timestamp | None) -> ScanTotals:
+    """Pass 1: clean every chunk and spill its rows; the whole data's totals."""
+    totals = ScanTotals()
+    dates = DateReader(source, roles, date_format, chunk_rows)
+    totals.date_notes = getattr(dates, "notes", ())
+    for frame in source.batches(roles.read, chunk_rows):
+        totals.rows_read += len(frame)
+        ids = _ids(frame[roles.customer], source, roles.customer)
+        has_id = ids.notna().to_numpy()
+        totals.null_ids += int((~has_id).sum())
+        if not has_id.any():
+            continue
+        frame, ids = frame[has_id], ids[has_id]
+        ts, converted, date_code = dates.read(frame[roles.date])
+        totals.converted += converted
+        amount = parse_amounts(frame[roles.amount], source.where, roles.amount, decimal_comma)
+        table = _spill_table(frame, roles, ids, ts, amount, date_code, source)
+        in_range = _range_mask(ts.to_numpy(_US), date_range)
+        _note_dates(totals, ts.to_numpy(_US), in_range, frame.index.to_numpy(), data_end)
+        spill.write(table.append_column("in_range", pa.array(in_range)), _partition(ids, spill.parts))
+    if totals.rows_read and totals.null_ids == totals.rows_read:
+        customer_ids(pd.Series([""]), source.where, roles.customer)  # raises the in-memory reader's error
+    return totals
+
+
+def _spill_table(frame: pd.DataFrame, roles: Roles, ids: pd.Series, ts: pd.Series, amount: pd.Series,
+                 date_code: np.ndarray | None, source: Source) -> pa.Table:
+    columns = {"customer_id": pa.array(ids.to_numpy(dtype=object), type=pa.string()),
+               "ts": pa.array(ts.to_numpy(_US)), "amount": pa.array(amount.to_numpy(np.float64)),
+               "row": pa.array(frame.index.to_numpy(np.int64))}
+    if roles.order is not None:
+        columns["order_id"] = pa.array(order_ids(frame[roles.order], ts).to_numpy(dtype=object), type=pa.string())
+    if date_code is not None:
+        columns["date_code"] = pa.array(date_code.astype(np.int64))
+    columns["raw_hash"] = pa.array(_raw_hash(frame, roles, ids, amount))
+    return pa.table(columns)
+
+
+def _raw_hash(frame: pd.DataFrame, roles: Roles, ids: pd.Series, amount: pd.Series) -> np.ndarray:
+    """A hash of the raw cells that cleaning could merge (0 where it cannot): ids and order
+    ids that stripping or filling changed, text amounts, every other column. With the
+    cleaned values it tells rows identical in the file from rows only equal once cleaned."""
+    parts = []
+    if _changed(frame[roles.customer], ids).any():
+        parts.append(_hash_where(frame[roles.customer], _changed(frame[roles.customer], ids)))
+    if roles.order is not None and not pd.api.types.is_numeric_dtype(frame[roles.order]):
+        stripped = frame[roles.order].astype("string").str.strip()
+        parts.append(_hash_where(frame[roles.order], _changed(frame[roles.order], stripped.mask(stripped == ""))))
+    if not pd.api.types.is_numeric_dtype(frame[roles.amount]):
+        parts.append(_hash_where(frame[roles.amount], None))
+    parts += [_hash_where(frame[name], None) for name in roles.extra]
+    if not parts:
+        return np.zeros(len(frame), dtype=np.uint64)
+    return pd.util.hash_pandas_object(pd.DataFrame(dict(enumerate(parts))), index=False).to_numpy()
+
+
+def _changed(raw: pd.Series, cleaned: pd.Series) -> np.ndarray:
+    return (raw.astype("string") != cleaned.astype("string")).fillna(True).to_numpy(dtype=bool)
+
+
+def _hash_where(column: pd.Series, mask: np.ndarray | None) -> np.ndarray:
+    hashed = pd.util.hash_pandas_object(column, index=False).to_numpy()
+    return hashed if mask is None else np.where(mask, hashed, np.uint64(0))
+
+
+def _range_mask(values: np.ndarray, date_range: DateRange | None) -> np.ndarray:
+    keep = np.ones(len(values), dtype=bool)
+    if date_range is not None and date_range.start is not None:
+        keep &= values >= np.datetime64(date_range.start.to_datetime64(), "us")
+    if date_range is not None and date_range.stop is not None:
+        keep &= values < np.datetime64(date_range.stop.to_datetime64(), "us")
+    return keep
+
+
+def _note_dates(totals: ScanTotals, values: np.ndarray, keep: np.ndarray, rows: np.ndarray,
+                data_end: pd.Timestamp | None) -> None:
+    """The range, day-only flag and first offending rows of the rows kept so far."""
+    if not keep.any():
+        return
+    kept = values[keep]
+    totals.in_range += len(kept)
+    lo, hi = kept.min(), kept.max()
+    totals.first_ts = lo if totals.first_ts is None else min(totals.first_ts, lo)
+    totals.last_ts = hi if totals.last_ts is None else max(totals.last_ts, hi)
+    totals.date_only &= bool((kept.astype("datetime64[D]") == kept).all())
+    totals.months.update(np.unique(kept.astype("datetime64[M]").astype(np.int64)).tolist())
+    if data_end is not None and totals.after_data_end is None:
+        after = keep & (values >= np.datetime64((data_end + pd.Timedelta(days=1)).to_datetime64(), "us"))
+        totals.after_data_end = int(rows[np.argmax(after)]) if after.any() else None
+    beyond = keep & outside_years(values)
+    if beyond.any() and totals.beyond_years is None:
+        totals.beyond_years = int(rows[np.argmax(beyond)])
+
+
+def _partition(ids: pd.Series, parts: int) -> np.ndarray:
+    """The spill file of each row: a hash of its customer id (hashing each distinct id once)."""
+    if parts == 1:
+        return np.zeros(len(ids), dtype=np.int64)
+    codes, uniques = pd.factorize(ids)
+    hashed = pd.util.hash_array(np.asarray(uniques, dtype=object)) % np.uint64(parts)
+    return hashed.astype(np.int64)[codes]
