@@ -27,6 +27,7 @@ from typing import Any, Callable, Container, Iterable, Mapping, NamedTuple
 from llm.cache import ResponseCache
 from llm.client import CallOutcome, Reply, StructuredCaller, Unusable, judge, make_async_client, reply_from_completion
 from llm.errors import RunAborted
+from llm.overflow import context_exceeded_detail, exceeds_context
 from llm.prompt import Message, reask_message
 from llm.batch_files import BatchJobError, RequestSpec, open_cache, pending_prompts, read_jsonl
 from structurer.schema import FailureReason
@@ -114,15 +115,22 @@ def read_output_line(line: Mapping[str, Any]) -> LineVerdict:
             return LineVerdict(custom_id, reply_from_completion(body), None, "")
         except (AttributeError, TypeError, ValueError, IndexError) as exc:
             return LineVerdict(custom_id, None, "other", f"the batch line's body is not a chat completion: {exc}")
-    return LineVerdict(custom_id, None, failure_reason(status, error), failure_detail(status, error, body))
+    reason, detail = failure_reason(status, error, body), failure_detail(status, error, body)
+    if reason == "context_exceeded":
+        detail = context_exceeded_detail(detail, reask=False)
+    return LineVerdict(custom_id, None, reason, detail)
 
 
-def failure_reason(status: Any, error: Any) -> FailureReason:
+def failure_reason(status: Any, error: Any, body: Any = None) -> FailureReason:
     """The typed reason of a failed batch line, read as ``llm.client.transport_reason``
-    reads the same HTTP statuses live."""
+    reads the same HTTP statuses live (the error is the line's, else its body's)."""
+    if not isinstance(error, dict) and isinstance(body, dict) and isinstance(body.get("error"), dict):
+        error = body["error"]
     code = error.get("code") if isinstance(error, dict) else None
     if code in _ERROR_CODE_REASONS:
         return _ERROR_CODE_REASONS[code]
+    if status == 400 and isinstance(error, dict) and exceeds_context(code, error.get("type"), error):
+        return "context_exceeded"
     if not isinstance(status, int):
         return "other"
     if status == 408:

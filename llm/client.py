@@ -40,6 +40,7 @@ from tenacity.wait import wait_random_exponential
 
 from llm.config import LLMConfig, RetryPolicy
 from llm.errors import LLMError, RunAborted
+from llm.overflow import context_exceeded_detail, exceeds_context
 from llm.prompt import InvalidKind, Message, reask_message
 from structurer.schema import FailureReason, SpendForecastBase, strict_json_schema
 
@@ -158,7 +159,7 @@ def transport_reason(exc: BaseException) -> FailureReason:
     if isinstance(exc, openai.APIStatusError) and (exc.status_code >= 500 or exc.status_code == 409):
         return "server_error"  # 409: a lock timeout on the server, retried like the SDK does
     if isinstance(exc, openai.BadRequestError):
-        return "bad_request"
+        return "context_exceeded" if exceeds_context(exc.code, exc.type, exc.body) else "bad_request"
     return "other"
 
 
@@ -322,6 +323,8 @@ class StructuredCaller:
                 outcome.reasks += 1
         except TransportGaveUp as exc:
             outcome.reason, outcome.detail = exc.reason, exc.detail
+            if exc.reason == "context_exceeded":
+                outcome.detail = context_exceeded_detail(exc.detail, reask=outcome.reasks > 0)
         outcome.latency_s = time.perf_counter() - started
         return outcome
 

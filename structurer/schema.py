@@ -192,7 +192,7 @@ def strict_json_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 FailureReason = Literal[
     "invalid_json", "validation_error", "refusal", "truncated", "timeout",
-    "rate_limited", "server_error", "connection_error", "bad_request", "other",
+    "rate_limited", "server_error", "connection_error", "bad_request", "context_exceeded", "other",
 ]
 
 

@@ -141,24 +141,30 @@ def test_a_rejected_answer_is_re_asked_with_the_servers_words_echoed_back():
     assert "sum to 4.000" in sent[1]["messages"][3]["content"]
 
 
-@pytest.mark.parametrize(("name", "words"), [
-    ("context_exceeded", "exceeds the available context size"),
-    ("bad_response_format", "response_format type must be one of"),
-])
-def test_llama_server_error_bodies_fail_once_as_bad_requests(name, words):
+def test_a_llama_server_error_body_fails_once_as_a_bad_request():
     # HTTP 400 with llama.cpp's error object ({"error": {"code", "message", "type", ...}}):
     # not retried, not fatal, one typed failure that keeps the server's message
-    outcome, sent = _ask(name)
+    outcome, sent = _ask("bad_response_format")
     assert (outcome.reason, outcome.requests, outcome.transport_retries, outcome.reasks) == ("bad_request", 1, 0, 0)
-    assert len(sent) == 1 and words in outcome.detail
+    assert len(sent) == 1 and "response_format type must be one of" in outcome.detail
 
 
-def test_a_re_ask_that_outgrows_the_slot_ends_as_a_bad_request():
+def test_a_request_over_the_slot_fails_once_as_context_exceeded_saying_what_to_do():
+    # llama.cpp's 400 exceed_context_size_error: its own reason, not retried, and a detail that
+    # says what to do before the server's words
+    outcome, sent = _ask("context_exceeded")
+    assert (outcome.reason, outcome.requests, outcome.transport_retries, outcome.reasks) == ("context_exceeded", 1, 0, 0)
+    assert len(sent) == 1 and outcome.detail.startswith("요청이 모델의 컨텍스트 길이를 넘었습니다")
+    assert "--ctx-size" in outcome.detail and "exceeds the available context size (2560 tokens)" in outcome.detail
+
+
+def test_a_re_ask_that_outgrows_the_slot_ends_as_context_exceeded_on_a_re_ask():
     # the re-ask carries the rejected answer and the error, so a prompt near the slot's size
     # comes back as exceed_context_size_error: the customer fails at once, no retry storm
     outcome, sent = _ask("answer_validation_error", "context_exceeded")
-    assert (outcome.reason, outcome.requests, outcome.reasks, outcome.transport_retries) == ("bad_request", 2, 1, 0)
+    assert (outcome.reason, outcome.requests, outcome.reasks, outcome.transport_retries) == ("context_exceeded", 2, 1, 0)
     assert _body("context_exceeded")["error"]["type"] == "exceed_context_size_error"
+    assert outcome.detail.startswith("재질문(앞선 답과 오류를 덧붙인 요청)이 모델의 컨텍스트 길이를 넘었습니다")
 
 
 def test_an_answer_under_another_model_name_is_still_read():
