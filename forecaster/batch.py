@@ -11,8 +11,11 @@ The top-20% flag follows :mod:`forecaster.top_share`."""
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -56,22 +59,73 @@ def unforecast_rows(dataset: Dataset, ids: np.ndarray, first_idx: np.ndarray, an
 
 def status_counts(frame: pd.DataFrame) -> str:
     """The closing line's tally, e.g. ``23,570명 중 23,502명 예측 완료 (구매 기록 없음 68명)``."""
-    counts = frame["status"].value_counts()
+    return status_line(Counter(frame["status"]))
+
+
+def status_tally(chunks: Iterable[Mapping[str, int]]) -> Counter:
+    """The status counts of a run, added up over its chunks."""
+    total: Counter = Counter()
+    for counts in chunks:
+        total.update(counts)
+    return total
+
+
+def status_line(counts: Mapping[str, int]) -> str:
+    """:func:`status_counts` from the counts per status."""
     rest = [f"{STATUS_NAMES[s]} {counts[s]:,}명" for s in STATUS_NAMES if counts.get(s, 0)]
-    tally = f"{len(frame):,}명 중 {int(counts.get('ok', 0)):,}명 예측 완료"
+    tally = f"{sum(counts.values()):,}명 중 {int(counts.get('ok', 0)):,}명 예측 완료"
     return tally + (f" ({', '.join(rest)})" if rest else "")
+
+
+TEXT_COLUMNS = ("customer_id", "anchor", "status", "reason", "provider", "forecaster_model", "prompt_version",
+                "segment", "trend", "rationale")
+UNFORECAST = (NO_HISTORY, NO_PURCHASE)
+TEXT = pd.StringDtype(na_value=np.nan)  # pandas' default text dtype: a missing cell is NaN
+
+
+def canonical(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with one dtype per column whatever its values: text as ``str`` (a missing
+    cell NaN, never an all-None object column), model probabilities float32, the flags
+    nullable boolean. A chunk of rows then has the dtypes of the whole output."""
+    types = {c: TEXT for c in TEXT_COLUMNS}
+    types.update({c: "boolean" for c in ("decision", "top20_target")})
+    return frame.astype({c: t for c, t in types.items() if c in frame.columns})
+
+
+def chunk_bounds(n: int, size: int) -> list[tuple[int, int]]:
+    """Consecutive ``[lo, hi)`` ranges of at most ``size`` of ``n`` forecast customers."""
+    if size < 1:
+        raise UserError(f"--chunk-customers {size}: give a number of customers of at least 1")
+    return [(lo, min(lo + size, n)) for lo in range(0, n, size)]
+
+
+def flag_top(frame: pd.DataFrame, flags: np.ndarray) -> pd.DataFrame:
+    """``frame`` with ``top20_target`` set from ``flags``, one per forecast row in order
+    (rows with a status of :data:`UNFORECAST` keep NA)."""
+    forecast = ~frame["status"].isin(UNFORECAST).to_numpy()
+    top = pd.array(np.full(len(frame), pd.NA), dtype="boolean")
+    top[forecast] = flags
+    return frame.assign(top20_target=top)
+
+
+def top_flags(frame: pd.DataFrame) -> np.ndarray:
+    """The top-20% flag of every forecast row of the whole output (:mod:`forecaster.top_share`)."""
+    forecast = ~frame["status"].isin(UNFORECAST).to_numpy()
+    return top_share(frame["purchase_prob"].to_numpy()[forecast], frame["customer_id"].to_numpy()[forecast])[0]
 
 
 @dataclass
 class BatchJob:
-    """One anchor's batch: ``histories`` are the customers forecast (acquired before the
-    anchor), ``unforecast`` the other customers of the data, who get a row with a status."""
+    """One anchor's batch: ``shown`` are the customers forecast (acquired before the anchor,
+    in id order), ``unforecast`` the other customers of the data, who get a row with a
+    status. The rows are made chunk by chunk (:meth:`chunk_rows`); only the top-20% flag
+    needs every forecast row (:func:`top_flags`, then :func:`flag_top`)."""
 
     art: artifact.Artifact
     provider: Provider
     cut: MonthlyPanel
     days: PurchaseDays
-    histories: HistoryBatch
+    shown: MonthlyPanel
     anchor: pd.Period
     unforecast: pd.DataFrame
 
@@ -99,45 +153,86 @@ class BatchJob:
         chosen = slice(0, limit)  # ids are sorted, and the cut keeps the panel's order
         acquired = panel.first_idx[chosen] < panel.column(anchor)
         n = int(acquired.sum())  # the acquired among the first N are the cut's first n rows
-        shown = cut if limit is None else cut.take(np.arange(n))
         # --limit trims who is forecast, not what the forecaster learns its population rates from
-        histories = HistoryBatch.from_panel(shown, anchor, art.config["history_months"])
+        shown = cut if limit is None else cut.take(np.arange(n))
         unforecast = unforecast_rows(dataset, panel.customer_ids[chosen][~acquired], panel.first_idx[chosen][~acquired],
                                      anchor)
-        return cls(art, provider, cut, PurchaseDays.from_transactions(dataset.transactions), histories, anchor,
+        return cls(art, provider, cut, PurchaseDays.from_transactions(dataset.transactions), shown, anchor,
                    unforecast)
 
-    def _records(self) -> list[ForecastRecord]:
-        answered = 0
-        with progress.counted("예측 중", len(self.histories)) as advance:
-            def one_more(record: ForecastRecord) -> None:
-                nonlocal answered
-                answered += 1
-                advance(answered)
+    def __len__(self) -> int:
+        """How many customers are forecast."""
+        return len(self.shown.customer_ids)
 
-            self.provider.progress = one_more
-            records = self.provider.records(self.histories, self.cut)
-            advance(len(self.histories))
-        if self.provider.forecaster.ledger is not None:
-            progress.summary(self.provider.forecaster.ledger.render())
-        return records
+    @property
+    def histories(self) -> HistoryBatch:
+        """Every forecast customer's history at once (the LLM's dry run and batch jobs)."""
+        return HistoryBatch.from_panel(self.shown, self.anchor, self.art.config["history_months"])
 
-    def run(self) -> pd.DataFrame:
-        """One row per customer of the data (or of the first ``--limit``), in id order."""
-        if not len(self.histories):
+    def all_histories(self) -> Iterator[HistoryBatch]:
+        """:attr:`histories`, built only when read (a forecaster that asks no one does not)."""
+        yield self.histories
+
+    def check_population(self) -> None:
+        """UserError when nobody has a purchase before the anchor."""
+        if not len(self):
             raise UserError(f"none of the {len(self.unforecast):,} customers has a purchase before {self.anchor}, "
                             f"so there is nobody to forecast; choose a later --anchor")
-        records = self._records()
+
+    @contextmanager
+    def forecasting(self, bounds: list[tuple[int, int]], done: int = 0) -> Iterator[Callable[[int], pd.DataFrame]]:
+        """``chunk_rows(k)`` for the chunks ``bounds`` under one progress bar (``done``
+        customers already forecast by an earlier run); the LLM's usage is reported once at
+        the end."""
+        with progress.counted("예측 중", len(self)) as advance:
+            advance(done)
+
+            def chunk_rows(k: int) -> pd.DataFrame:
+                lo, hi = bounds[k]
+                answered = 0
+
+                def one_more(record: ForecastRecord) -> None:
+                    nonlocal answered
+                    answered += 1
+                    advance(lo + answered)
+
+                self.provider.progress = one_more
+                frame = self.chunk_rows(bounds, k)
+                advance(hi)
+                return frame
+
+            yield chunk_rows
+        if self.provider.forecaster.ledger is not None:
+            progress.summary(self.provider.forecaster.ledger.render())
+
+    def chunk_rows(self, bounds: list[tuple[int, int]], k: int) -> pd.DataFrame:
+        """Chunk ``k``'s rows in id order: its forecast customers and the customers without a
+        forecast whose ids fall between its first id and the next chunk's; ``top20_target``
+        is left NA (it needs every chunk: :func:`top_flags`)."""
+        lo, hi = bounds[k]
+        frame = self.forecast_rows(lo, hi)
+        ids = self.unforecast["customer_id"].to_numpy()
+        starts = self.shown.customer_ids[[b[0] for b in bounds]]
+        first = 0 if k == 0 else int(np.searchsorted(ids, starts[k]))
+        last = len(ids) if k == len(bounds) - 1 else int(np.searchsorted(ids, starts[k + 1]))
+        if first == last:
+            return canonical(frame)
+        every = pd.concat([frame, self.unforecast.iloc[first:last]], ignore_index=True)
+        return canonical(every.sort_values("customer_id", kind="stable", ignore_index=True)[frame.columns])
+
+    def forecast_rows(self, lo: int, hi: int) -> pd.DataFrame:
+        """The rows of forecast customers ``lo``..``hi - 1``: the provider's records, the
+        baseline features (population pieces from the whole cut panel), the final model."""
+        histories = HistoryBatch.from_panel(self.shown.take(np.arange(lo, hi)), self.anchor,
+                                            self.art.config["history_months"])
+        records = self.provider.records(histories, self.cut)
         scheme = self.art.scheme
-        fc = records_to_features(records, scheme, index=self.histories.customer_ids)
-        features = model_features(self.histories, self.cut, self.days, fc)
-        final = self.art.models[artifact.AUGMENTED]
-        probs = final.predict_proba(features)
+        fc = records_to_features(records, scheme, index=histories.customer_ids)
+        features = model_features(histories, self.cut, days_of(self.days, histories.customer_ids), fc)
+        probs = self.art.models[artifact.AUGMENTED].predict_proba(features)
         purchase = 1.0 - probs[:, 0]
-        threshold = self.art.threshold(artifact.AUGMENTED)
-        top, _ = top_share(purchase, self.histories.customer_ids)
         frame = pd.DataFrame({
-            "customer_id": self.histories.customer_ids,
+            "customer_id": histories.customer_ids,
             "anchor": str(self.anchor),
             "status": [r.status for r in records],
             "reason": [r.reason for r in records],
@@ -155,13 +250,31 @@ class BatchJob:
             frame[f"p_{bid}"] = probs[:, j]
         frame["purchase_prob"] = purchase
         # nullable: a customer without a forecast has no decision and no flag (NA, not False)
-        frame["decision"] = pd.array(purchase >= threshold, dtype="boolean")
-        frame["top20_target"] = pd.array(top, dtype="boolean")
+        frame["decision"] = pd.array(purchase >= self.art.threshold(artifact.AUGMENTED), dtype="boolean")
+        frame["top20_target"] = pd.array(np.full(len(frame), pd.NA), dtype="boolean")
         frame["expected_spend"] = spend_from_probs(probs, self.art.representative_spend)
-        if self.unforecast.empty:
-            return frame
-        every = pd.concat([frame, self.unforecast], ignore_index=True)
-        return every.sort_values("customer_id", kind="stable", ignore_index=True)[frame.columns]
+        return frame
+
+    def run(self, chunk_customers: int | None = None) -> pd.DataFrame:
+        """One row per customer of the data (or of the first ``--limit``), in id order, made
+        ``chunk_customers`` forecast customers at a time (default: all at once)."""
+        self.check_population()
+        bounds = chunk_bounds(len(self), chunk_customers or len(self))
+        with self.forecasting(bounds) as chunk_rows:
+            frames = [chunk_rows(k) for k in range(len(bounds))]
+        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        return flag_top(frame, top_flags(frame))
+
+
+def days_of(days: PurchaseDays, customer_ids: np.ndarray) -> PurchaseDays:
+    """The purchase days of the consecutive (sorted) ``customer_ids`` only: a view of
+    ``days``, so a chunk's timing features do not scan the whole log."""
+    if not len(customer_ids):
+        return days
+    first, last = days.customer_ids.searchsorted([customer_ids[0], customer_ids[-1]], side="left")
+    last += int(last < len(days.customer_ids) and days.customer_ids[last] == customer_ids[-1])
+    lo, hi = np.searchsorted(days.code, [first, last], side="left")
+    return PurchaseDays(days.customer_ids[first:last], days.code[lo:hi] - first, days.day[lo:hi], days.amount[lo:hi])
 
 
 def trained_settings(art: artifact.Artifact, forecaster: ForecasterChoice | None) -> LLMForecaster:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import html
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +14,7 @@ from forecaster.datasets import Dataset
 from forecaster.dates import parse_anchor
 from forecaster.explain.core import Explanation, ensure_default_model, explain_customer
 from forecaster.batch import BatchJob
+from forecaster.memory import DEFAULT_CHUNK_CUSTOMERS
 from forecaster.errors import LLMRunFailed, UserError
 from forecaster.providers import DEFAULT_PROVIDER, ForecasterChoice, resolve
 from forecaster.spending import (DEFAULT_MAX_FAILED, Confirm, approve_cost, check_failed_share, check_share,
@@ -95,28 +97,64 @@ class TrainedModel:
 
     def predict(self, dataset: Dataset, anchor: str | pd.Period | None = None, *, limit: int | None = None,
                 forecaster: ForecasterChoice | None = None, max_failed: float = DEFAULT_MAX_FAILED,
-                confirm: Confirm = False, budget_usd: float | None = None) -> pd.DataFrame:
+                confirm: Confirm = False, budget_usd: float | None = None,
+                chunk_customers: int | None = None) -> pd.DataFrame:
         """One row per customer of ``dataset`` for ``anchor`` (default: the month after the
         data ends): exactly the columns and rows of ``forecaster batch``.
 
         ``limit``: only the first N customers (by id). ``forecaster``: the provider the model
         was trained with, e.g. an :class:`LLMForecaster` with the endpoint's settings (by
-        default the trained one, from the environment). Raises UserError, CostNotApproved,
-        and LLMRunFailed when more than ``max_failed`` of the LLM forecasts failed; the rows
-        made (and paid for) are then on the exception's ``rows``."""
+        default the trained one, from the environment). ``chunk_customers``: forecast that
+        many customers at a time (the same rows; less memory for features and answers, the
+        rows themselves are all returned; :meth:`write_predictions` streams them to a file).
+        Raises UserError, CostNotApproved, and LLMRunFailed when more than ``max_failed``
+        of the LLM forecasts failed; the rows made (and paid for) are then on the
+        exception's ``rows``."""
+        job = self._approved_job(dataset, anchor, limit, forecaster, max_failed, confirm, budget_usd)
+        frame = job.run(chunk_customers)
+        self._check_run(job, max_failed, ROWS_KEPT, frame)
+        return frame
+
+    def write_predictions(self, dataset: Dataset, path: str | Path, anchor: str | pd.Period | None = None, *,
+                          force: bool = False, chunk_customers: int = DEFAULT_CHUNK_CUSTOMERS,
+                          limit: int | None = None, forecaster: ForecasterChoice | None = None,
+                          max_failed: float = DEFAULT_MAX_FAILED, confirm: Confirm = False,
+                          budget_usd: float | None = None) -> Counter:
+        """:meth:`predict`'s rows written to ``path`` (.parquet or .csv) ``chunk_customers``
+        customers at a time, as ``forecaster batch`` does: memory is bounded by the chunk,
+        not by the number of rows; a killed run, called again with the same arguments,
+        goes on from the last finished chunk (:mod:`forecaster.batch_stream`); the file is
+        renamed into place at the end. Returns the count of rows per ``status``. Raises as
+        :meth:`predict` (an existing ``path`` without ``force`` before any work);
+        LLMRunFailed after the file is written."""
+        from forecaster.batch import check_output
+        from forecaster.batch_stream import stream_to_file
+
+        path = Path(path)
+        check_output(path, force)  # before any work
+        job = self._approved_job(dataset, anchor, limit, forecaster, max_failed, confirm, budget_usd)
+        counts = stream_to_file(job, path, force, chunk_customers)
+        self._check_run(job, max_failed, f"결과 {sum(counts.values()):,}행은 실패한 행(status failed)까지 {path}에 썼습니다.")
+        return counts
+
+    def _approved_job(self, dataset: Dataset, anchor: str | pd.Period | None, limit: int | None,
+                      forecaster: ForecasterChoice | None, max_failed: float, confirm: Confirm,
+                      budget_usd: float | None) -> BatchJob:
+        """The batch job, its cost approved and (in batch mode) its prompts answered ahead."""
         check_share(max_failed)
         job = self._job(dataset, anchor, limit, forecaster)
-        approve_cost(job.provider, [job.histories], confirm, budget_usd)
-        job.provider.answer_ahead([job.histories])
-        frame = job.run()
+        approve_cost(job.provider, job.all_histories(), confirm, budget_usd)
+        job.provider.answer_ahead(job.all_histories())
+        return job
+
+    def _check_run(self, job: BatchJob, max_failed: float, consequence: str, rows: pd.DataFrame | None = None) -> None:
         for line in self.warnings_:
             progress.warning(line)
         try:
-            check_failed_share(job.provider, max_failed, ROWS_KEPT)
+            check_failed_share(job.provider, max_failed, consequence)
         except LLMRunFailed as exc:
-            exc.rows = frame
+            exc.rows = rows
             raise
-        return frame
 
     def dry_run(self, dataset: Dataset, anchor: str | pd.Period | None = None, *, limit: int | None = None,
                 forecaster: ForecasterChoice | None = None) -> DryRunEstimate | None:

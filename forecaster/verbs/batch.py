@@ -1,5 +1,6 @@
-"""`forecaster batch`: forecast every customer for one anchor with a trained artifact
-(:meth:`forecaster.api.model.TrainedModel.predict`)."""
+"""`forecaster batch`: forecast every customer for one anchor with a trained artifact, in
+chunks written to the file as they are made
+(:meth:`forecaster.api.model.TrainedModel.write_predictions`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from forecaster.errors import LLMRunFailed
+from forecaster.memory import DEFAULT_CHUNK_CUSTOMERS
 from forecaster.verbs.options import DataOptions, dataset_from_options, with_options
 from forecaster.verbs.provider_options import LLMRunOptions, err
 
@@ -26,10 +27,14 @@ def batch(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Estimate LLM calls, tokens and cost; send nothing.")] = False,
     llm: LLMRunOptions = LLMRunOptions(),
     force: Annotated[bool, typer.Option("--force", help="Replace --out if the file exists.")] = False,
+    chunk_customers: Annotated[int, typer.Option(
+        "--chunk-customers", min=1, help="Customers forecast and written at a time: memory grows with it, not with "
+        "the data's customers. A killed run, rerun with the same arguments, resumes from the last finished chunk.")
+    ] = DEFAULT_CHUNK_CUSTOMERS,
 ) -> None:
     """One row per customer: the forecaster's answer and the trained model's distribution."""
     from forecaster import batch as batch_job  # heavy (xgboost): only when the verb runs
-    from forecaster.api.model import TrainedModel, save_predictions
+    from forecaster.api.model import TrainedModel
     from forecaster.dates import parse_anchor
 
     batch_job.check_output(out, force)  # before any data is loaded
@@ -41,17 +46,10 @@ def batch(
         estimate = trained.dry_run(dataset, month, limit=limit, forecaster=forecaster)
         err.print(NOTHING_TO_ESTIMATE if estimate is None else estimate.render())
         return
-    try:
-        frame = trained.predict(dataset, month, limit=limit, forecaster=forecaster, max_failed=llm.max_failed,
-                                confirm=llm.consent())
-    except LLMRunFailed as exc:
-        if exc.rows is None:
-            raise
-        # the rows were paid for (and their answers are cached), so they are kept
-        save_predictions(exc.rows, out, force=force)
-        raise exc.saying(f"결과 {len(exc.rows):,}행은 실패한 행(status failed)까지 {out}에 썼습니다.") from None
-    save_predictions(frame, out, force=force)
-    err.print(f"{batch_job.status_counts(frame)}, 결과를 {out}에 썼습니다.", soft_wrap=True)
+    # the rows of a run with too many failed LLM forecasts are written before LLMRunFailed (they were paid for)
+    counts = trained.write_predictions(dataset, out, month, force=force, chunk_customers=chunk_customers, limit=limit,
+                                       forecaster=forecaster, max_failed=llm.max_failed, confirm=llm.consent())
+    err.print(f"{batch_job.status_line(counts)}, 결과를 {out}에 썼습니다.", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
