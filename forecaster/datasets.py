@@ -332,7 +332,7 @@ def load_user_file(
         return load_chunked(path, customer_col=customer_col, date_col=date_col, amount_col=amount_col,
                             order_col=order_col, currency=code, date_format=date_format,
                             decimal_comma=decimal_comma, months=months,
-                            chunk_rows=check_chunk_rows(chunk_rows or DEFAULT_CHUNK_ROWS))
+                            chunk_rows=check_chunk_rows(DEFAULT_CHUNK_ROWS if chunk_rows is None else chunk_rows))
     return _from_raw_table(read_table(path), customer_col=customer_col, date_col=date_col,
                            amount_col=amount_col, order_col=order_col, currency=code,
                            date_format=date_format, decimal_comma=decimal_comma, months=months)

@@ -55,6 +55,7 @@ from forecaster.ingest_source import Source
 DEFAULT_CHUNK_ROWS = 1_000_000
 PARTITION_CHUNKS = 4  # a spill file holds about this many chunks' rows
 _US = "datetime64[us]"
+_WEIGHTS = [np.uint64((2 * k + 1) * 0x9E3779B97F4A7C15 % 2**64) for k in range(64)]  # odd: no part lost
 
 
 @dataclass(frozen=True)
@@ -242,18 +243,21 @@ def _raw_hash(frame: pd.DataFrame, roles: Roles, ids: pd.Series, amount: pd.Seri
     """A hash of the raw cells that cleaning could merge (0 where it cannot): ids and order
     ids that stripping or filling changed, text amounts, every other column. With the
     cleaned values it tells rows identical in the file from rows only equal once cleaned."""
-    parts = []
-    if _changed(frame[roles.customer], ids).any():
-        parts.append(_hash_where(frame[roles.customer], _changed(frame[roles.customer], ids)))
+    changed = _changed(frame[roles.customer], ids)
+    parts = [_hash_where(frame[roles.customer], changed) if changed.any() else np.zeros(len(frame), np.uint64)]
     if roles.order is not None and not pd.api.types.is_numeric_dtype(frame[roles.order]):
         stripped = frame[roles.order].astype("string").str.strip()
         parts.append(_hash_where(frame[roles.order], _changed(frame[roles.order], stripped.mask(stripped == ""))))
     if not pd.api.types.is_numeric_dtype(frame[roles.amount]):
         parts.append(_hash_where(frame[roles.amount], None))
     parts += [_hash_where(frame[name], None) for name in roles.extra]
-    if not parts:
-        return np.zeros(len(frame), dtype=np.uint64)
-    return pd.util.hash_pandas_object(pd.DataFrame(dict(enumerate(parts))), index=False).to_numpy()
+    # a weighted sum, not a hash of the parts: a part that is 0 (nothing changed in this
+    # chunk) must add nothing, whichever chunk a row and its copy fall in
+    combined = np.zeros(len(frame), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for weight, part in zip(_WEIGHTS, parts):
+            combined += part * weight
+    return combined
 
 
 def _changed(raw: pd.Series, cleaned: pd.Series) -> np.ndarray:

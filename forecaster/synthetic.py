@@ -29,9 +29,12 @@ is Monte Carlo; P(no purchase) is exact.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from scipy.special import logsumexp
 
 from narrator.panel import MonthlyPanel
@@ -303,3 +306,37 @@ def oracle_bucket_probabilities(
             rng, mu[part], q[part], nu[part], edges, n_sims)
     probs = np.column_stack([1.0 - p_buy, p_buy[:, None] * given_buy])
     return cut.customer_ids, probs, p_buy * mean_given_buy
+
+
+def write_parquet(n_customers: int, seed: int, folder: Path, customers_per_chunk: int = 100_000,
+                  lines_per_order: int = 1) -> int:
+    """Write a shop of ``n_customers`` to ``folder`` as one Parquet file per chunk of
+    ``customers_per_chunk`` customers (``part-00000.parquet`` ...), never holding more than
+    one chunk; returns the rows written. For shops larger than memory (``forecaster --data
+    FOLDER`` reads them in chunks).
+
+    Chunk ``i`` is :func:`generate` of its customers with the seed ``SeedSequence([seed, i])``
+    draws, ids renumbered ``C…`` from the chunk's offset and order ids continued: the same
+    model, but **not** the same draw as ``generate(n_customers, seed)`` (one generator there,
+    one per chunk here). ``lines_per_order`` > 1 splits every order into that many rows of
+    equal amount (same order id and time, a ``line`` column numbering them): the same panel
+    and purchase days from that many times the rows.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    width = max(6, len(str(n_customers)))
+    rows = 0
+    for i, start in enumerate(range(0, n_customers, customers_per_chunk)):
+        k = min(customers_per_chunk, n_customers - start)
+        chunk_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
+        tx = generate(k, chunk_seed).transactions
+        number = tx["customer_id"].str.slice(1).astype(np.int64) + start
+        tx = tx.assign(customer_id=("C" + number.astype(str).str.zfill(width)).astype(str),
+                       order_id=tx["order_id"].to_numpy() + rows)
+        if lines_per_order > 1:
+            # a line number keeps the lines of an order from being identical rows (duplicates)
+            tx = tx.loc[tx.index.repeat(lines_per_order)].assign(
+                amount=lambda t: t["amount"] / lines_per_order,
+                line=np.tile(np.arange(1, lines_per_order + 1, dtype=np.int8), len(tx))).reset_index(drop=True)
+        pq.write_table(pa.Table.from_pandas(tx, preserve_index=False), folder / f"part-{i:05d}.parquet")
+        rows += len(tx)
+    return rows

@@ -177,7 +177,7 @@ def build_panel(transactions: pd.DataFrame, currency: str,
         key = key - key.min()
     n_keys = int(key.max(initial=0)) + 1
     pairs = np.sort(flat[positive] * n_keys + key)
-    pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]]
+    pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]] if pairs.size else pairs  # none: a chunk of returns
     orders = np.bincount(pairs // n_keys, minlength=n_cust * n_months).astype(np.int32)
     orders = orders.reshape(n_cust, n_months)
 
