@@ -98,7 +98,7 @@ class WorkFolder:
 
     def record(self, state: dict, k: int, frame: pd.DataFrame) -> None:
         """Write chunk ``k``'s part, then mark it done (each file replaced atomically)."""
-        self.folder.mkdir(exist_ok=True)
+        self.folder.mkdir(parents=True, exist_ok=True)
         _replace(self.part(k), lambda tmp: frame.to_parquet(tmp, index=False))
         state["done"][str(k)] = {"rows": len(frame), "status": dict(Counter(frame["status"]))}
         _replace(self.folder / PROGRESS, lambda tmp: tmp.write_text(json.dumps(state, ensure_ascii=False, indent=1),
