@@ -27,6 +27,7 @@ from llm.client import CallOutcome, StructuredCaller, make_async_client, respons
 from llm.config import DEFAULT_MAX_TOKENS, DEFAULT_TIMEOUT_S, LLMConfig, RetryPolicy, resolve_config
 from llm.errors import RunAborted
 from llm.ledger import DryRunEstimate, PriceTable, PromptTally, UsageLedger, estimate_run
+from llm.narratives import Narrated, NarrativeMemo, narrated_texts
 from llm.prompt import Message, build_messages, prompt_version, system_prompt
 from llm.tokens import TokenCounter
 from narrator.panel import CustomerHistory, HistoryBatch, MonthlyPanel
@@ -35,7 +36,6 @@ from structurer.protocol import Histories, Progress, ProviderInfo
 from structurer.schema import BucketScheme, ForecastRecord, SpendForecastBase, spend_forecast_model
 
 Narrate = Callable[[CustomerHistory], str]
-NarrateBatch = Callable[[HistoryBatch], list[str]]
 _Customer = tuple[str, str]  # (customer id, anchor YYYY-MM): all a record needs of a history
 
 
@@ -50,18 +50,6 @@ class LLMForecastRecord(ForecastRecord):
     transport_retries: int = 0
     undelivered: int = 0
     shared_prompt: bool = False
-
-
-def same_prompt_groups(narratives: list[str]) -> list[np.ndarray]:
-    """Indices of the customers sharing each distinct narrative, in order of first
-    appearance, each group ascending. The system prompt is the same for every customer of a
-    run, so equal narratives are equal requests (equal cache keys), and grouping the
-    strings spares hashing the whole messages per customer."""
-    if not narratives:
-        return []
-    codes, _ = pd.factorize(np.asarray(narratives, dtype=object))  # codes numbered by first appearance
-    order = np.argsort(codes, kind="stable")
-    return np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
 
 
 def _unwrap(group: BaseExceptionGroup) -> BaseException:
@@ -101,7 +89,9 @@ class LLMForecaster:
 
     ``narrate`` turns one history into the user message; by default the project's
     renderer (``narrator.narrative``), which also renders a whole :class:`HistoryBatch`
-    at once (about 30 times less CPU per customer than one by one).
+    at once (about 30 times less CPU per customer than one by one), each distinct history
+    once, and each batch once per run: what the dry run narrated, the live run reuses
+    (:class:`llm.narratives.NarrativeMemo`).
     """
 
     provider = "llm"
@@ -131,12 +121,12 @@ class LLMForecaster:
             cache_dir=Path(cache_dir) if cache_dir is not None else None,
             use_cache=use_cache, max_tokens=max_tokens, retry=retry or RetryPolicy(),
         )
-        self._narrate_batch: NarrateBatch | None = None
+        self._memo: NarrativeMemo | None = None
         if narrate is None:  # imported lazily: callers with their own narrator skip it
-            from narrator.narrative import render_narrative, render_narratives
+            from narrator import narrative
             from prompts import NARRATIVE_VERSION
 
-            narrate, self._narrate_batch = render_narrative, render_narratives
+            narrate, self._memo = narrative.render_narrative, NarrativeMemo(narrative.render_distinct_narratives)
             narrative_version = narrative_version or NARRATIVE_VERSION
         self._narrate = narrate
         self.prompt_version = prompt_version(narrative_version or getattr(narrate, "__name__", "custom"))
@@ -177,7 +167,7 @@ class LLMForecaster:
             return await self._run_all(histories, progress)
 
     async def _run_all(self, histories: Histories, progress: Progress | None) -> list[ForecastRecord]:
-        customers, narratives = self._customers(histories)
+        customers, narrated = self._narrated(histories, keep=False)  # the run's last use of them
         results: list[ForecastRecord | None] = [None] * len(customers)
         cache = self._open_cache()
         try:
@@ -186,10 +176,9 @@ class LLMForecaster:
                            asyncio.Semaphore(self.config.concurrency))
                 try:
                     async with asyncio.TaskGroup() as group:
-                        for indices in same_prompt_groups(narratives):  # one task per distinct prompt
+                        for text, indices in zip(narrated.texts, narrated.groups):  # one task per distinct prompt
                             shared = [(int(i), customers[i]) for i in indices]
-                            group.create_task(self._forecast_prompt(run, narratives[indices[0]], shared, results,
-                                                                    progress))
+                            group.create_task(self._forecast_prompt(run, text, shared, results, progress))
                 except BaseExceptionGroup as group:
                     raise _unwrap(group) from None
         finally:
@@ -230,26 +219,18 @@ class LLMForecaster:
                             counter)
 
     def _narrated_groups(self, histories: Histories | Iterable[HistoryBatch]) -> Iterator[tuple[int, list[str]]]:
-        """(customers, their distinct narratives) of each batch, then of the loose histories."""
+        """(customers, their distinct narratives) of each batch, then of the loose histories;
+        each batch's narratives are kept for the run that follows."""
         if isinstance(histories, HistoryBatch):
             histories = [histories]
         loose: list[CustomerHistory] = []
         for item in histories:
             if isinstance(item, HistoryBatch):
-                yield self._distinct_narratives(item)
+                yield len(item), self._narrated(item, keep=True)[1].texts
             else:
                 loose.append(item)
         if loose:
-            yield self._distinct_narratives(loose)
-
-    def _distinct_narratives(self, histories: Histories) -> tuple[int, list[str]]:
-        if self._narrate_batch is not None and isinstance(histories, HistoryBatch):
-            # the project's renderer (the only batch narrator here) renders equal histories once
-            from narrator.narrative import render_distinct_narratives
-
-            return len(histories), render_distinct_narratives(histories)[0]
-        narratives = self._customers(histories)[1]
-        return len(narratives), list(dict.fromkeys(narratives))
+            yield len(loose), self._narrated(loose, keep=False)[1].texts
 
     def _not_answered(self, cache: ResponseCache | None, narratives: list[str]) -> list[str]:
         if cache is None:
@@ -278,9 +259,8 @@ class LLMForecaster:
     def distinct_prompts(self, histories: Histories) -> tuple[list[_Customer], list[list[Message]], list[np.ndarray]]:
         """Every history's (customer id, anchor), the messages of each distinct prompt, and
         the indices of the customers asking each one, grouped as a run groups them."""
-        customers, narratives = self._customers(histories)
-        groups = same_prompt_groups(narratives)
-        return customers, [self._messages(narratives[group[0]]) for group in groups], groups
+        customers, narrated = self._narrated(histories, keep=True)  # the live run follows
+        return customers, [self._messages(text) for text in narrated.texts], narrated.groups
 
     def records_for(self, customers: list[_Customer], outcome: CallOutcome) -> list[LLMForecastRecord]:
         """The records of the customers sharing one prompt, for an outcome obtained elsewhere
@@ -317,14 +297,16 @@ class LLMForecaster:
                 run.cache.put(key, outcome.answer_json or "", outcome.tokens_in, outcome.tokens_out, self.config.model)
         return self._from_outcome(customer, outcome)
 
-    def _customers(self, histories: Histories) -> tuple[list[_Customer], list[str]]:
-        """Each history's (customer id, anchor) and narrative. A :class:`HistoryBatch` is
-        narrated at once, without building one ``CustomerHistory`` per customer."""
-        if self._narrate_batch is not None and isinstance(histories, HistoryBatch):
+    def _narrated(self, histories: Histories, keep: bool) -> tuple[list[_Customer], Narrated]:
+        """Each history's (customer id, anchor) and the narratives grouped by prompt. A
+        :class:`HistoryBatch` is narrated at once, each distinct history once and the batch
+        once per run (``keep``: a later step of the run needs it again), without building one
+        ``CustomerHistory`` per customer."""
+        if self._memo is not None and isinstance(histories, HistoryBatch):
             anchor = str(histories.anchor)
-            return [(str(c), anchor) for c in histories.customer_ids], self._narrate_batch(histories)
+            return [(str(c), anchor) for c in histories.customer_ids], self._memo.narrated(histories, keep)
         listed = list(histories)
-        return [(h.customer_id, str(h.anchor)) for h in listed], [self._narrate(h) for h in listed]
+        return [(h.customer_id, str(h.anchor)) for h in listed], narrated_texts([self._narrate(h) for h in listed])
 
     def _messages(self, narrative: str) -> list[Message]:
         return build_messages(system_prompt(self.scheme), narrative)

@@ -103,9 +103,10 @@ def test_approve_cost_narrates_each_batch_once_and_never_one_history(tmp_path, m
     monkeypatch.setattr(narrative, "render_narratives", counted)
     monkeypatch.setattr(HistoryBatch, "__getitem__", no_history)
     approve_cost(_Provider(_forecaster(tmp_path)), iter(batches), confirm=True)
-    assert len(rendered) == len(batches)
+    # the last batch comes twice: the second time its narratives are the first's (llm/narratives.py)
+    assert len(rendered) == len(batches) - 1
     assert all(0 < n <= len(b) for n, b in zip(rendered, batches))  # equal histories rendered once
-    assert sum(rendered) < sum(map(len, batches))
+    assert sum(rendered) < sum(map(len, batches[:-1]))
 
 
 def test_distinct_narratives_give_back_every_rows_text():

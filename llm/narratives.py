@@ -1,0 +1,88 @@
+"""Each anchor narrated once per run: the dry run's narratives kept for the run that follows.
+
+A run narrates a whole :class:`HistoryBatch` (one anchor) before it asks: the dry run to price
+it, provider batch jobs to write its requests, the live run to ask. The batches each step is
+handed are made anew (``panel.histories(anchor)``), so :class:`NarrativeMemo` knows a batch by
+what its narratives are made of (every per-customer array but the id, and the anchor's
+window), not by the object. The live run takes its anchor out of the memo, so the narratives
+of an anchor already asked are not kept; a dry run with no live run after it (refused, or
+over budget) leaves them until the forecaster goes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from narrator.panel import HistoryBatch
+
+RenderDistinct = Callable[[HistoryBatch], tuple[list[str], np.ndarray]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Narrated:
+    """A batch's narratives: each distinct one once (``texts``, in order of first appearance)
+    and the rows asking each one (``groups``, ascending), as the run groups its prompts."""
+
+    texts: list[str]
+    groups: list[np.ndarray]
+
+
+def groups_of(codes: np.ndarray) -> list[np.ndarray]:
+    """The rows of each code, codes numbered by first appearance, each group ascending."""
+    if len(codes) == 0:
+        return []
+    order = np.argsort(codes, kind="stable")
+    return np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
+
+
+def narrated_texts(narratives: list[str]) -> Narrated:
+    """Narratives already made (one per row) grouped as :class:`Narrated`. The system prompt
+    is the same for every customer of a run, so equal narratives are equal requests, and
+    grouping the strings spares hashing the whole messages per customer."""
+    if not narratives:
+        return Narrated([], [])
+    codes, texts = pd.factorize(np.asarray(narratives, dtype=object))  # numbered by first appearance
+    return Narrated(texts.tolist(), groups_of(codes))
+
+
+def batch_digest(batch: HistoryBatch) -> bytes:
+    """What the batch's narratives are made of: every field but the customer ids."""
+    digest = hashlib.blake2b(digest_size=20)
+    for f in dataclasses.fields(batch):
+        value = getattr(batch, f.name)
+        if f.name == "customer_ids":
+            continue
+        if isinstance(value, np.ndarray):
+            digest.update(f"{f.name}:{value.dtype.str}:{value.shape}".encode())
+            if value.dtype == object:
+                digest.update("\x1f".join(map(repr, value.ravel().tolist())).encode())
+            else:
+                digest.update(np.ascontiguousarray(value).view(np.uint8).data)
+        else:
+            digest.update(f"{f.name}={value!r};".encode())
+    return digest.digest()
+
+
+class NarrativeMemo:
+    """The narratives of the batches a run has narrated, until its live run takes them."""
+
+    def __init__(self, render_distinct: RenderDistinct) -> None:
+        self._render = render_distinct
+        self._kept: dict[bytes, Narrated] = {}
+
+    def narrated(self, batch: HistoryBatch, keep: bool) -> Narrated:
+        """``batch``'s narratives, rendered only if no earlier step of the run did; kept for a
+        later step when ``keep``, else let go (the live run, the last to need them)."""
+        key = batch_digest(batch)
+        found = self._kept.get(key) if keep else self._kept.pop(key, None)
+        if found is None:
+            texts, codes = self._render(batch)
+            found = Narrated(texts, groups_of(codes))
+            if keep:
+                self._kept[key] = found
+        return found
