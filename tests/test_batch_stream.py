@@ -95,14 +95,20 @@ def _kill_after(monkeypatch, chunks: int) -> list[int]:
     return made
 
 
+def _killed_run(monkeypatch, model, dataset, out: Path, chunks: int, chunk_customers: int) -> list[int]:
+    """A run killed after ``chunks`` chunks; returns the chunks it made."""
+    with monkeypatch.context() as patch:
+        made = _kill_after(patch, chunks)
+        with pytest.raises(Killed):
+            model.write_predictions(dataset, out, EARLY, chunk_customers=chunk_customers)
+    return made
+
+
 def test_a_killed_run_resumes_from_its_last_chunk_and_writes_the_same_file(model, dataset, tmp_path, monkeypatch):
     uninterrupted = tmp_path / "once" / "rows.parquet"
     model.write_predictions(dataset, uninterrupted, EARLY, chunk_customers=10)
     out = tmp_path / "rows.parquet"
-    with monkeypatch.context() as patch:
-        made = _kill_after(patch, 3)
-        with pytest.raises(Killed):
-            model.write_predictions(dataset, out, EARLY, chunk_customers=10)
+    made = _killed_run(monkeypatch, model, dataset, out, 3, 10)
     assert made == [0, 1, 2] and not out.exists()
     [work] = _work_folders(tmp_path)
     assert sorted(p.name for p in work.iterdir()) == sorted([PROGRESS, "part-00001.parquet", "part-00002.parquet",
@@ -116,10 +122,7 @@ def test_a_killed_run_resumes_from_its_last_chunk_and_writes_the_same_file(model
 
 def test_a_resumed_run_keeps_a_file_it_did_not_write(model, dataset, tmp_path, monkeypatch):
     out = tmp_path / "rows.csv"
-    with monkeypatch.context() as patch:
-        _kill_after(patch, 1)
-        with pytest.raises(Killed):
-            model.write_predictions(dataset, out, EARLY, chunk_customers=25)
+    _killed_run(monkeypatch, model, dataset, out, 1, 25)
     [work] = _work_folders(tmp_path)
     (work / "notes.txt").write_text("mine")
     model.write_predictions(dataset, out, EARLY, chunk_customers=25)
@@ -128,10 +131,7 @@ def test_a_resumed_run_keeps_a_file_it_did_not_write(model, dataset, tmp_path, m
 
 def test_other_arguments_do_not_reuse_a_killed_runs_chunks(model, dataset, tmp_path, monkeypatch):
     out = tmp_path / "rows.parquet"
-    with monkeypatch.context() as patch:
-        _kill_after(patch, 2)
-        with pytest.raises(Killed):
-            model.write_predictions(dataset, out, EARLY, chunk_customers=10)
+    _killed_run(monkeypatch, model, dataset, out, 2, 10)
     made = _kill_after(monkeypatch, 10 ** 6)
     model.write_predictions(dataset, out, "2022-06", chunk_customers=10)  # another anchor: another key
     assert made[:2] == [0, 1]
