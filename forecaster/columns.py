@@ -144,5 +144,7 @@ def order_ids(column: pd.Series, ts: pd.Series) -> pd.Series:
     Example: ``order_ids(pd.Series(["A1", ""]), ts)`` -> ``"A1", "day:2024-03-15"``.
     """
     ids = column.astype("string").str.strip()
-    day_key = "day:" + ts.dt.strftime("%Y-%m-%d")
-    return ids.mask(ids.isna() | (ids == ""), day_key).astype(str)
+    missing = (ids.isna() | (ids == "")).to_numpy(dtype=bool)
+    if missing.any():  # formatting every day would cost more than the rest of the cleaning
+        ids = ids.mask(missing, "day:" + ts[missing].dt.strftime("%Y-%m-%d"))
+    return ids.astype(str)

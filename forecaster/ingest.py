@@ -103,8 +103,7 @@ class DateReader:
     def __init__(self, source: Source, roles: Roles, date_format: str | None, chunk_rows: int):
         self.source, self.name, self.format = source, roles.date, date_format
         self.lookup: pd.Index | None = None
-        first = next(source.batches([roles.date], 1), None)
-        if first is not None and not pd.api.types.is_datetime64_any_dtype(first[roles.date]):
+        if source.is_csv or not pa.types.is_timestamp(source.column_type(roles.date)):
             self._distinct(roles, chunk_rows)
 
     def _distinct(self, roles: Roles, chunk_rows: int) -> None:

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from forecaster.coverage import TimeSummary
 from forecaster.dates import SHOP_TIMEZONE, OUTLIER_GAP_MONTHS, SHOWN_ROWS, check_span, outlying_bulk, refuse_beyond, refuse_outliers
 from forecaster.errors import UserError
-from forecaster.ingest import Roles, ScanTotals, Spill, partitions, resolve_roles, scan
+from forecaster.ingest import _WEIGHTS, Roles, ScanTotals, Spill, partitions, resolve_roles, scan
 from forecaster.ingest_source import Source, open_source
 from models.rfm import purchase_days
 from narrator.panel import MonthlyPanel, build_panel, first_order_column
@@ -75,7 +75,7 @@ def reduce_spill(spill: Spill, months: tuple[int, int] | None, currency: str) ->
 
 
 def _reduce_part(frame: pd.DataFrame, out: Reduced, months: tuple[int, int] | None, currency: str) -> None:
-    dup = frame.duplicated(subset=[c for c in _KEY if c in frame.columns]).to_numpy()
+    dup = _duplicated(frame)
     in_range = frame["in_range"].to_numpy()
     out.duplicates += int(dup.sum())
     out.outside_range += int((~dup & ~in_range).sum())
@@ -97,7 +97,7 @@ def _reduce_part(frame: pd.DataFrame, out: Reduced, months: tuple[int, int] | No
     tx = tx.reset_index(drop=True)
     _returns(tx, rows, out)
     panel = build_panel(tx, currency, months)
-    code = np.searchsorted(panel.customer_ids, tx["customer_id"].to_numpy(dtype=object))
+    code, _ = pd.factorize(tx["customer_id"], sort=True)  # build_panel's customer order
     last = month == months[0] + months[1] - 1
     out.pieces.append((panel.customer_ids, panel.spend, panel.orders, np.bincount(code, minlength=len(panel.customer_ids)),
                        np.bincount(code[last], minlength=len(panel.customer_ids))))
@@ -105,6 +105,26 @@ def _reduce_part(frame: pd.DataFrame, out: Reduced, months: tuple[int, int] | No
     out.days.append(pd.DataFrame({"customer_id": daily["customer_id"],
                                   "ts": daily["day"].to_numpy().astype("datetime64[D]").astype("datetime64[ns]"),
                                   "amount": daily["amount"]}))
+
+
+def _duplicated(frame: pd.DataFrame) -> np.ndarray:
+    """``frame.duplicated`` over the key columns, exactly, but compared in full only among
+    rows whose 64-bit digest of the key repeats (almost always none)."""
+    key = [c for c in _KEY if c in frame.columns]
+    digest = np.zeros(len(frame), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for weight, name in zip(_WEIGHTS, key):
+            column = frame[name]
+            if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_datetime64_dtype(column):
+                values = column.to_numpy().view(np.uint64) if column.dtype.itemsize == 8 else column.to_numpy()
+            else:
+                values = pd.factorize(column)[0]
+            digest += values.astype(np.uint64) * weight
+    candidate = pd.Series(digest).duplicated(keep=False).to_numpy()
+    dup = np.zeros(len(frame), dtype=bool)
+    if candidate.any():
+        dup[candidate] = frame.loc[candidate].duplicated(subset=key).to_numpy()
+    return dup
 
 
 def _returns(tx: pd.DataFrame, rows: np.ndarray, out: Reduced) -> None:

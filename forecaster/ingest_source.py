@@ -19,6 +19,7 @@ from typing import Iterator
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as pads
 
 from forecaster.errors import UserError
@@ -58,6 +59,10 @@ class Source:
             offset += len(frame)
             if len(frame):
                 yield frame
+
+    def column_type(self, column: str) -> pa.DataType:
+        """The Arrow type of a Parquet column."""
+        return self.dataset.schema.field(self.raw_names[self.columns.index(column)]).type
 
     def cells(self, column: str, rows: list[int]) -> list[object]:
         """The raw cells of ``column`` at file ``rows`` (error messages only: reads again)."""

@@ -1,0 +1,130 @@
+"""Benchmark: the chunked panel build at scale, beside a plain DuckDB group-by (issue 13).
+
+    .venv/bin/python bench/scale.py                              # 1M and 3M customers
+    .venv/bin/python bench/scale.py --customers 10000000         # ~100M transactions
+    .venv/bin/python bench/scale.py --customers 1000000 --lines 1,2  # same customers, 2x rows
+    .venv/bin/python bench/scale.py --steps panel,duckdb,batch --model DIR  # also time `batch`
+
+Shops come from :func:`forecaster.synthetic.write_parquet` (chunks of 100,000 customers),
+cached under ``bench/.scale-cache/`` (git-ignored). ``--lines 2`` writes every order as two
+line items (half the amount each, a ``line`` column): the same panel and purchase days
+from twice the rows, which shows whether memory follows the rows or the customers.
+
+Every measurement runs in a fresh process (``os.wait4``: wall seconds from outside,
+including interpreter start and imports, and the child's peak RSS, ``ru_maxrss``):
+
+* ``panel``: ``forecaster.datasets.load_dataset(FOLDER, chunk_rows=...)`` and its complete
+  panel (coverage judged) -- the chunked reader, what every verb does first;
+* ``duckdb``: ``SELECT customer_id, month, sum(amount), count(*) ... GROUP BY`` over the same
+  Parquet files, the result fetched as an Arrow table (DuckDB's own threads: all cores);
+* ``batch``: ``forecaster batch --data FOLDER --model DIR`` (a model from ``forecaster
+  train``), to time the streaming batch once it lands; needs ``--model``.
+
+Prints figures, asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / "bench" / ".scale-cache"
+SEED = 0
+
+
+def shop(customers: int, lines: int) -> Path:
+    """The cached Parquet folder of a shop (written on first use)."""
+    folder = CACHE / f"shop-{customers}-{SEED}-x{lines}"
+    done = folder / "_done"
+    if not done.exists():
+        from forecaster.synthetic import write_parquet
+        started = time.perf_counter()
+        rows = write_parquet(customers, SEED, folder, lines_per_order=lines)
+        done.write_text(str(rows))
+        print(f"  wrote {folder.name}: {rows:,} rows in {time.perf_counter() - started:.1f} s", flush=True)
+    return folder
+
+
+def child_panel(folder: str, chunk_rows: int) -> None:
+    from forecaster.datasets import load_dataset
+    dataset = load_dataset(folder, chunk_rows=chunk_rows)
+    panel = dataset.panel
+    print(json.dumps({"rows": dataset.transaction_count(), "customers": len(panel.customer_ids),
+                      "months": panel.n_months}))
+
+
+def child_duckdb(folder: str) -> None:
+    import duckdb
+    result = duckdb.sql(f"""
+        SELECT customer_id, date_trunc('month', ts) AS month, sum(amount) AS spend, count(*) AS n
+        FROM read_parquet('{folder}/*.parquet') GROUP BY ALL""").fetch_arrow_table()
+    print(json.dumps({"cells": result.num_rows}))
+
+
+def measure(argv: list[str]) -> dict:
+    """Wall seconds and peak RSS (GB) of one fresh process running ``argv``."""
+    started = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    out, err = process.stdout.read().decode(), process.stderr.read().decode()
+    if os.waitstatus_to_exitcode(status) != 0:
+        return {"wall": wall, "rss_gb": usage.ru_maxrss / 2**20, "error": err.strip().splitlines()[-1:]}
+    last = out.strip().splitlines()[-1:] if out.strip() else []
+    info = json.loads(last[0]) if last and last[0].startswith("{") else {}
+    return {"wall": wall, "rss_gb": usage.ru_maxrss / 2**20, **info}
+
+
+def step_argv(step: str, folder: Path, args: argparse.Namespace, out: Path) -> list[str]:
+    me = [sys.executable, __file__]
+    if step == "panel":
+        return me + ["--child", "panel", str(folder), "--chunk-rows", str(args.chunk_rows)]
+    if step == "duckdb":
+        return me + ["--child", "duckdb", str(folder)]
+    if step == "batch":
+        forecaster = str(Path(sys.executable).with_name("forecaster"))
+        return [forecaster, "batch", "--data", str(folder), "--model", str(args.model), "--out",
+                str(out / "batch.parquet"), "--force", "--chunk-rows", str(args.chunk_rows)]
+    raise SystemExit(f"unknown step {step}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", default="1000000,3000000")
+    parser.add_argument("--lines", default="1", help="line items per order, e.g. 1,2")
+    parser.add_argument("--steps", default="panel,duckdb")
+    parser.add_argument("--chunk-rows", type=int, default=1_000_000)
+    parser.add_argument("--model", type=Path, help="artifact folder for the batch step")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, folder = args.child
+        child_panel(folder, args.chunk_rows) if kind == "panel" else child_duckdb(folder)
+        return
+    steps = args.steps.split(",")
+    if "batch" in steps and args.model is None:
+        raise SystemExit("--steps batch needs --model DIR (a folder from forecaster train)")
+    print(f"| customers | rows | step | wall s | peak RSS GB | vs duckdb |\n| ---: | ---: | --- | ---: | ---: | ---: |")
+    for customers in map(int, args.customers.split(",")):
+        for lines in map(int, args.lines.split(",")):
+            folder = shop(customers, lines)
+            rows = int((folder / "_done").read_text())
+            with tempfile.TemporaryDirectory() as out:
+                results = {step: measure(step_argv(step, folder, args, Path(out))) for step in steps}
+            base = results.get("duckdb", {}).get("wall")
+            for step, r in results.items():
+                ratio = f"{r['wall'] / base:.2f}x" if base and step != "duckdb" else ""
+                note = f" ({r['error']})" if "error" in r else ""
+                print(f"| {customers:,} | {rows:,} | {step}{note} | {r['wall']:.1f} | {r['rss_gb']:.2f} | {ratio} |",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
