@@ -26,6 +26,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 from forecaster import evaluation, pipeline
 from forecaster.datasets import load_dataset
@@ -48,27 +49,29 @@ def main() -> None:
     anchors = pipeline.anchors_with_outcome(panel)
     scheme = pipeline.fit_scheme(panel, evaluation.parse_test_anchors(None, panel)[0][0])
     with tempfile.TemporaryDirectory() as cache_dir:
-        forecaster = LLMForecaster(scheme, model=MODEL, base_url="http://127.0.0.1:9/v1", api_key="unused",
-                                   cache_dir=cache_dir)
+        def forecaster(**settings) -> LLMForecaster:
+            return LLMForecaster(scheme, model=MODEL, base_url="http://127.0.0.1:9/v1", api_key="unused",
+                                 cache_dir=cache_dir, **settings)
+
         timed(f"empty cache, {len(anchors)} anchors", forecaster, lambda: (panel.histories(a) for a in anchors),
               args.repeats)
-        fill_cache(forecaster, Path(cache_dir), [panel.histories(a) for a in anchors[: args.cached_anchors]])
+        fill_cache(forecaster(), Path(cache_dir), [panel.histories(a) for a in anchors[: args.cached_anchors]])
         timed(f"answers of the first {args.cached_anchors} anchors cached", forecaster,
               lambda: (panel.histories(a) for a in anchors), args.repeats)
-    if args.per_history:
-        sample = list(panel.histories(anchors[-1]))[: args.per_history]
-        uncached = LLMForecaster(scheme, model=MODEL, base_url="http://127.0.0.1:9/v1", api_key="unused",
-                                 use_cache=False)
-        timed(f"one CustomerHistory at a time, {len(sample):,} histories of {anchors[-1]}", uncached,
-              lambda: iter(sample), 1)
+        if args.per_history:
+            sample = list(panel.histories(anchors[-1]))[: args.per_history]
+            timed(f"one CustomerHistory at a time, {len(sample):,} histories of {anchors[-1]}",
+                  lambda: forecaster(use_cache=False), lambda: iter(sample), 1)
 
 
-def timed(label: str, forecaster: LLMForecaster, histories, repeats: int) -> None:
-    """Print histories per CPU second and per wall second of ``repeats`` dry runs."""
+def timed(label: str, forecaster: Callable[[], LLMForecaster], histories, repeats: int) -> None:
+    """Print histories per CPU second and per wall second of ``repeats`` dry runs, each by a
+    new forecaster (one that has dry-run a batch keeps its narratives for the run)."""
     rates_cpu, rates_wall = [], []
     for _ in range(repeats):
+        fresh = forecaster()
         cpu, wall = time.process_time(), time.perf_counter()
-        estimate = forecaster.dry_run(histories())
+        estimate = fresh.dry_run(histories())
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         rates_cpu.append(estimate.customers / cpu)
         rates_wall.append(estimate.customers / wall)

@@ -19,12 +19,13 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import platformdirs
 
 APP_NAME = "llm-spend-forecaster"
 CACHE_FILE = "llm-responses.sqlite3"
+_LOOKUP_CHUNK = 500  # keys per query: under SQLite's oldest limit of 999 parameters
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -53,14 +54,7 @@ def request_keyer(
     """``messages -> key`` for one run: SHA-256 over the canonical JSON of the run's fixed
     identity (endpoint, model, prompt version, schema, sampling), a newline, then the
     canonical JSON of the messages. The fixed part is hashed once, not once per customer."""
-    identity = {
-        "endpoint": endpoint.rstrip("/"),
-        "model": model,
-        "prompt_version": prompt_version,
-        "schema": schema,
-        "sampling": sampling,
-    }
-    fixed = hashlib.sha256(canonical_json(identity).encode("utf-8") + b"\n")
+    fixed = _identity_hash(endpoint, model, prompt_version, schema, sampling)
 
     def key(messages: list[dict[str, str]]) -> str:
         digest = fixed.copy()
@@ -68,6 +62,40 @@ def request_keyer(
         return digest.hexdigest()
 
     return key
+
+
+def content_keyer(template: list[dict[str, str]], *identity: Any) -> Callable[[str], str]:
+    """``content -> key`` of ``template`` with its last message's content replaced: the key
+    ``request_keyer(*identity)`` gives those messages, with everything before and after the
+    content (the identity, the system prompt) hashed once, not once per customer. Only the
+    content is serialised per call (a JSON string reads the same alone as in the messages)."""
+    marker = "\x00content\x00"
+    *before, last = template
+    text = canonical_json([*before, {**last, "content": marker}])
+    prefix, suffix = text.split(json.dumps(marker, ensure_ascii=False))  # exactly once: no text holds NUL
+    head = _identity_hash(*identity)
+    head.update(prefix.encode("utf-8"))
+    tail = suffix.encode("utf-8")
+
+    def key(content: str) -> str:
+        digest = head.copy()
+        digest.update(json.dumps(content, ensure_ascii=False).encode("utf-8") + tail)
+        return digest.hexdigest()
+
+    return key
+
+
+def _identity_hash(endpoint: str, model: str, prompt_version: str, schema: dict[str, Any],
+                   sampling: dict[str, Any]) -> Any:
+    """SHA-256 fed with a run's fixed identity and the newline before its messages."""
+    identity = {
+        "endpoint": endpoint.rstrip("/"),
+        "model": model,
+        "prompt_version": prompt_version,
+        "schema": schema,
+        "sampling": sampling,
+    }
+    return hashlib.sha256(canonical_json(identity).encode("utf-8") + b"\n")
 
 
 def cache_key(
@@ -111,6 +139,15 @@ class ResponseCache:
             "SELECT answer, tokens_in, tokens_out FROM responses WHERE key = ?", (key,)
         ).fetchone()
         return CachedAnswer(*row) if row else None
+
+    def answered(self, keys: Sequence[str]) -> set[str]:
+        """Those of ``keys`` that have an answer, looked up a few hundred at a time."""
+        found: set[str] = set()
+        for start in range(0, len(keys), _LOOKUP_CHUNK):
+            chunk = keys[start:start + _LOOKUP_CHUNK]
+            query = f"SELECT key FROM responses WHERE key IN ({','.join('?' * len(chunk))})"
+            found.update(key for (key,) in self._db.execute(query, chunk))
+        return found
 
     def put(self, key: str, answer_json: str, tokens_in: int, tokens_out: int, model: str) -> None:
         """Store one validated answer, committed at once (autocommit mode)."""

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 import pandas as pd
 
-from llm.cache import CachedAnswer, ResponseCache, request_keyer
+from llm.cache import CachedAnswer, ResponseCache, content_keyer, request_keyer
 from llm.client import CallOutcome, StructuredCaller, make_async_client, response_format
 from llm.config import DEFAULT_MAX_TOKENS, DEFAULT_TIMEOUT_S, LLMConfig, RetryPolicy, resolve_config
 from llm.errors import RunAborted
@@ -133,9 +133,9 @@ class LLMForecaster:
         self._model = spend_forecast_model(scheme)
         self._schema = response_format(self._model)["json_schema"]["schema"]
         self.ledger = UsageLedger(self.config.model, prices or PriceTable.load())
-        self._key = request_keyer(
-            self.config.endpoint, self.config.model, self.prompt_version, self._schema, self.config.sampling
-        )
+        identity = (self.config.endpoint, self.config.model, self.prompt_version, self._schema, self.config.sampling)
+        self._key = request_keyer(*identity)
+        self._first_ask_key = content_keyer(self._messages(""), *identity)  # narrative -> key of its first ask
 
     @property
     def model(self) -> str:
@@ -176,7 +176,7 @@ class LLMForecaster:
                            asyncio.Semaphore(self.config.concurrency))
                 try:
                     async with asyncio.TaskGroup() as group:
-                        for text, indices in zip(narrated.texts, narrated.groups):  # one task per distinct prompt
+                        for text, indices in zip(narrated.texts, narrated.groups()):  # one task per distinct prompt
                             shared = [(int(i), customers[i]) for i in indices]
                             group.create_task(self._forecast_prompt(run, text, shared, results, progress))
                 except BaseExceptionGroup as group:
@@ -226,16 +226,24 @@ class LLMForecaster:
         loose: list[CustomerHistory] = []
         for item in histories:
             if isinstance(item, HistoryBatch):
-                yield len(item), self._narrated(item, keep=True)[1].texts
+                yield len(item), self._distinct_texts(item)
             else:
                 loose.append(item)
         if loose:
-            yield len(loose), self._narrated(loose, keep=False)[1].texts
+            yield len(loose), self._distinct_texts(loose)
+
+    def _distinct_texts(self, histories: Histories) -> list[str]:
+        """Each distinct narrative once; a batch's are kept for the run that follows."""
+        if self._memo is not None and isinstance(histories, HistoryBatch):
+            return self._memo.narrated(histories, keep=True).texts
+        return narrated_texts([self._narrate(h) for h in histories]).texts
 
     def _not_answered(self, cache: ResponseCache | None, narratives: list[str]) -> list[str]:
         if cache is None:
             return narratives
-        return [n for n in narratives if cache.get(self._key(self._messages(n))) is None]
+        keys = [self._first_ask_key(n) for n in narratives]
+        found = cache.answered(keys)
+        return [n for n, key in zip(narratives, keys) if key not in found]
 
     def messages_for(self, history: CustomerHistory) -> list[Message]:
         """The exact messages one customer's first ask sends."""
@@ -260,7 +268,7 @@ class LLMForecaster:
         """Every history's (customer id, anchor), the messages of each distinct prompt, and
         the indices of the customers asking each one, grouped as a run groups them."""
         customers, narrated = self._narrated(histories, keep=True)  # the live run follows
-        return customers, [self._messages(text) for text in narrated.texts], narrated.groups
+        return customers, [self._messages(text) for text in narrated.texts], narrated.groups()
 
     def records_for(self, customers: list[_Customer], outcome: CallOutcome) -> list[LLMForecastRecord]:
         """The records of the customers sharing one prompt, for an outcome obtained elsewhere

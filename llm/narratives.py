@@ -26,10 +26,15 @@ RenderDistinct = Callable[[HistoryBatch], tuple[list[str], np.ndarray]]
 @dataclasses.dataclass(frozen=True)
 class Narrated:
     """A batch's narratives: each distinct one once (``texts``, in order of first appearance)
-    and the rows asking each one (``groups``, ascending), as the run groups its prompts."""
+    and for every row the index of its own (``codes``)."""
 
     texts: list[str]
-    groups: list[np.ndarray]
+    codes: np.ndarray
+
+    def groups(self) -> list[np.ndarray]:
+        """The rows asking each text, each ascending, as the run groups its prompts (made only
+        when asked: a dry run needs the texts alone)."""
+        return groups_of(self.codes)
 
 
 def groups_of(codes: np.ndarray) -> list[np.ndarray]:
@@ -44,10 +49,8 @@ def narrated_texts(narratives: list[str]) -> Narrated:
     """Narratives already made (one per row) grouped as :class:`Narrated`. The system prompt
     is the same for every customer of a run, so equal narratives are equal requests, and
     grouping the strings spares hashing the whole messages per customer."""
-    if not narratives:
-        return Narrated([], [])
     codes, texts = pd.factorize(np.asarray(narratives, dtype=object))  # numbered by first appearance
-    return Narrated(texts.tolist(), groups_of(codes))
+    return Narrated(texts.tolist(), codes)
 
 
 def batch_digest(batch: HistoryBatch) -> bytes:
@@ -81,8 +84,7 @@ class NarrativeMemo:
         key = batch_digest(batch)
         found = self._kept.get(key) if keep else self._kept.pop(key, None)
         if found is None:
-            texts, codes = self._render(batch)
-            found = Narrated(texts, groups_of(codes))
+            found = Narrated(*self._render(batch))
             if keep:
                 self._kept[key] = found
         return found

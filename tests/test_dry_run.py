@@ -27,7 +27,7 @@ import pytest
 from forecaster import pipeline
 from forecaster.datasets import load_cdnow
 from forecaster.spending import approve_cost
-from llm.cache import ResponseCache
+from llm.cache import ResponseCache, content_keyer, request_keyer
 from llm.client import ChatEndpoint, fatal_message, reached_server, response_format
 from llm.forecaster import LLMForecaster
 from llm.prompt import build_messages, system_prompt
@@ -248,3 +248,21 @@ def _rendered(estimate) -> str:
     console = Console(record=True, width=200)
     console.print(estimate.render())
     return console.export_text()
+
+
+@pytest.mark.parametrize("narrative", ["", "첫 구매는 1997년 1월로 \"따옴표\"와 \\ 역슬래시,\n줄바꿈\t탭", "😀 \u2028 \x7f",
+                                       "\x00content\x00"])
+def test_a_first_asks_key_from_its_narrative_alone_is_the_key_of_its_messages(narrative):
+    identity = ("http://127.0.0.1:9/v1", "m", "v", {"type": "object"}, {"temperature": 0.0, "max_tokens": 800})
+    system = system_prompt(SCHEME)
+    keyer = content_keyer(build_messages(system, "placeholder"), *identity)
+    assert keyer(narrative) == request_keyer(*identity)(build_messages(system, narrative))
+
+
+def test_answered_keys_are_looked_up_in_chunks_as_one_by_one(tmp_path):
+    keys = [f"{i:064x}" for i in range(1203)]
+    with ResponseCache(tmp_path) as cache:
+        for key in keys[::3]:
+            cache.put(key, "{}", 1, 1, "m")
+        assert cache.answered(keys) == {k for k in keys if cache.get(k) is not None} == set(keys[::3])
+        assert cache.answered([]) == set()
