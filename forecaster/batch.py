@@ -14,6 +14,7 @@ import dataclasses
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping
 
@@ -80,7 +81,17 @@ def status_line(counts: Mapping[str, int]) -> str:
 TEXT_COLUMNS = ("customer_id", "anchor", "status", "reason", "provider", "forecaster_model", "prompt_version",
                 "segment", "trend", "rationale")
 UNFORECAST = (NO_HISTORY, NO_PURCHASE)
-TEXT = pd.StringDtype(na_value=np.nan)  # pandas' default text dtype: a missing cell is NaN
+
+
+def _text_dtype() -> pd.StringDtype:
+    """pandas 3's default text dtype (a missing cell NaN); before pandas 2.3, ``string``."""
+    try:
+        return pd.StringDtype(na_value=np.nan)
+    except TypeError:
+        return pd.StringDtype()
+
+
+TEXT = _text_dtype()
 
 
 def canonical(frame: pd.DataFrame) -> pd.DataFrame:
@@ -164,9 +175,10 @@ class BatchJob:
         """How many customers are forecast."""
         return len(self.shown.customer_ids)
 
-    @property
+    @cached_property
     def histories(self) -> HistoryBatch:
-        """Every forecast customer's history at once (the LLM's dry run and batch jobs)."""
+        """Every forecast customer's history at once (the LLM's dry run and batch jobs,
+        explain's top-20% group); the chunks build their own."""
         return HistoryBatch.from_panel(self.shown, self.anchor, self.art.config["history_months"])
 
     def all_histories(self) -> Iterator[HistoryBatch]:

@@ -21,6 +21,9 @@ response cache anyway). Population pieces (the seasonal index, the empirical for
 population rates) are always computed from the whole panel, so a chunk's rows are the rows
 the whole run gives. When the output is in place, the work folder's files (only those
 listed in ``progress.json``, which this module wrote) are deleted, then the folder.
+
+``--max-failed`` counts the LLM forecasts made by this call: the failures of chunks an
+earlier, killed run finished are in the file (``status`` failed) but not counted again.
 """
 
 from __future__ import annotations
