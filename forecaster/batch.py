@@ -81,6 +81,7 @@ def status_line(counts: Mapping[str, int]) -> str:
 TEXT_COLUMNS = ("customer_id", "anchor", "status", "reason", "provider", "forecaster_model", "prompt_version",
                 "segment", "trend", "rationale")
 UNFORECAST = (NO_HISTORY, NO_PURCHASE)
+DAYS_BLOCK_CUSTOMERS = 200_000
 
 
 def _text_dtype() -> pd.StringDtype:
@@ -168,8 +169,7 @@ class BatchJob:
         shown = cut if limit is None else cut.take(np.arange(n))
         unforecast = unforecast_rows(dataset, panel.customer_ids[chosen][~acquired], panel.first_idx[chosen][~acquired],
                                      anchor)
-        return cls(art, provider, cut, PurchaseDays.from_transactions(dataset.transactions), shown, anchor,
-                   unforecast)
+        return cls(art, provider, cut, purchase_days_by_block(dataset.transactions), shown, anchor, unforecast)
 
     def __len__(self) -> int:
         """How many customers are forecast."""
@@ -276,6 +276,23 @@ class BatchJob:
             frames = [chunk_rows(k) for k in range(len(bounds))]
         frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         return flag_top(frame, top_flags(frame))
+
+
+def purchase_days_by_block(transactions: pd.DataFrame, block: int = DAYS_BLOCK_CUSTOMERS) -> PurchaseDays:
+    """``PurchaseDays.from_transactions(transactions)``, the same arrays, made ``block``
+    customers at a time: only a block's rows are turned into Python strings and grouped at
+    once (on 10.6M rows the whole log at once was the batch's peak memory)."""
+    codes, uniques = pd.factorize(transactions["customer_id"], sort=True)
+    if len(uniques) <= block:
+        return PurchaseDays.from_transactions(transactions)
+    order = np.argsort(codes, kind="stable")  # a customer's rows keep their order: the same day sums
+    edges = np.searchsorted(codes[order], np.arange(0, len(uniques) + block, block))
+    parts = [PurchaseDays.from_transactions(transactions.iloc[order[lo:hi]])
+             for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo]
+    offsets = np.cumsum([0] + [len(p.customer_ids) for p in parts[:-1]])
+    return PurchaseDays(pd.Index(np.concatenate([p.customer_ids.to_numpy() for p in parts])),
+                        np.concatenate([p.code + offset for p, offset in zip(parts, offsets)]),
+                        np.concatenate([p.day for p in parts]), np.concatenate([p.amount for p in parts]))
 
 
 def days_of(days: PurchaseDays, customer_ids: np.ndarray) -> PurchaseDays:

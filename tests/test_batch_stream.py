@@ -4,6 +4,7 @@ the destination is checked before any work and nothing the tool did not write is
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from clitools import run_cli, train_once
@@ -13,6 +14,7 @@ from forecaster import batch as batch_module
 from forecaster.batch import BatchJob
 from forecaster.batch_stream import PROGRESS, WORK_TAG
 from forecaster.errors import UserError
+from models.timing import PurchaseDays
 
 DATA = "synthetic:400:5"
 EARLY = "2022-05"  # many customers not yet acquired: rows without a forecast between the chunks
@@ -171,3 +173,14 @@ def test_the_command_streams_with_chunk_customers(model, dataset, tmp_path, monk
     assert f"{len(expected):,}명 중" in err
     code, out_text, _ = run_cli(["batch", "--help"], monkeypatch, capsys)
     assert "--chunk-customers" in out_text
+
+
+@pytest.mark.parametrize("block", [1, 7, 10_000])
+def test_purchase_days_made_by_block_are_the_whole_logs(dataset, shop, block):
+    for data in (dataset, shop):
+        whole, blocks = PurchaseDays.from_transactions(data.transactions), \
+            batch_module.purchase_days_by_block(data.transactions, block)
+        assert whole.customer_ids.equals(blocks.customer_ids)
+        for field in ("code", "day", "amount"):
+            assert np.array_equal(getattr(whole, field), getattr(blocks, field))
+            assert getattr(whole, field).dtype == getattr(blocks, field).dtype
