@@ -6,7 +6,8 @@ handed are made anew (``panel.histories(anchor)``), so :class:`NarrativeMemo` kn
 what its narratives are made of (every per-customer array but the id, and the anchor's
 window), not by the object. The live run takes its anchor out of the memo, so the narratives
 of an anchor already asked are not kept; a dry run with no live run after it (refused, or
-over budget) leaves them until the forecaster goes.
+over budget) leaves them until the forecaster goes. At most :data:`KEEP_ROWS` rows are kept:
+a run larger than that narrates its later anchors again rather than hold them all.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import pandas as pd
 from narrator.panel import HistoryBatch
 
 RenderDistinct = Callable[[HistoryBatch], tuple[list[str], np.ndarray]]
+# Rows whose narratives are kept at most: CDNOW's evaluate keeps 376,597 rows (173,159 distinct
+# texts, 98 MB); beyond this a later step narrates its batch again instead of holding it.
+KEEP_ROWS = 2_000_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,17 +78,22 @@ def batch_digest(batch: HistoryBatch) -> bytes:
 class NarrativeMemo:
     """The narratives of the batches a run has narrated, until its live run takes them."""
 
-    def __init__(self, render_distinct: RenderDistinct) -> None:
+    def __init__(self, render_distinct: RenderDistinct, keep_rows: int = KEEP_ROWS) -> None:
         self._render = render_distinct
+        self._keep_rows = keep_rows
         self._kept: dict[bytes, Narrated] = {}
 
     def narrated(self, batch: HistoryBatch, keep: bool) -> Narrated:
         """``batch``'s narratives, rendered only if no earlier step of the run did; kept for a
-        later step when ``keep``, else let go (the live run, the last to need them)."""
+        later step when ``keep`` (within ``keep_rows``), else let go (the live run, the last
+        to need them)."""
         key = batch_digest(batch)
         found = self._kept.get(key) if keep else self._kept.pop(key, None)
         if found is None:
             found = Narrated(*self._render(batch))
-            if keep:
+            if keep and self._rows_kept() + len(found.codes) <= self._keep_rows:
                 self._kept[key] = found
         return found
+
+    def _rows_kept(self) -> int:
+        return sum(len(narrated.codes) for narrated in self._kept.values())

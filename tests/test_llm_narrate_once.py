@@ -11,6 +11,7 @@ from llm_server import LoopbackLLMServer
 
 import forecaster as fc
 from forecaster.datasets import load_dataset
+from llm.narratives import NarrativeMemo
 from narrator import narrative
 
 DATA = "synthetic:120:11"
@@ -48,3 +49,20 @@ def test_a_batch_mode_train_narrates_each_anchor_once_for_the_dry_run_the_jobs_a
         fc.train(load_dataset(DATA, date_range="..2023-03"), forecaster=_llm(server, tmp_path, mode="batch", poll_interval_s=0.0), confirm=True)
         assert server.batches_created >= 1
     assert renders and set(renders.values()) == {1}, renders
+
+
+def test_the_memo_keeps_no_more_rows_than_allowed_and_renders_again_past_them():
+    panel = load_dataset(DATA).panel
+    first, second = (panel.histories(panel.last_month - k) for k in (2, 1))
+    rendered: list[str] = []
+
+    def render(batch):
+        rendered.append(str(batch.anchor))
+        return narrative.render_distinct_narratives(batch)
+
+    memo = NarrativeMemo(render, keep_rows=len(first))
+    for batch in (first, second):  # the dry run: the second is over the limit
+        memo.narrated(batch, keep=True)
+    for batch in (panel.histories(first.anchor), second):  # the live run, with new batch objects
+        memo.narrated(batch, keep=False)
+    assert rendered == [str(first.anchor), str(second.anchor), str(second.anchor)]
