@@ -34,7 +34,8 @@ from models.xgb import HurdleXGB
 from narrator.panel import MonthlyPanel, parse_month
 from structurer.schema import BucketScheme
 
-ARTIFACT_FORMAT = 2  # 2: day-level timing features and the seasonal index in the baseline
+ARTIFACT_FORMAT = 3  # 3: the centred seasonal index as the purchase model's offset; order value and rate features
+# 2: day-level timing features and the seasonal index in the baseline
 # the two arms an artifact holds: the baseline and the final model (baseline + forecaster)
 BASE, AUGMENTED = XGB_BASE.name, XGB_FORECASTER.name
 MODEL_DIRS = {BASE: "xgb_base", AUGMENTED: "xgb_augmented"}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from models.season import season_index
+from models.season import SEASON_COLUMN, season_index
 from models.timing import TIMING_LABELS, PurchaseDays
 from narrator.panel import HistoryBatch, MonthlyPanel, month_ordinal
 
@@ -30,9 +30,12 @@ FEATURE_LABELS: dict[str, str] = {
     "lifetime_orders": "누적 주문 수",
     "lifetime_spend": "누적 지출액",
     "monetary": "구매한 달의 평균 지출액",
+    "order_value": "주문당 평균 지출액",
+    "orders_per_month": "첫 구매 이후 월평균 주문 수",
+    "orders_per_active_month": "구매한 달의 평균 주문 수",
     "active_share": "구매한 달의 비율",
     "trend_slope": "최근 12개월 지출 추세(월별 기울기)",
-    "season_index": "예측 대상 월의 계절 지수(지난해들의 같은 달 구매율)",
+    SEASON_COLUMN: "예측 대상 월의 계절 지수(지난해들의 같은 달 구매율)",
     **{f"spend_lag{k}": f"{k}개월 전 지출액" for k in range(1, LAGS + 1)},
     **{f"orders_lag{k}": f"{k}개월 전 주문 수" for k in range(1, LAGS + 1)},
     **{f"spend_mean{w}": f"최근 {w}개월 평균 지출액" for w in WINDOWS},
@@ -90,9 +93,14 @@ def baseline_features(batch: HistoryBatch, cut: MonthlyPanel, days: PurchaseDays
         "lifetime_orders": batch.lifetime_orders.astype(float),
         "lifetime_spend": batch.lifetime_spend,
         "monetary": batch.lifetime_spend / np.maximum(batch.lifetime_active_months, 1),
+        # ratios a tree cannot form from its two columns: the customer's order value (the
+        # gamma-gamma model's nu) and order rate, which set the bucket given a purchase
+        "order_value": batch.lifetime_spend / np.maximum(batch.lifetime_orders, 1),
+        "orders_per_month": batch.lifetime_orders / np.maximum(tenure, 1),
+        "orders_per_active_month": batch.lifetime_orders / np.maximum(batch.lifetime_active_months, 1),
         "active_share": batch.lifetime_active_months / np.maximum(tenure, 1),
         "trend_slope": _slope(spend),
-        "season_index": np.full(len(batch), season_index(cut, batch.anchor)),
+        SEASON_COLUMN: np.full(len(batch), season_index(cut, batch.anchor)),
     }
     for k in range(1, LAGS + 1):
         cols[f"spend_lag{k}"] = spend[:, -k]

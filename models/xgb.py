@@ -5,6 +5,12 @@
   per-customer explanation needs.
 * ``bucket``: ``multi:softprob`` over the positive buckets, on the rows that bought.
 
+The purchase booster starts every row from a fixed offset, ``log`` of the row's seasonal index
+(:func:`models.season.season_offset`; 0 where the index is missing): the season enters the
+log-odds the way an exposure enters a Poisson GLM (McCullagh & Nelder 1989, section 6.2.3),
+and the trees learn the customer around it. Its SHAP contributions give the offset to
+``season_index``, the feature it is a function of, so each row still sums to the margin.
+
 The bucket distribution is ``p_0 = 1 - P(buy)``, ``p_k = P(buy) * P(k | buy)``. Both
 boosters early-stop on a validation anchor that precedes every test anchor (Chen &
 Guestrin 2016, XGBoost; Cragg 1971 for the two-part/hurdle form). Models are saved in
@@ -21,6 +27,7 @@ import pandas as pd
 import xgboost as xgb
 
 from models.errors import InsufficientData
+from models.season import SEASON_COLUMN, season_offset
 
 DEFAULT_PARAMS: dict = {
     "tree_method": "hist",
@@ -48,10 +55,11 @@ class HurdleXGB:
     n_threads: int = DEFAULT_THREADS
     params: dict = field(default_factory=lambda: dict(DEFAULT_PARAMS))
 
-    def _train(self, objective: dict, X: pd.DataFrame, y: np.ndarray, Xv: pd.DataFrame, yv: np.ndarray) -> xgb.Booster:
+    def _train(self, objective: dict, X: pd.DataFrame, y: np.ndarray, Xv: pd.DataFrame, yv: np.ndarray,
+               offset: bool = False) -> xgb.Booster:
         params = {**self.params, "nthread": self.n_threads, **objective, "seed": self.seed}
-        dtrain = xgb.DMatrix(X, label=y, feature_names=list(X.columns))
-        dval = xgb.DMatrix(Xv, label=yv, feature_names=list(X.columns))
+        dtrain = self._dmatrix(X, offset, label=y)
+        dval = self._dmatrix(Xv, offset, label=yv)
         return xgb.train(params, dtrain, num_boost_round=MAX_ROUNDS, evals=[(dval, "validation")],
                          early_stopping_rounds=EARLY_STOPPING, verbose_eval=False)
 
@@ -61,7 +69,7 @@ class HurdleXGB:
         y, y_val = np.asarray(y), np.asarray(y_val)
         self.feature_names_ = list(X.columns)
         self.purchase_ = self._train({"objective": "binary:logistic", "eval_metric": "logloss"},
-                                     X, (y > 0).astype(float), X_val, (y_val > 0).astype(float))
+                                     X, (y > 0).astype(float), X_val, (y_val > 0).astype(float), offset=True)
         pos, pos_val = y > 0, y_val > 0
         if pos_val.sum() == 0 or pos.sum() == 0:
             raise InsufficientData("no purchases in the training or validation rows: cannot fit the bucket model")
@@ -71,31 +79,42 @@ class HurdleXGB:
         )
         return self
 
-    def _dmatrix(self, X: pd.DataFrame) -> xgb.DMatrix:
-        return xgb.DMatrix(X[self.feature_names_], feature_names=self.feature_names_)
+    def _offset(self, X: pd.DataFrame) -> np.ndarray | None:
+        """The purchase booster's log-odds offset of each row (None without a seasonal index)."""
+        return season_offset(X[SEASON_COLUMN].to_numpy()) if SEASON_COLUMN in self.feature_names_ else None
+
+    def _dmatrix(self, X: pd.DataFrame, offset: bool = False, label: np.ndarray | None = None) -> xgb.DMatrix:
+        """``offset``: the purchase booster's matrix, which starts each row from its offset."""
+        return xgb.DMatrix(X[self.feature_names_], label=label, feature_names=self.feature_names_,
+                           base_margin=self._offset(X) if offset else None)
 
     def _best(self, booster: xgb.Booster) -> tuple[int, int]:
         return (0, booster.best_iteration + 1)
 
     def purchase_probability(self, X: pd.DataFrame) -> np.ndarray:
-        return self.purchase_.predict(self._dmatrix(X), iteration_range=self._best(self.purchase_))
+        return self.purchase_.predict(self._dmatrix(X, offset=True), iteration_range=self._best(self.purchase_))
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """(n, n_buckets) bucket distribution; rows sum to 1."""
-        d = self._dmatrix(X)
-        p_buy = self.purchase_.predict(d, iteration_range=self._best(self.purchase_))
-        cond = self.bucket_.predict(d, iteration_range=self._best(self.bucket_)).reshape(len(X), -1)
+        p_buy = self.purchase_probability(X)
+        cond = self.bucket_.predict(self._dmatrix(X), iteration_range=self._best(self.bucket_)).reshape(len(X), -1)
         return np.column_stack([1.0 - p_buy, p_buy[:, None] * cond])
 
     def purchase_contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """SHAP contributions (log-odds of purchase) per feature plus ``bias``; each row
-        sums to the purchase model's margin (Lundberg et al. 2020, TreeSHAP)."""
-        contrib = self.purchase_.predict(self._dmatrix(X), pred_contribs=True,
+        sums to the purchase model's margin (Lundberg et al. 2020, TreeSHAP). XGBoost puts the
+        offset in ``bias``; it is moved to ``season_index``, of which it is a function."""
+        contrib = self.purchase_.predict(self._dmatrix(X, offset=True), pred_contribs=True,
                                          iteration_range=self._best(self.purchase_))
-        return pd.DataFrame(contrib, columns=[*self.feature_names_, "bias"], index=X.index)
+        frame = pd.DataFrame(contrib, columns=[*self.feature_names_, "bias"], index=X.index)
+        offset = self._offset(X)
+        if offset is not None:
+            frame[SEASON_COLUMN] += offset
+            frame["bias"] -= offset
+        return frame
 
     def purchase_margin(self, X: pd.DataFrame) -> np.ndarray:
-        return self.purchase_.predict(self._dmatrix(X), output_margin=True,
+        return self.purchase_.predict(self._dmatrix(X, offset=True), output_margin=True,
                                       iteration_range=self._best(self.purchase_))
 
     def importance(self) -> pd.DataFrame:

@@ -16,7 +16,8 @@ import pytest
 
 from forecaster.datasets import load_dataset
 from forecaster.synthetic import season_factors
-from models.season import season_index
+from models.season import SEASON_COLUMN, season_index
+from models.xgb import HurdleXGB
 from narrator.panel import MonthlyPanel, month_ordinal
 
 START = pd.Period("2021-01", "M")
@@ -71,3 +72,36 @@ def test_only_months_before_the_anchor_are_read():
     edited_earlier = MonthlyPanel(panel.customer_ids, panel.start, earlier, (earlier > 0).astype(np.int32),
                                   panel.first_idx, panel.currency)
     assert season_index(edited_earlier.before(anchor), anchor) != season_index(panel.before(anchor), anchor)
+
+
+def test_the_centred_index_is_not_biased_by_the_shops_decline():
+    """The synthetic shop's customers die off month by month; a trailing 12-month mean is
+    above every month's rate in such a population and put every index below 1. The centred
+    average has the decline on both sides, so the twelve indices average about 1."""
+    panel = load_dataset("synthetic:3000:0").panel
+    cut = panel.before(pd.Period("2024-12", "M"))
+    index = np.array([season_index(cut, pd.Period(f"2024-{m:02d}", "M")) for m in range(1, 13)])
+    assert np.isfinite(index).all() and abs(index.mean() - 1) < 0.05
+
+
+def _rows(n: int, index: float, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
+    rate = rng.gamma(1.0, 0.05, n)
+    X = pd.DataFrame({"rate": rate, SEASON_COLUMN: index})
+    bought = rng.random(n) < 1 - np.exp(-rate * (1.0 if np.isnan(index) else index))
+    return X, np.where(bought, rng.integers(1, 3, n), 0)
+
+
+def test_the_purchase_model_moves_with_a_season_its_trees_never_saw():
+    """Training rows without an index (the data's first year) or at 1.0; a test month at 1.4:
+    trees cannot extrapolate to it, the offset carries it into the log-odds."""
+    rng = np.random.default_rng(0)
+    (X1, y1), (X2, y2) = _rows(20_000, np.nan, rng), _rows(20_000, 1.0, rng)
+    X, y = pd.concat([X1, X2], ignore_index=True), np.concatenate([y1, y2])
+    Xv, yv = _rows(5_000, 1.0, rng)
+    model = HurdleXGB(n_buckets=3).fit(X, y, Xv, yv)
+    probe = pd.DataFrame({"rate": np.full(2, 0.05), SEASON_COLUMN: [1.0, 1.4]})
+    p_plain, p_season = model.purchase_probability(probe)
+    assert 1.3 < p_season / p_plain < 1.45
+    contrib = model.purchase_contributions(probe)
+    assert np.allclose(contrib.sum(axis=1), model.purchase_margin(probe), atol=1e-5)
+    assert contrib[SEASON_COLUMN].iloc[1] - contrib[SEASON_COLUMN].iloc[0] == pytest.approx(np.log(1.4), abs=1e-5)

@@ -30,7 +30,7 @@ def feature_label(name: str, scheme: BucketScheme) -> str:
     return labels.feature_label(name, dict(zip(scheme.ids, scheme.labels)))
 
 
-_AMOUNTS = ("lifetime_spend", "monetary", f"{FC}expected_spend", "spend_lag", "spend_mean", "spend_max", "spend_last")
+_AMOUNTS = ("lifetime_spend", "monetary", "order_value", f"{FC}expected_spend", "spend_lag", "spend_mean", "spend_max", "spend_last")
 _DAYS = ("days_since_last_purchase", "last_gap_days", "gap_mean_days", "purchase_days_last")
 _PERCENTS = ("active_share", f"{FC}purchase_prob", f"{FC}confidence", f"{FC}p_")
 _MONTHS = ("recency", "tenure", "lifetime_active_months", "active")
@@ -47,7 +47,7 @@ def value_text(name: str, value: float, currency: str) -> str:
         return f"{value:.1f}배"
     if name.startswith(_DAYS):
         return f"{value:.0f}일"
-    if name == f"{FC}expected_orders":
+    if name in (f"{FC}expected_orders", "orders_per_month", "orders_per_active_month"):
         return f"{value:.2f}회"
     if name.startswith(_AMOUNTS):
         return format_amount(value, currency)
@@ -89,7 +89,10 @@ def _history_clause(name: str, value: float, text: str, anchor: pd.Period, curre
         "lifetime_spend": f"누적 지출액이 {_ra(text)}",
         "monetary": f"구매한 달의 평균 지출액이 {_ra(text)}",
         "active_share": f"첫 구매 이후 구매한 달의 비율이 {_ra(text)}",
-        "season_index": f"이전 해 같은 달의 구매율이 그 무렵 1년 평균의 {value:.2f}배라",
+        "order_value": f"주문당 평균 지출액이 {_ra(text)}",
+        "orders_per_month": f"첫 구매 이후 월평균 주문이 {_ra(text)}",
+        "orders_per_active_month": f"구매한 달의 평균 주문이 {_ra(text)}",
+        "season_index": f"지난해들의 같은 달 구매율이 앞뒤 1년 평균의 {value:.2f}배라",
         "days_since_last_purchase": f"마지막 구매일이 {_ra(text + ' 전')}",
         "last_gap_days": f"마지막 두 구매일 사이가 {_ra(text)}",
         "gap_mean_days": f"구매일 사이 평균 간격이 {_ra(text)}",
