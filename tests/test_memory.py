@@ -43,7 +43,7 @@ def test_available_memory_is_read_from_meminfo(tmp_path):
 
 
 def test_the_refusal_names_the_verb_and_the_flag_to_change():
-    work = memory.Workload(10_000_000, 36, 100_000_000, chunk_customers=1_000_000)
+    work = memory.Workload(1_000_000, 12, 2_000_000, chunk_customers=1_000_000)
     estimates = memory.estimate(work)
     budget = int(estimates["data"] + 1)  # reading fits, every other verb does not
     with pytest.raises(UserError, match="forecaster train.*--sample-customers 값\\(지금 전체 고객\\)"):
