@@ -60,7 +60,8 @@ def run_key(job: BatchJob, chunk_customers: int) -> str:
     for model in job.art.models.values():
         for booster in (model.purchase_, model.bucket_):
             h.update(bytes(booster.save_raw("ubj")))
-    h.update(json.dumps([job.provider.info, job.provider.llm.model, str(job.anchor), chunk_customers]).encode())
+    h.update(json.dumps([job.provider.info, job.provider.llm.model, job.provider.llm.base_url, str(job.anchor),
+                         chunk_customers]).encode())
     panel = job.shown
     h.update(pd.util.hash_array(np.asarray(job.cut.customer_ids, dtype=object)).tobytes())
     h.update(pd.util.hash_array(np.asarray(panel.customer_ids, dtype=object)).tobytes())
@@ -110,17 +111,21 @@ class WorkFolder:
     def remove(self) -> None:
         """Delete the parts and ``progress.json`` (the files this module wrote), then the
         folder if nothing else is in it."""
-        for k in range(self.chunks):
-            self.part(k).unlink(missing_ok=True)
-        (self.folder / PROGRESS).unlink(missing_ok=True)
+        for path in [*(self.part(k) for k in range(self.chunks)), self.folder / PROGRESS]:
+            path.unlink(missing_ok=True)
+            _temporary(path).unlink(missing_ok=True)  # left by a run killed while writing it
         try:
             self.folder.rmdir()
         except OSError:
             progress.warning(f"작업 폴더 {self.folder}에 forecaster가 쓰지 않은 파일이 있어 폴더를 지우지 않았습니다.")
 
 
+def _temporary(path: Path) -> Path:
+    return path.with_name(path.name + ".tmp")
+
+
 def _replace(path: Path, write: Callable[[Path], object]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = _temporary(path)
     write(tmp)
     os.replace(tmp, path)
 

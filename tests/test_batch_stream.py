@@ -127,6 +127,7 @@ def test_a_resumed_run_keeps_a_file_it_did_not_write(model, dataset, tmp_path, m
     _killed_run(monkeypatch, model, dataset, out, 1, 25)
     [work] = _work_folders(tmp_path)
     (work / "notes.txt").write_text("mine")
+    (work / "part-00002.parquet.tmp").write_bytes(b"half a part: the run was killed while writing it")
     model.write_predictions(dataset, out, EARLY, chunk_customers=25)
     assert out.exists() and [p.name for p in work.iterdir()] == ["notes.txt"]
 
