@@ -37,8 +37,6 @@ customer count as duplicates only if that hash collides (about 1 in 1.8e19 per p
 from __future__ import annotations
 
 import math
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,12 +48,13 @@ from forecaster.amounts import parse_amounts
 from forecaster.columns import customer_ids, order_ids, resolve_column
 from forecaster.dates import _KST_SUFFIX, _TZ_SUFFIX, DateRange, outside_years, parse_dates
 from forecaster.errors import UserError
+from forecaster.ingest_arrays import _WEIGHTS, sorted_codes, text_hash
 from forecaster.ingest_source import Source
+from forecaster.ingest_spill import OrderCheck, Spill
 
 DEFAULT_CHUNK_ROWS = 1_000_000
 PARTITION_CHUNKS = 4  # a spill file holds about this many chunks' rows
 _US = "datetime64[us]"
-_WEIGHTS = [np.uint64((2 * k + 1) * 0x9E3779B97F4A7C15 % 2**64) for k in range(64)]  # odd: no part lost
 
 
 @dataclass(frozen=True)
@@ -95,6 +94,8 @@ class ScanTotals:
     beyond_years: int | None = None  # first row outside 1678-2261
     date_notes: tuple[str, ...] = ()
     months: set[int] = field(default_factory=set)  # months (since 1970-01) with a row inside --date-range
+    day_order: OrderCheck = field(default_factory=OrderCheck)  # purchases by (customer, day)
+    month_order: OrderCheck = field(default_factory=OrderCheck)  # rows by (customer, month)
 
 
 class DateReader:
@@ -153,41 +154,6 @@ def _ids(column: pd.Series, source: Source, name: str) -> pd.Series:
     return customer_ids(column, source.where, name)
 
 
-class Spill:
-    """P files of cleaned rows on disk, a customer's rows all in one, in file order."""
-
-    def __init__(self, parts: int, folder: Path | None):
-        self.parts = parts
-        self.folder = Path(tempfile.mkdtemp(prefix="forecaster-ingest-", dir=folder))
-        self.writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}
-
-    def write(self, table: pa.Table, part: np.ndarray) -> None:
-        order = np.argsort(part, kind="stable")  # keeps file order within a part
-        sorted_part = part[order]
-        bounds = np.flatnonzero(np.r_[True, sorted_part[1:] != sorted_part[:-1], True])
-        table = table.take(pa.array(order))
-        for lo, hi in zip(bounds[:-1], bounds[1:]):
-            p = int(sorted_part[lo])
-            if p not in self.writers:
-                self.writers[p] = pa.ipc.new_file(self.folder / f"{p:05d}.arrow", table.schema)
-            self.writers[p].write_table(table.slice(lo, hi - lo))
-
-    def close(self) -> None:
-        for writer in self.writers.values():
-            writer.close()
-        self.writers = {}
-
-    def read(self, p: int) -> pd.DataFrame | None:
-        path = self.folder / f"{p:05d}.arrow"
-        if not path.exists():
-            return None
-        with pa.memory_map(str(path)) as mapped:
-            return pa.ipc.open_file(mapped).read_all().to_pandas()
-
-    def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
 def check_chunk_rows(chunk_rows: int) -> int:
     if chunk_rows < 1:
         raise UserError(f"--chunk-rows {chunk_rows}: give a whole number of rows per chunk of at least 1 "
@@ -212,30 +178,62 @@ def scan(source: Source, roles: Roles, spill: Spill, *, chunk_rows: int, date_fo
         totals.null_ids += int((~has_id).sum())
         if not has_id.any():
             continue
-        frame, ids = frame[has_id], ids[has_id]
+        if not has_id.all():
+            frame, ids = frame[has_id], ids[has_id]
         ts, converted, date_code = dates.read(frame[roles.date])
         totals.converted += converted
         amount = parse_amounts(frame[roles.amount], source.where, roles.amount, decimal_comma)
-        table = _spill_table(frame, roles, ids, ts, amount, date_code, source)
-        in_range = _range_mask(ts.to_numpy(_US), date_range)
-        _note_dates(totals, ts.to_numpy(_US), in_range, frame.index.to_numpy(), data_end)
-        spill.write(table.append_column("in_range", pa.array(in_range)), _partition(ids, spill.parts))
+        values = ts.to_numpy(_US)
+        in_range = _range_mask(values, date_range)
+        _note_dates(totals, values, in_range, frame.index.to_numpy(), data_end)
+        table, part = _spill_table(frame, roles, ids, values, amount, date_code, in_range, totals, spill.parts)
+        spill.write(table, part)
     if totals.rows_read and totals.null_ids == totals.rows_read:
         customer_ids(pd.Series([""]), source.where, roles.customer)  # raises the in-memory reader's error
     return totals
 
 
-def _spill_table(frame: pd.DataFrame, roles: Roles, ids: pd.Series, ts: pd.Series, amount: pd.Series,
-                 date_code: np.ndarray | None, source: Source) -> pa.Table:
-    columns = {"customer_id": pa.array(ids.to_numpy(dtype=object), type=pa.string()),
-               "ts": pa.array(ts.to_numpy(_US)), "amount": pa.array(amount.to_numpy(np.float64)),
-               "row": pa.array(frame.index.to_numpy(np.int64))}
+def _text(series: pd.Series) -> pa.Array:
+    """A str Series as an Arrow string array (no copy for pandas' Arrow-backed str)."""
+    array = pa.array(series.array)
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
+def _spill_table(frame: pd.DataFrame, roles: Roles, ids: pd.Series, ts: np.ndarray, amount: pd.Series,
+                 date_code: np.ndarray | None, in_range: np.ndarray, totals: ScanTotals,
+                 parts: int) -> tuple[pa.Table, np.ndarray]:
+    """The chunk's cleaned rows as spilled, and the spill file of each row."""
+    id_text = _text(ids)
+    rank, distinct = sorted_codes(id_text)
+    amounts = amount.to_numpy(np.float64)
+    columns = {"customer_id": id_text, "ts": pa.array(ts), "amount": pa.array(amounts),
+               "row": pa.array(frame.index.to_numpy(np.int64)), "in_range": pa.array(in_range)}
     if roles.order is not None:
-        columns["order_id"] = pa.array(order_ids(frame[roles.order], ts).to_numpy(dtype=object), type=pa.string())
+        columns.update(_order_columns(frame[roles.order], ts))
     if date_code is not None:
         columns["date_code"] = pa.array(date_code.astype(np.int64))
     columns["raw_hash"] = pa.array(_raw_hash(frame, roles, ids, amount))
-    return pa.table(columns)
+    columns["day_break"] = pa.array(_breaks(totals.day_order, rank, distinct, ts, in_range & (amounts >= 0), "D"))
+    columns["month_break"] = pa.array(_breaks(totals.month_order, rank, distinct, ts, in_range, "M"))
+    part = (text_hash(distinct) % np.uint64(parts)).astype(np.int64)[rank] if parts > 1 else np.zeros(len(rank), np.int64)
+    return pa.table(columns), part
+
+
+def _order_columns(column: pd.Series, ts: np.ndarray) -> dict[str, pa.Array]:
+    """Integer order ids as they are (equal exactly when their text is) with a flag for the
+    missing ones; other order ids cleaned by order_ids, as text."""
+    if pd.api.types.is_integer_dtype(column) and not isinstance(column.dtype, pd.api.extensions.ExtensionDtype):
+        return {"order_key": pa.array(column.to_numpy(np.int64)), "order_null": pa.array(np.zeros(len(column), bool))}
+    cleaned = order_ids(column, pd.Series(ts.astype("datetime64[ns]"), index=column.index))
+    return {"order_id": _text(cleaned)}
+
+
+def _breaks(check: OrderCheck, rank: np.ndarray, distinct: pa.Array, ts: np.ndarray, rows: np.ndarray,
+            unit: str) -> np.ndarray:
+    """Which of the chunk's rows break the whole data's (customer, ``unit``) order among ``rows``."""
+    out = np.zeros(len(rank), dtype=bool)
+    out[rows] = check.breaks(rank[rows], distinct, ts[rows].astype(f"datetime64[{unit}]").astype(np.int64))
+    return out
 
 
 def _raw_hash(frame: pd.DataFrame, roles: Roles, ids: pd.Series, amount: pd.Series) -> np.ndarray:
@@ -295,12 +293,3 @@ def _note_dates(totals: ScanTotals, values: np.ndarray, keep: np.ndarray, rows: 
     beyond = keep & outside_years(values)
     if beyond.any() and totals.beyond_years is None:
         totals.beyond_years = int(rows[np.argmax(beyond)])
-
-
-def _partition(ids: pd.Series, parts: int) -> np.ndarray:
-    """The spill file of each row: a hash of its customer id (hashing each distinct id once)."""
-    if parts == 1:
-        return np.zeros(len(ids), dtype=np.int64)
-    codes, uniques = pd.factorize(ids)
-    hashed = pd.util.hash_array(np.asarray(uniques, dtype=object)) % np.uint64(parts)
-    return hashed.astype(np.int64)[codes]

@@ -22,16 +22,14 @@ import pyarrow.compute as pc
 from forecaster.coverage import TimeSummary
 from forecaster.dates import SHOP_TIMEZONE, OUTLIER_GAP_MONTHS, SHOWN_ROWS, check_span, outlying_bulk, refuse_beyond, refuse_outliers
 from forecaster.errors import UserError
-from forecaster.ingest import _WEIGHTS, Roles, ScanTotals, Spill, partitions, resolve_roles, scan
+from forecaster.ingest import Roles, ScanTotals, partitions, resolve_roles, scan
+from forecaster.ingest_arrays import dense_codes, duplicated_rows, group_sum, sorted_codes
+from forecaster.ingest_spill import Spill
 from forecaster.ingest_source import Source, open_source
-from models.rfm import purchase_days
-from narrator.panel import MonthlyPanel, build_panel, first_order_column
+from narrator.panel import MonthlyPanel, first_order_column, panel_cells
 
 if TYPE_CHECKING:
     from forecaster.datasets import Dataset, _MonthOptions
-
-_KEY = ("customer_id", "ts", "amount", "order_id", "date_code", "raw_hash")
-
 
 @dataclass
 class Reduced:
@@ -45,8 +43,10 @@ class Reduced:
     return_rows: int = 0
     months_floored: int = 0
     negatives: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (rows, amounts)
-    pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
-    days: list[pd.DataFrame] = field(default_factory=list)
+    # per spill file: (sorted ids, spend, orders, rows, last-month rows) and (customer, day, amount)
+    pieces: list[tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+    days: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+    kept_breaks: list[int] = field(default_factory=lambda: [0, 0])  # order breaks that are not duplicates
 
 
 @dataclass(frozen=True)
@@ -64,77 +64,109 @@ class Ingested:
         return int(self.rows.sum())
 
 
-def reduce_spill(spill: Spill, months: tuple[int, int] | None, currency: str) -> Reduced:
-    """Every spill file's counts and, when ``months`` is given, its panel rows and purchase days."""
+def reduce_spill(spill: Spill, months: tuple[int, int] | None, currency: str,
+                 totals: ScanTotals | None = None, sorted_keys: tuple[bool, bool] = (False, False)) -> Reduced:
+    """Every spill file's counts and, when ``months`` is given, its panel rows and purchase
+    days; ``sorted_keys``: whether the kept rows of the whole data come sorted by (customer,
+    day) among purchases and by (customer, month) (see :func:`group_sum`)."""
     out = Reduced()
     for p in range(spill.parts):
-        frame = spill.read(p)
-        if frame is not None:
-            _reduce_part(frame, out, months, currency)
+        table = spill.read(p)
+        if table is not None:
+            _reduce_part(Part.of(table), out, months, currency, sorted_keys)
     return out
 
 
-def _reduce_part(frame: pd.DataFrame, out: Reduced, months: tuple[int, int] | None, currency: str) -> None:
-    dup = _duplicated(frame)
-    in_range = frame["in_range"].to_numpy()
+@dataclass
+class Part:
+    """One spill file's rows as arrays (customers as ranks of their sorted ids)."""
+
+    codes: np.ndarray
+    ids: pa.Array  # sorted distinct ids
+    ts: np.ndarray  # datetime64[us]
+    amount: np.ndarray
+    row: np.ndarray
+    in_range: np.ndarray
+    order: np.ndarray | None  # int64 codes, equal exactly for rows of one order
+    key: list[np.ndarray]  # what makes two rows identical in the file
+    breaks: tuple[np.ndarray, np.ndarray]  # (day, month) order breaks found by the scan
+
+    @classmethod
+    def of(cls, table: pa.Table) -> "Part":
+        def col(name: str) -> np.ndarray:
+            return table.column(name).to_numpy()
+        codes, ids = sorted_codes(table.column("customer_id"))
+        ts = col("ts")
+        order = None
+        if "order_key" in table.column_names:
+            order = _integer_orders(col("order_key"), col("order_null"), ts)
+        elif "order_id" in table.column_names:
+            order = pc.dictionary_encode(table.column("order_id")).combine_chunks().indices.to_numpy().astype(np.int64)
+        key = [codes, ts, col("amount")] + ([order] if order is not None else []) + \
+            [col(c) for c in ("date_code", "raw_hash") if c in table.column_names]
+        return cls(codes, ids, ts, col("amount"), col("row"), col("in_range"), order, key,
+                   (col("day_break"), col("month_break")))
+
+
+def _integer_orders(value: np.ndarray, null: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Dense codes of integer order ids, a missing one keyed by its day (as order_ids does)."""
+    order = np.empty(len(value), dtype=np.int64)
+    order[~null] = dense_codes(value[~null])
+    if null.any():
+        order[null] = dense_codes(ts[null].astype("datetime64[D]").astype(np.int64)) + int((~null).sum())
+    return order
+
+
+def _reduce_part(part: Part, out: Reduced, months: tuple[int, int] | None, currency: str,
+                 sorted_keys: tuple[bool, bool]) -> None:
+    dup = duplicated_rows(part.key)
     out.duplicates += int(dup.sum())
-    out.outside_range += int((~dup & ~in_range).sum())
-    kept = frame.loc[~dup & in_range]
-    month = kept["ts"].to_numpy().astype("datetime64[M]").astype(np.int64)
-    rows = kept["row"].to_numpy()
+    out.outside_range += int((~dup & ~part.in_range).sum())
+    kept = ~dup & part.in_range
+    out.kept_breaks = [n + int((kept & b).sum()) for n, b in zip(out.kept_breaks, part.breaks)]
+    ts, amount, rows, codes = part.ts[kept], part.amount[kept], part.row[kept], part.codes[kept]
+    month = ts.astype("datetime64[M]").astype(np.int64)
+    _month_counts(month, rows, out)
+    out.positive |= bool((amount > 0).any())
+    if months is None or not len(ts):
+        return
+    present = np.zeros(len(part.ids), dtype=bool)
+    present[codes] = True
+    rank = np.cumsum(present) - 1  # customers without a kept row are not in the panel
+    codes, ids = rank[codes], part.ids.filter(pa.array(present))
+    day = ts.astype("datetime64[D]").astype(np.int64)
+    order = part.order[kept] if part.order is not None else day
+    _, spend, orders = panel_cells(codes, len(ids), month, amount, order, months)
+    last = month == months[0] + months[1] - 1
+    out.pieces.append((ids, spend, orders, np.bincount(codes, minlength=len(ids)),
+                       np.bincount(codes[last], minlength=len(ids))))
+    _returns(codes, month, amount, rows, out, sorted_keys[1])
+    buying = amount >= 0
+    span = int(day.max()) - int(day.min()) + 1
+    groups, sums = group_sum(codes[buying] * span + (day[buying] - day.min()), amount[buying], sorted_keys[0])
+    out.days.append((groups // span, (groups % span) + day.min(), sums))
+
+
+def _month_counts(month: np.ndarray, rows: np.ndarray, out: Reduced) -> None:
+    """Kept rows per month and each month's first rows (rows are in file order in a part)."""
     for m, count in zip(*np.unique(month, return_counts=True)):
         out.month_rows[int(m)] = out.month_rows.get(int(m), 0) + int(count)
-        first = rows[month == m][:SHOWN_ROWS]  # rows are in file order within a spill file
+        first = rows[month == m][:SHOWN_ROWS]
         out.month_first[int(m)] = sorted(out.month_first.get(int(m), []) + first.tolist())[:SHOWN_ROWS]
-    amount = kept["amount"].to_numpy()
-    out.positive |= bool((amount > 0).any())
-    if months is None or kept.empty:
+
+
+def _returns(codes: np.ndarray, month: np.ndarray, amount: np.ndarray, rows: np.ndarray, out: Reduced,
+             whole_sorted: bool) -> None:
+    """The return rows, their amounts and the customer-months whose net spend is below 0,
+    summed as ``datasets._return_counts`` sums them."""
+    negative = amount < 0
+    if not negative.any():
         return
-    tx = pd.DataFrame({"customer_id": kept["customer_id"], "ts": kept["ts"].to_numpy().astype("datetime64[ns]"),
-                       "amount": amount})
-    if "order_id" in kept.columns:
-        tx["order_id"] = kept["order_id"].to_numpy()
-    tx = tx.reset_index(drop=True)
-    _returns(tx, rows, out)
-    panel = build_panel(tx, currency, months)
-    code, _ = pd.factorize(tx["customer_id"], sort=True)  # build_panel's customer order
-    last = month == months[0] + months[1] - 1
-    out.pieces.append((panel.customer_ids, panel.spend, panel.orders, np.bincount(code, minlength=len(panel.customer_ids)),
-                       np.bincount(code[last], minlength=len(panel.customer_ids))))
-    daily = purchase_days(tx)
-    out.days.append(pd.DataFrame({"customer_id": daily["customer_id"],
-                                  "ts": daily["day"].to_numpy().astype("datetime64[D]").astype("datetime64[ns]"),
-                                  "amount": daily["amount"]}))
-
-
-def _duplicated(frame: pd.DataFrame) -> np.ndarray:
-    """``frame.duplicated`` over the key columns, exactly, but compared in full only among
-    rows whose 64-bit digest of the key repeats (almost always none)."""
-    key = [c for c in _KEY if c in frame.columns]
-    digest = np.zeros(len(frame), dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for weight, name in zip(_WEIGHTS, key):
-            column = frame[name]
-            if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_datetime64_dtype(column):
-                values = column.to_numpy().view(np.uint64) if column.dtype.itemsize == 8 else column.to_numpy()
-            else:
-                values = pd.factorize(column)[0]
-            digest += values.astype(np.uint64) * weight
-    candidate = pd.Series(digest).duplicated(keep=False).to_numpy()
-    dup = np.zeros(len(frame), dtype=bool)
-    if candidate.any():
-        dup[candidate] = frame.loc[candidate].duplicated(subset=key).to_numpy()
-    return dup
-
-
-def _returns(tx: pd.DataFrame, rows: np.ndarray, out: Reduced) -> None:
-    from forecaster.datasets import _return_counts  # datasets imports this module
-    counts = _return_counts(tx)
-    out.return_rows += counts["return_rows"]
-    out.months_floored += counts["months_floored"]
-    negative = tx["amount"].to_numpy() < 0
-    if negative.any():
-        out.negatives.append((rows[negative], tx["amount"].to_numpy()[negative]))
+    out.return_rows += int(negative.sum())
+    out.negatives.append((rows[negative], amount[negative]))
+    span = int(month.max()) - int(month.min()) + 1
+    _, net = group_sum(codes * span + (month - month.min()), amount, whole_sorted)
+    out.months_floored += int((net < 0).sum())
 
 
 def return_total(out: Reduced) -> float:
@@ -176,18 +208,40 @@ def check_dates(source: Source, roles: Roles, totals: ScanTotals, spill: Spill, 
 
 
 def assemble(out: Reduced, totals: ScanTotals, months: tuple[int, int], currency: str) -> tuple[Ingested, pd.DataFrame]:
-    """The full panel (customers sorted as build_panel sorts them) and the purchase-day log."""
-    ids = np.concatenate([p[0] for p in out.pieces])
-    order = pc.sort_indices(pa.array(ids, type=pa.string())).to_numpy()  # UTF-8 byte order = code point order
+    """The full panel (customers sorted as build_panel sorts them) and the purchase-day log
+    (its ids the panel's own string objects: one Python string per customer)."""
+    ids = pa.concat_arrays([p[0] for p in out.pieces]) if out.pieces else pa.array([], pa.large_string())
+    order = pc.sort_indices(ids).to_numpy()  # UTF-8 byte order = code point order
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))
+    names = ids.take(pa.array(order)).to_numpy(zero_copy_only=False)
     spend = np.concatenate([p[1] for p in out.pieces])[order]
     orders = np.concatenate([p[2] for p in out.pieces])[order]
-    panel = MonthlyPanel(ids[order], 1970 * 12 + months[0], spend, orders, first_order_column(orders), currency)
+    panel = MonthlyPanel(names, 1970 * 12 + months[0], spend, orders, first_order_column(orders), currency)
     rows = np.concatenate([p[3] for p in out.pieces])[order]
     last_rows = np.concatenate([p[4] for p in out.pieces])[order]
     times = TimeSummary(pd.Timestamp(totals.first_ts), pd.Timestamp(totals.last_ts), totals.date_only,
                         int(last_rows.sum()))
-    days = pd.concat(out.days, ignore_index=True) if out.days else pd.DataFrame(columns=["customer_id", "ts", "amount"])
-    return Ingested(panel, times, rows, last_rows), days
+    return Ingested(panel, times, rows, last_rows), _day_log(out, names, position)
+
+
+def _day_log(out: Reduced, names: np.ndarray, position: np.ndarray) -> pd.DataFrame:
+    """The purchase-day log: customer_id, ts (the day), amount (the day's purchases summed)."""
+    offsets = np.cumsum([0] + [len(p[0]) for p in out.pieces])
+    customer = np.concatenate([position[offset + c] for offset, (c, _, _) in zip(offsets, out.days)] or [np.zeros(0, np.int64)])
+    day = np.concatenate([d for _, d, _ in out.days] or [np.zeros(0, np.int64)])
+    amount = np.concatenate([a for _, _, a in out.days] or [np.zeros(0)])
+    return pd.DataFrame({"customer_id": names[customer], "ts": day.astype("datetime64[D]").astype("datetime64[ns]"),
+                         "amount": amount})
+
+
+def _reduce_exact(spill: Spill, months: tuple[int, int], currency: str, totals: ScanTotals) -> Reduced:
+    """reduce_spill told whether the kept rows come sorted by key: rows out of order that all
+    turn out to be duplicates leave them sorted, which a second reduction then follows."""
+    guess = (totals.day_order.found == 0, totals.month_order.found == 0)
+    out = reduce_spill(spill, months, currency, guess)
+    actual = (guess[0] or out.kept_breaks[0] == 0, guess[1] or out.kept_breaks[1] == 0)
+    return out if actual == guess else reduce_spill(spill, months, currency, actual)
 
 
 def load_chunked(path: Path, *, customer_col: str | None, date_col: str | None, amount_col: str | None,
@@ -205,7 +259,7 @@ def load_chunked(path: Path, *, customer_col: str | None, date_col: str | None, 
         spill.close()
         range_text = months.date_range.text if months.date_range else None
         month_range = check_dates(source, roles, totals, spill, range_text, months.data_end, currency)
-        out = reduce_spill(spill, month_range, currency)
+        out = _reduce_exact(spill, month_range, currency, totals)
     finally:
         spill.close()
         spill.remove()

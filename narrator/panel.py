@@ -152,21 +152,35 @@ def build_panel(transactions: pd.DataFrame, currency: str,
         raise EmptyData("no transactions to build a panel from")
     codes, uniques = pd.factorize(transactions["customer_id"], sort=True)
     ts = transactions["ts"].to_numpy(dtype="datetime64[ns]")
-    month = ts.astype("datetime64[M]").astype(np.int64)  # months since 1970-01
-    start_m = int(month.min()) if months is None else months[0]
-    col = (month - start_m).astype(np.int64)
-    n_cust, n_months = len(uniques), (int(col.max()) + 1 if months is None else months[1])
-    flat = codes.astype(np.int64) * n_months + col
-    amount = transactions["amount"].to_numpy(dtype=np.float64)
-    net = np.bincount(flat, weights=amount, minlength=n_cust * n_months)
-    spend = np.maximum(net, 0.0).reshape(n_cust, n_months)
-
-    positive = amount > 0
     if "order_id" in transactions.columns:
-        order_codes, _ = pd.factorize(transactions["order_id"])
-        order_key = order_codes.astype(np.int64)
+        order_key = pd.factorize(transactions["order_id"])[0].astype(np.int64)
     else:
         order_key = ts.astype("datetime64[D]").astype(np.int64)
+    start_m, spend, orders = panel_cells(codes, len(uniques), ts.astype("datetime64[M]").astype(np.int64),
+                                         transactions["amount"].to_numpy(dtype=np.float64), order_key, months)
+    start_ordinal = 1970 * 12 + start_m
+    return MonthlyPanel(
+        customer_ids=np.asarray(uniques, dtype=object),
+        start=start_ordinal,
+        spend=spend,
+        orders=orders,
+        first_idx=first_order_column(orders),
+        currency=currency,
+    )
+
+
+def panel_cells(codes: np.ndarray, n_cust: int, month: np.ndarray, amount: np.ndarray, order_key: np.ndarray,
+                months: tuple[int, int] | None = None) -> tuple[int, np.ndarray, np.ndarray]:
+    """(first month since 1970-01, spend, orders) from each row's customer code, month since
+    1970-01, amount and order key (any int64 equal exactly for rows of one order): the core of
+    :func:`build_panel`, which the chunked reader calls on integer-coded rows."""
+    start_m = int(month.min()) if months is None else months[0]
+    col = (month - start_m).astype(np.int64)
+    n_months = int(col.max()) + 1 if months is None else months[1]
+    flat = codes.astype(np.int64) * n_months + col
+    net = np.bincount(flat, weights=amount, minlength=n_cust * n_months)
+    spend = np.maximum(net, 0.0).reshape(n_cust, n_months)
+    positive = amount > 0
     # one order per distinct (customer, month, day-or-order id) among purchases: an order id
     # that reappears in a later month counts there too, so no later row can move an order
     # out of an earlier month (which would change history before an anchor)
@@ -179,17 +193,7 @@ def build_panel(transactions: pd.DataFrame, currency: str,
     pairs = np.sort(flat[positive] * n_keys + key)
     pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]] if pairs.size else pairs  # none: a chunk of returns
     orders = np.bincount(pairs // n_keys, minlength=n_cust * n_months).astype(np.int32)
-    orders = orders.reshape(n_cust, n_months)
-
-    start_ordinal = 1970 * 12 + start_m
-    return MonthlyPanel(
-        customer_ids=np.asarray(uniques, dtype=object),
-        start=start_ordinal,
-        spend=spend,
-        orders=orders,
-        first_idx=first_order_column(orders),
-        currency=currency,
-    )
+    return start_m, spend, orders.reshape(n_cust, n_months)
 
 
 def first_order_column(orders: np.ndarray) -> np.ndarray:
