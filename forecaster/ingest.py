@@ -48,7 +48,7 @@ from forecaster.amounts import parse_amounts
 from forecaster.columns import customer_ids, order_ids, resolve_column
 from forecaster.dates import _KST_SUFFIX, _TZ_SUFFIX, DateRange, outside_years, parse_dates
 from forecaster.errors import UserError
-from forecaster.ingest_arrays import _WEIGHTS, sorted_codes, text_hash
+from forecaster.ingest_arrays import _WEIGHTS, days_months, sorted_codes, text_hash
 from forecaster.ingest_source import Source
 from forecaster.ingest_spill import OrderCheck, Spill
 
@@ -184,9 +184,10 @@ def scan(source: Source, roles: Roles, spill: Spill, *, chunk_rows: int, date_fo
         totals.converted += converted
         amount = parse_amounts(frame[roles.amount], source.where, roles.amount, decimal_comma)
         values = ts.to_numpy(_US)
+        units = days_months(values)
         in_range = _range_mask(values, date_range)
-        _note_dates(totals, values, in_range, frame.index.to_numpy(), data_end)
-        table, part = _spill_table(frame, roles, ids, values, amount, date_code, in_range, totals, spill.parts)
+        _note_dates(totals, values, units[1], in_range, frame.index.to_numpy(), data_end)
+        table, part = _spill_table(frame, roles, ids, values, units, amount, date_code, in_range, totals, spill.parts)
         spill.write(table, part)
     if totals.rows_read and totals.null_ids == totals.rows_read:
         customer_ids(pd.Series([""]), source.where, roles.customer)  # raises the in-memory reader's error
@@ -199,8 +200,8 @@ def _text(series: pd.Series) -> pa.Array:
     return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
-def _spill_table(frame: pd.DataFrame, roles: Roles, ids: pd.Series, ts: np.ndarray, amount: pd.Series,
-                 date_code: np.ndarray | None, in_range: np.ndarray, totals: ScanTotals,
+def _spill_table(frame: pd.DataFrame, roles: Roles, ids: pd.Series, ts: np.ndarray,
+                 units: tuple[np.ndarray, np.ndarray], amount: pd.Series, date_code: np.ndarray | None, in_range: np.ndarray, totals: ScanTotals,
                  parts: int) -> tuple[pa.Table, np.ndarray]:
     """The chunk's cleaned rows as spilled, and the spill file of each row."""
     id_text = _text(ids)
@@ -213,8 +214,8 @@ def _spill_table(frame: pd.DataFrame, roles: Roles, ids: pd.Series, ts: np.ndarr
     if date_code is not None:
         columns["date_code"] = pa.array(date_code.astype(np.int64))
     columns["raw_hash"] = pa.array(_raw_hash(frame, roles, ids, amount))
-    columns["day_break"] = pa.array(_breaks(totals.day_order, rank, distinct, ts, in_range & (amounts >= 0), "D"))
-    columns["month_break"] = pa.array(_breaks(totals.month_order, rank, distinct, ts, in_range, "M"))
+    columns["day_break"] = pa.array(_breaks(totals.day_order, rank, distinct, units[0], in_range & (amounts >= 0)))
+    columns["month_break"] = pa.array(_breaks(totals.month_order, rank, distinct, units[1], in_range))
     part = (text_hash(distinct) % np.uint64(parts)).astype(np.int64)[rank] if parts > 1 else np.zeros(len(rank), np.int64)
     return pa.table(columns), part
 
@@ -228,11 +229,10 @@ def _order_columns(column: pd.Series, ts: np.ndarray) -> dict[str, pa.Array]:
     return {"order_id": _text(cleaned)}
 
 
-def _breaks(check: OrderCheck, rank: np.ndarray, distinct: pa.Array, ts: np.ndarray, rows: np.ndarray,
-            unit: str) -> np.ndarray:
-    """Which of the chunk's rows break the whole data's (customer, ``unit``) order among ``rows``."""
+def _breaks(check: OrderCheck, rank: np.ndarray, distinct: pa.Array, unit: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Which of the chunk's rows break the whole data's (customer, day or month) order among ``rows``."""
     out = np.zeros(len(rank), dtype=bool)
-    out[rows] = check.breaks(rank[rows], distinct, ts[rows].astype(f"datetime64[{unit}]").astype(np.int64))
+    out[rows] = check.breaks(rank[rows], distinct, unit[rows])
     return out
 
 
@@ -275,7 +275,7 @@ def _range_mask(values: np.ndarray, date_range: DateRange | None) -> np.ndarray:
     return keep
 
 
-def _note_dates(totals: ScanTotals, values: np.ndarray, keep: np.ndarray, rows: np.ndarray,
+def _note_dates(totals: ScanTotals, values: np.ndarray, month: np.ndarray, keep: np.ndarray, rows: np.ndarray,
                 data_end: pd.Timestamp | None) -> None:
     """The range, day-only flag and first offending rows of the rows kept so far."""
     if not keep.any():
@@ -285,8 +285,10 @@ def _note_dates(totals: ScanTotals, values: np.ndarray, keep: np.ndarray, rows: 
     lo, hi = kept.min(), kept.max()
     totals.first_ts = lo if totals.first_ts is None else min(totals.first_ts, lo)
     totals.last_ts = hi if totals.last_ts is None else max(totals.last_ts, hi)
-    totals.date_only &= bool((kept.astype("datetime64[D]") == kept).all())
-    totals.months.update(np.unique(kept.astype("datetime64[M]").astype(np.int64)).tolist())
+    totals.date_only &= not (kept.view(np.int64) % 86_400_000_000).any()
+    kept_months = month[keep]
+    low = int(kept_months.min())
+    totals.months.update((np.flatnonzero(np.bincount(kept_months - low)) + low).tolist())
     if data_end is not None and totals.after_data_end is None:
         after = keep & (values >= np.datetime64((data_end + pd.Timedelta(days=1)).to_datetime64(), "us"))
         totals.after_data_end = int(rows[np.argmax(after)]) if after.any() else None

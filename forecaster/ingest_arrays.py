@@ -95,11 +95,31 @@ def group_sum(group: np.ndarray, values: np.ndarray, whole_sorted: bool) -> tupl
     if whole_sorted and PANDAS_REDUCEAT:
         starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(group) else np.zeros(0, np.intp)
         return group[starts], np.add.reduceat(values, starts) if len(group) else np.zeros(0)
-    order = np.argsort(group, kind="stable")
+    order = stable_order(group)
     keys = group[order]
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, np.intp)
     lengths = np.diff(np.r_[starts, len(keys)])
     return keys[starts], _kahan(values[order], starts, lengths)
+
+
+def stable_order(key: np.ndarray) -> np.ndarray:
+    """``np.argsort(key, kind="stable")`` for non-negative int64 keys, through numpy's
+    (vectorised, unstable) sort of key and position packed into one int64 when they fit."""
+    n = len(key)
+    if n == 0 or key.min() < 0 or int(key.max()) >= (2**62) // max(n, 1):
+        return np.argsort(key, kind="stable")
+    return np.sort(key * n + np.arange(n, dtype=np.int64)) % n
+
+
+def days_months(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(days, months) since 1970-01-01 of datetime64[us] values, as ``astype`` floors them,
+    the months through a table of the days spanned (numpy's calendar once per distinct day)."""
+    day = np.floor_divide(ts.view(np.int64), 86_400_000_000)
+    if not len(day):
+        return day, day.copy()
+    low = int(day.min())
+    table = np.arange(low, int(day.max()) + 1).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    return day, table[day - low]
 
 
 def _kahan(x: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -107,9 +127,9 @@ def _kahan(x: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray
     k-th value of each group that has one."""
     by_length = np.argsort(-lengths, kind="stable")  # the groups still running at step k: a prefix
     first, steps = starts[by_length], lengths[by_length]
-    total, compensation = np.zeros(len(first)), np.zeros(len(first))
+    total, compensation = x[first] + 0.0, np.zeros(len(first))  # step 0: 0.0 + x, compensation 0
     with np.errstate(over="ignore", invalid="ignore"):
-        for k in range(int(lengths.max(initial=0))):
+        for k in range(1, int(lengths.max(initial=0))):
             n = int(np.searchsorted(-steps, -k, side="left"))  # groups with more than k values
             y = x[first[:n] + k] - compensation[:n]
             t = total[:n] + y

@@ -23,7 +23,7 @@ from forecaster.coverage import TimeSummary
 from forecaster.dates import SHOP_TIMEZONE, OUTLIER_GAP_MONTHS, SHOWN_ROWS, check_span, outlying_bulk, refuse_beyond, refuse_outliers
 from forecaster.errors import UserError
 from forecaster.ingest import Roles, ScanTotals, partitions, resolve_roles, scan
-from forecaster.ingest_arrays import dense_codes, duplicated_rows, group_sum, sorted_codes
+from forecaster.ingest_arrays import days_months, dense_codes, duplicated_rows, group_sum, sorted_codes, stable_order
 from forecaster.ingest_spill import Spill
 from forecaster.ingest_source import Source, open_source
 from narrator.panel import MonthlyPanel, first_order_column, panel_cells
@@ -113,7 +113,7 @@ def _integer_orders(value: np.ndarray, null: np.ndarray, ts: np.ndarray) -> np.n
     order = np.empty(len(value), dtype=np.int64)
     order[~null] = dense_codes(value[~null])
     if null.any():
-        order[null] = dense_codes(ts[null].astype("datetime64[D]").astype(np.int64)) + int((~null).sum())
+        order[null] = dense_codes(days_months(ts[null])[0]) + int((~null).sum())
     return order
 
 
@@ -125,7 +125,7 @@ def _reduce_part(part: Part, out: Reduced, months: tuple[int, int] | None, curre
     kept = ~dup & part.in_range
     out.kept_breaks = [n + int((kept & b).sum()) for n, b in zip(out.kept_breaks, part.breaks)]
     ts, amount, rows, codes = part.ts[kept], part.amount[kept], part.row[kept], part.codes[kept]
-    month = ts.astype("datetime64[M]").astype(np.int64)
+    day, month = days_months(ts)
     _month_counts(month, rows, out)
     out.positive |= bool((amount > 0).any())
     if months is None or not len(ts):
@@ -134,7 +134,6 @@ def _reduce_part(part: Part, out: Reduced, months: tuple[int, int] | None, curre
     present[codes] = True
     rank = np.cumsum(present) - 1  # customers without a kept row are not in the panel
     codes, ids = rank[codes], part.ids.filter(pa.array(present))
-    day = ts.astype("datetime64[D]").astype(np.int64)
     order = part.order[kept] if part.order is not None else day
     _, spend, orders = panel_cells(codes, len(ids), month, amount, order, months)
     last = month == months[0] + months[1] - 1
@@ -149,10 +148,16 @@ def _reduce_part(part: Part, out: Reduced, months: tuple[int, int] | None, curre
 
 def _month_counts(month: np.ndarray, rows: np.ndarray, out: Reduced) -> None:
     """Kept rows per month and each month's first rows (rows are in file order in a part)."""
-    for m, count in zip(*np.unique(month, return_counts=True)):
-        out.month_rows[int(m)] = out.month_rows.get(int(m), 0) + int(count)
-        first = rows[month == m][:SHOWN_ROWS]
-        out.month_first[int(m)] = sorted(out.month_first.get(int(m), []) + first.tolist())[:SHOWN_ROWS]
+    if not len(month):
+        return
+    order = stable_order(month - month.min())
+    starts = np.flatnonzero(np.r_[True, np.diff(month[order]) != 0])
+    counts = np.diff(np.r_[starts, len(order)])
+    for start, count in zip(starts.tolist(), counts.tolist()):
+        m = int(month[order[start]])
+        out.month_rows[m] = out.month_rows.get(m, 0) + count
+        first = rows[order[start:start + min(count, SHOWN_ROWS)]]
+        out.month_first[m] = sorted(out.month_first.get(m, []) + first.tolist())[:SHOWN_ROWS]
 
 
 def _returns(codes: np.ndarray, month: np.ndarray, amount: np.ndarray, rows: np.ndarray, out: Reduced,
@@ -214,7 +219,8 @@ def assemble(out: Reduced, totals: ScanTotals, months: tuple[int, int], currency
     order = pc.sort_indices(ids).to_numpy()  # UTF-8 byte order = code point order
     position = np.empty(len(order), dtype=np.int64)
     position[order] = np.arange(len(order))
-    names = ids.take(pa.array(order)).to_numpy(zero_copy_only=False)
+    ids = ids.take(pa.array(order))
+    names = ids.to_numpy(zero_copy_only=False)
     spend = np.concatenate([p[1] for p in out.pieces])[order]
     orders = np.concatenate([p[2] for p in out.pieces])[order]
     panel = MonthlyPanel(names, 1970 * 12 + months[0], spend, orders, first_order_column(orders), currency)
@@ -222,17 +228,17 @@ def assemble(out: Reduced, totals: ScanTotals, months: tuple[int, int], currency
     last_rows = np.concatenate([p[4] for p in out.pieces])[order]
     times = TimeSummary(pd.Timestamp(totals.first_ts), pd.Timestamp(totals.last_ts), totals.date_only,
                         int(last_rows.sum()))
-    return Ingested(panel, times, rows, last_rows), _day_log(out, names, position)
+    return Ingested(panel, times, rows, last_rows), _day_log(out, ids, position)
 
 
-def _day_log(out: Reduced, names: np.ndarray, position: np.ndarray) -> pd.DataFrame:
+def _day_log(out: Reduced, ids: pa.Array, position: np.ndarray) -> pd.DataFrame:
     """The purchase-day log: customer_id, ts (the day), amount (the day's purchases summed)."""
     offsets = np.cumsum([0] + [len(p[0]) for p in out.pieces])
     customer = np.concatenate([position[offset + c] for offset, (c, _, _) in zip(offsets, out.days)] or [np.zeros(0, np.int64)])
     day = np.concatenate([d for _, d, _ in out.days] or [np.zeros(0, np.int64)])
     amount = np.concatenate([a for _, _, a in out.days] or [np.zeros(0)])
-    return pd.DataFrame({"customer_id": names[customer], "ts": day.astype("datetime64[D]").astype("datetime64[ns]"),
-                         "amount": amount})
+    return pa.table({"customer_id": ids.take(pa.array(customer)),
+                     "ts": pa.array(day * 86_400_000_000_000, pa.timestamp("ns")), "amount": amount}).to_pandas()
 
 
 def _reduce_exact(spill: Spill, months: tuple[int, int], currency: str, totals: ScanTotals) -> Reduced:

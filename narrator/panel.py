@@ -178,8 +178,8 @@ def panel_cells(codes: np.ndarray, n_cust: int, month: np.ndarray, amount: np.nd
     col = (month - start_m).astype(np.int64)
     n_months = int(col.max()) + 1 if months is None else months[1]
     flat = codes.astype(np.int64) * n_months + col
-    net = np.bincount(flat, weights=amount, minlength=n_cust * n_months)
-    spend = np.maximum(net, 0.0).reshape(n_cust, n_months)
+    spend = np.bincount(flat, weights=amount, minlength=n_cust * n_months)
+    np.maximum(spend, 0.0, out=spend)  # the month's net amount floored at 0
     positive = amount > 0
     # one order per distinct (customer, month, day-or-order id) among purchases: an order id
     # that reappears in a later month counts there too, so no later row can move an order
@@ -192,8 +192,11 @@ def panel_cells(codes: np.ndarray, n_cust: int, month: np.ndarray, amount: np.nd
     n_keys = int(key.max(initial=0)) + 1
     pairs = np.sort(flat[positive] * n_keys + key)
     pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]] if pairs.size else pairs  # none: a chunk of returns
-    orders = np.bincount(pairs // n_keys, minlength=n_cust * n_months).astype(np.int32)
-    return start_m, spend, orders.reshape(n_cust, n_months)
+    cells = pairs // n_keys  # sorted
+    starts = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]]) if cells.size else np.zeros(0, np.intp)
+    orders = np.zeros(n_cust * n_months, dtype=np.int32)
+    orders[cells[starts]] = np.diff(np.r_[starts, cells.size])
+    return start_m, spend.reshape(n_cust, n_months), orders.reshape(n_cust, n_months)
 
 
 def first_order_column(orders: np.ndarray) -> np.ndarray:
