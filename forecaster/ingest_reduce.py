@@ -10,6 +10,7 @@ whole data for those customers, to the last bit of every floating-point sum.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +32,8 @@ from narrator.panel import MonthlyPanel, first_order_column, panel_cells
 if TYPE_CHECKING:
     from forecaster.datasets import Dataset, _MonthOptions
 
+REDUCE_THREADS = 1  # spill files reduced at once (2 gained nothing on the shared 2-core machine and held two files)
+
 @dataclass
 class Reduced:
     """Sums over the spill files (rows are file positions)."""
@@ -47,6 +50,21 @@ class Reduced:
     pieces: list[tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
     days: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
     kept_breaks: list[int] = field(default_factory=lambda: [0, 0])  # order breaks that are not duplicates
+
+    def merge(self, other: "Reduced") -> None:
+        """Add another spill file's sums (files merged in order)."""
+        self.duplicates += other.duplicates
+        self.outside_range += other.outside_range
+        for m, count in other.month_rows.items():
+            self.month_rows[m] = self.month_rows.get(m, 0) + count
+            self.month_first[m] = sorted(self.month_first.get(m, []) + other.month_first[m])[:SHOWN_ROWS]
+        self.positive |= other.positive
+        self.return_rows += other.return_rows
+        self.months_floored += other.months_floored
+        self.negatives += other.negatives
+        self.pieces += other.pieces
+        self.days += other.days
+        self.kept_breaks = [a + b for a, b in zip(self.kept_breaks, other.kept_breaks)]
 
 
 @dataclass(frozen=True)
@@ -65,15 +83,22 @@ class Ingested:
 
 
 def reduce_spill(spill: Spill, months: tuple[int, int] | None, currency: str,
-                 totals: ScanTotals | None = None, sorted_keys: tuple[bool, bool] = (False, False)) -> Reduced:
+                 sorted_keys: tuple[bool, bool] = (False, False)) -> Reduced:
     """Every spill file's counts and, when ``months`` is given, its panel rows and purchase
     days; ``sorted_keys``: whether the kept rows of the whole data come sorted by (customer,
-    day) among purchases and by (customer, month) (see :func:`group_sum`)."""
-    out = Reduced()
-    for p in range(spill.parts):
+    day) among purchases and by (customer, month) (see :func:`group_sum`). REDUCE_THREADS
+    files at a time (numpy's sorts and Arrow's kernels release the GIL), merged in order."""
+    def one(p: int) -> Reduced:
+        part = Reduced()
         table = spill.read(p)
         if table is not None:
-            _reduce_part(Part.of(table), out, months, currency, sorted_keys)
+            _reduce_part(Part.of(table), part, months, currency, sorted_keys)
+        return part
+
+    out = Reduced()
+    with ThreadPoolExecutor(max_workers=REDUCE_THREADS) as pool:
+        for part in pool.map(one, range(spill.parts)):
+            out.merge(part)
     return out
 
 
@@ -220,20 +245,34 @@ def assemble(out: Reduced, totals: ScanTotals, months: tuple[int, int], currency
     position = np.empty(len(order), dtype=np.int64)
     position[order] = np.arange(len(order))
     ids = ids.take(pa.array(order))
-    names = ids.to_numpy(zero_copy_only=False)
-    spend = np.concatenate([p[1] for p in out.pieces])[order]
-    orders = np.concatenate([p[2] for p in out.pieces])[order]
-    panel = MonthlyPanel(names, 1970 * 12 + months[0], spend, orders, first_order_column(orders), currency)
-    rows = np.concatenate([p[3] for p in out.pieces])[order]
-    last_rows = np.concatenate([p[4] for p in out.pieces])[order]
+    sizes = [len(p[0]) for p in out.pieces]
+    spend, orders, rows, last_rows = _scatter(out.pieces, position, months[1])
+    panel = MonthlyPanel(ids.to_numpy(zero_copy_only=False), 1970 * 12 + months[0], spend, orders,
+                         first_order_column(orders), currency)
     times = TimeSummary(pd.Timestamp(totals.first_ts), pd.Timestamp(totals.last_ts), totals.date_only,
                         int(last_rows.sum()))
-    return Ingested(panel, times, rows, last_rows), _day_log(out, ids, position)
+    return Ingested(panel, times, rows, last_rows), _day_log(out, sizes, ids, position)
 
 
-def _day_log(out: Reduced, ids: pa.Array, position: np.ndarray) -> pd.DataFrame:
+def _scatter(pieces: list, position: np.ndarray, n_months: int) -> tuple[np.ndarray, ...]:
+    """The spill files' panel rows put at their customers' positions, one file at a time
+    (no second copy of the whole panel)."""
+    n = len(position)
+    spend, orders = np.empty((n, n_months)), np.empty((n, n_months), dtype=np.int32)
+    rows, last_rows = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    offset = 0
+    while pieces:  # each file's arrays freed once placed
+        ids, *arrays = pieces.pop(0)
+        place = position[offset:offset + len(ids)]
+        for target, values in zip((spend, orders, rows, last_rows), arrays):
+            target[place] = values
+        offset += len(ids)
+    return spend, orders, rows, last_rows
+
+
+def _day_log(out: Reduced, sizes: list[int], ids: pa.Array, position: np.ndarray) -> pd.DataFrame:
     """The purchase-day log: customer_id, ts (the day), amount (the day's purchases summed)."""
-    offsets = np.cumsum([0] + [len(p[0]) for p in out.pieces])
+    offsets = np.cumsum([0] + sizes)
     customer = np.concatenate([position[offset + c] for offset, (c, _, _) in zip(offsets, out.days)] or [np.zeros(0, np.int64)])
     day = np.concatenate([d for _, d, _ in out.days] or [np.zeros(0, np.int64)])
     amount = np.concatenate([a for _, _, a in out.days] or [np.zeros(0)])
