@@ -125,7 +125,7 @@ def days_months(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _kahan(x: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """pandas' ``group_sum`` over contiguous groups, every group at once: step k adds the
     k-th value of each group that has one."""
-    by_length = stable_order(lengths.max() - lengths)  # the groups still running at step k: a prefix
+    by_length = stable_order(lengths.max(initial=0) - lengths)  # the groups still running at step k: a prefix
     first, steps = starts[by_length], lengths[by_length]
     total, compensation = x[first] + 0.0, np.zeros(len(first))  # step 0: 0.0 + x, compensation 0
     with np.errstate(over="ignore", invalid="ignore"):

@@ -151,3 +151,55 @@ def test_chunk_rows_only_for_files():
         load_dataset("synthetic:50", chunk_rows=10)
     with tempfile.TemporaryDirectory() as folder, pytest.raises(UserError, match="--chunk-rows 0"):
         load_dataset(str(_csv(folder, ["a,2023-01-05,10,"])), chunk_rows=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.sampled_from([0.1, 0.2, 0.7, 1e16, -1e16, 3.3, 1e-3, 0.0, -0.0])),
+                min_size=1, max_size=80), st.booleans())
+def test_group_sum_is_pandas_grouped_sum(drawn, sort):
+    """ingest_arrays.group_sum gives pandas' own sums bit for bit, whichever path pandas takes."""
+    from forecaster.ingest_arrays import group_sum
+    group = np.array([g for g, _ in drawn], dtype=np.int64)
+    values = np.array([v for _, v in drawn])
+    if sort:
+        order = np.argsort(group, kind="stable")
+        group, values = group[order], values[order]
+    keys, sums = group_sum(group, values, whole_sorted=bool((np.diff(group) >= 0).all()))
+    expected = pd.Series(values).groupby(group, sort=True).sum()
+    assert np.array_equal(keys, expected.index.to_numpy())
+    assert np.array_equal(sums.view(np.uint64), expected.to_numpy().view(np.uint64))
+
+
+@pytest.mark.parametrize("appended", ["duplicates", "new rows", "nothing"])
+@pytest.mark.parametrize("chunk_rows", [3, 7, 1000])
+def test_sorted_export_sums_as_in_memory(appended, chunk_rows):
+    """A file sorted by customer and day: pandas sums each day's amounts without compensation
+    (1.0 + 1.0 + 1e16 is 1e16, not 1e16 + 2 as its compensated sum gives); copies of rows
+    appended at the end leave it sorted once they are dropped, new rows do not."""
+    rows = [(c, "2023-01-0%d 10:00:%02d" % (1 + d // 3, d), 1e16 if d % 3 == 2 else 1.0)
+            for c in ("a", "b", "c") for d in range(9)]
+    rows += [("b", "2023-02-10 10:00:00", -0.3), ("b", "2023-02-10 11:00:00", 0.1), ("b", "2023-02-10 12:00:00", 0.2)]
+    frame = pd.DataFrame(rows, columns=["customer_id", "ts", "amount"]).sort_values(["customer_id", "ts"], kind="stable")
+    frame["ts"] = pd.to_datetime(frame["ts"])
+    if appended == "duplicates":
+        frame = pd.concat([frame, frame.iloc[[0, 10, 20]]], ignore_index=True)
+    elif appended == "new rows":
+        frame = pd.concat([frame, frame.iloc[[0]].assign(amount=0.7)], ignore_index=True)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "tx.parquet"
+        frame.to_parquet(path)
+        memory, chunked = load_dataset(str(path)), load_dataset(str(path), chunk_rows=chunk_rows)
+        assert_same(memory, chunked)
+        assert memory.cleaning.duplicate_rows_dropped == (3 if appended == "duplicates" else 0)
+
+
+@pytest.mark.parametrize("orders", [[1, 2, None, 2, 7] * 8, ["x1", " x1", "", None, "x2"] * 8, [3, 3, 1, 2, 5] * 8])
+def test_order_ids_of_each_type(orders):
+    """Integer order ids are kept as integers (the same orders as their text); a column with
+    missing values or text goes through order_ids as in memory."""
+    frame = frame_of([("a", i % 50, 0, 1.5, None) for i in range(40)], False)
+    frame["order_id"] = pd.array(orders, dtype="Int64") if isinstance(orders[0], int) and None in orders else orders
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "tx.parquet"
+        frame.to_parquet(path)
+        assert_same(load_dataset(str(path)), load_dataset(str(path), chunk_rows=6))
