@@ -54,6 +54,6 @@ def test_a_data_options_bundle_becomes_its_options_in_place_and_comes_back_whole
     command = with_options(verb)
     names = list(inspect.signature(command).parameters)
     assert names == ["out", "data", "customer_col", "date_col", "amount_col", "order_col", "currency",
-                     "keep_partial_month", "data_end", "date_format", "date_range", "decimal_comma", "limit"]
+                     "chunk_rows", "keep_partial_month", "data_end", "date_format", "date_range", "decimal_comma", "limit"]
     assert command("x", data="synthetic", data_end="2023-06-30", limit=5) == (
         "x", DataOptions(data="synthetic", dates=DateOptions(data_end="2023-06-30")), 5)

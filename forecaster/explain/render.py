@@ -136,7 +136,9 @@ def _contributions(ex: Explanation, console: Console) -> None:
     grid.add_column(justify="right", no_wrap=True)
     grid.add_column()
     for i, item in enumerate(top, 1):
-        grid.add_row(f"{i}.", Text(item.sentence))
+        # "fold": with rich's default a sentence whose last word ends exactly at the cell's
+        # edge lost that word's final syllable to an ellipsis (wide Korean characters)
+        grid.add_row(f"{i}.", Text(item.sentence, overflow="fold"))
     console.print(grid)
     shown = sum(item.contribution for item in top)
     rest = sum(item.contribution for item in ex.contributions[len(top):])
