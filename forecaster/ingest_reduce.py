@@ -96,6 +96,10 @@ def reduce_spill(spill: Spill, months: tuple[int, int] | None, currency: str,
         return part
 
     out = Reduced()
+    if REDUCE_THREADS == 1:
+        for part in map(one, range(spill.parts)):
+            out.merge(part)
+        return out
     with ThreadPoolExecutor(max_workers=REDUCE_THREADS) as pool:
         for part in pool.map(one, range(spill.parts)):
             out.merge(part)
