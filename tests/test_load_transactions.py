@@ -173,8 +173,9 @@ def test_date_range_and_data_end_apply_to_a_frame():
 
 def cli_rows(out: str) -> list[tuple[str, str]]:
     """The ``(item, value)`` rows of the overview and cleaning tables (the monthly table has
-    five columns)."""
-    return [(line.split("│")[1].strip(), line.split("│")[2].strip()) for line in out.splitlines()
+    five columns; the memory estimate after them is a plan for the runs, not the data)."""
+    data_part = out.split("예상 최대 메모리")[0]
+    return [(line.split("│")[1].strip(), line.split("│")[2].strip()) for line in data_part.splitlines()
             if line.count("│") == 3]
 
 
