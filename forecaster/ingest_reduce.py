@@ -46,9 +46,11 @@ class Reduced:
     return_rows: int = 0
     months_floored: int = 0
     negatives: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (rows, amounts)
-    # per spill file: (sorted ids, spend, orders, rows, last-month rows) and (customer, day, amount)
-    pieces: list[tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
-    days: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+    # per spill file: (sorted ids, its panel's cells other than (+0.0, 0) as flat positions,
+    # their spend and orders, rows, last-month rows) and its purchase-day log
+    pieces: list[tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = \
+        field(default_factory=list)
+    days: list[pa.Table] = field(default_factory=list)
     kept_breaks: list[int] = field(default_factory=lambda: [0, 0])  # order breaks that are not duplicates
 
     def merge(self, other: "Reduced") -> None:
@@ -166,13 +168,16 @@ def _reduce_part(part: Part, out: Reduced, months: tuple[int, int] | None, curre
     order = part.order[kept] if part.order is not None else day
     _, spend, orders = panel_cells(codes, len(ids), month, amount, order, months)
     last = month == months[0] + months[1] - 1
-    out.pieces.append((ids, spend, orders, np.bincount(codes, minlength=len(ids)),
+    cells = np.flatnonzero((spend.view(np.uint64) != 0) | (orders != 0))  # the panel's other cells: +0.0, 0
+    out.pieces.append((ids, cells, spend.ravel()[cells], orders.ravel()[cells], np.bincount(codes, minlength=len(ids)),
                        np.bincount(codes[last], minlength=len(ids))))
     _returns(codes, month, amount, rows, out, sorted_keys[1])
     buying = amount >= 0
     span = int(day.max()) - int(day.min()) + 1
     groups, sums = group_sum(codes[buying] * span + (day[buying] - day.min()), amount[buying], sorted_keys[0])
-    out.days.append((groups // span, (groups % span) + day.min(), sums))
+    out.days.append(pa.table({"customer_id": ids.take(pa.array(groups // span)),
+                              "ts": pa.array(((groups % span) + day.min()) * 86_400_000_000_000, pa.timestamp("ns")),
+                              "amount": sums}))
 
 
 def _month_counts(month: np.ndarray, rows: np.ndarray, out: Reduced) -> None:
@@ -249,39 +254,41 @@ def assemble(out: Reduced, totals: ScanTotals, months: tuple[int, int], currency
     position = np.empty(len(order), dtype=np.int64)
     position[order] = np.arange(len(order))
     ids = ids.take(pa.array(order))
-    sizes = [len(p[0]) for p in out.pieces]
     spend, orders, rows, last_rows = _scatter(out.pieces, position, months[1])
     panel = MonthlyPanel(ids.to_numpy(zero_copy_only=False), 1970 * 12 + months[0], spend, orders,
                          first_order_column(orders), currency)
     times = TimeSummary(pd.Timestamp(totals.first_ts), pd.Timestamp(totals.last_ts), totals.date_only,
                         int(last_rows.sum()))
-    return Ingested(panel, times, rows, last_rows), _day_log(out, sizes, ids, position)
+    return Ingested(panel, times, rows, last_rows), _day_log(out)
 
 
 def _scatter(pieces: list, position: np.ndarray, n_months: int) -> tuple[np.ndarray, ...]:
-    """The spill files' panel rows put at their customers' positions, one file at a time
-    (no second copy of the whole panel)."""
+    """The spill files' panel cells put at their customers' rows of a zeroed panel, one
+    file at a time (its memory freed once placed)."""
     n = len(position)
-    spend, orders = np.empty((n, n_months)), np.empty((n, n_months), dtype=np.int32)
+    spend, orders = np.zeros((n, n_months)), np.zeros((n, n_months), dtype=np.int32)
     rows, last_rows = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
     offset = 0
-    while pieces:  # each file's arrays freed once placed
-        ids, *arrays = pieces.pop(0)
+    while pieces:
+        ids, cells, cell_spend, cell_orders, part_rows, part_last = pieces.pop(0)
         place = position[offset:offset + len(ids)]
-        for target, values in zip((spend, orders, rows, last_rows), arrays):
-            target[place] = values
+        flat = place[cells // n_months] * n_months + cells % n_months
+        spend.ravel()[flat] = cell_spend
+        orders.ravel()[flat] = cell_orders
+        rows[place], last_rows[place] = part_rows, part_last
         offset += len(ids)
     return spend, orders, rows, last_rows
 
 
-def _day_log(out: Reduced, sizes: list[int], ids: pa.Array, position: np.ndarray) -> pd.DataFrame:
-    """The purchase-day log: customer_id, ts (the day), amount (the day's purchases summed)."""
-    offsets = np.cumsum([0] + sizes)
-    customer = np.concatenate([position[offset + c] for offset, (c, _, _) in zip(offsets, out.days)] or [np.zeros(0, np.int64)])
-    day = np.concatenate([d for _, d, _ in out.days] or [np.zeros(0, np.int64)])
-    amount = np.concatenate([a for _, _, a in out.days] or [np.zeros(0)])
-    return pa.table({"customer_id": ids.take(pa.array(customer)),
-                     "ts": pa.array(day * 86_400_000_000_000, pa.timestamp("ns")), "amount": amount}).to_pandas()
+def _day_log(out: Reduced) -> pd.DataFrame:
+    """The purchase-day log (customer_id, ts: the day, amount: its purchases summed), each
+    spill file's table converted and freed in turn."""
+    if not out.days:
+        return pd.DataFrame({"customer_id": pd.Series([], dtype=str), "ts": pd.Series([], dtype="datetime64[ns]"),
+                             "amount": pd.Series([], dtype=np.float64)})
+    table = pa.concat_tables(out.days)
+    out.days.clear()
+    return table.to_pandas(split_blocks=True, self_destruct=True)
 
 
 def _reduce_exact(spill: Spill, months: tuple[int, int], currency: str, totals: ScanTotals) -> Reduced:

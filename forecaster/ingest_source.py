@@ -74,7 +74,10 @@ class Source:
         return [found[r] for r in rows]
 
     def _parquet(self, columns: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
-        for batch in self.dataset.to_batches(columns=columns, batch_size=chunk_rows):
+        # one batch and one file read ahead: Arrow's defaults (16 batches, 4 files) hold
+        # dozens of chunks at once, which would make the chunk size no bound on memory
+        for batch in self.dataset.to_batches(columns=columns, batch_size=chunk_rows, batch_readahead=1,
+                                             fragment_readahead=1):
             yield batch.to_pandas()
 
     def _csv(self, positions: list[int], chunk_rows: int) -> Iterator[pd.DataFrame]:
