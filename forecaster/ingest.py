@@ -53,7 +53,7 @@ from forecaster.ingest_source import Source
 from forecaster.ingest_spill import OrderCheck, Spill
 
 DEFAULT_CHUNK_ROWS = 1_000_000
-PARTITION_CHUNKS = 2  # a spill file holds about this many chunks' rows
+PARTITION_CHUNKS = 1  # a spill file holds about this many chunks' rows (1M customers: 1.56 GB peak with 1, 2.03 GB with 4)
 _US = "datetime64[us]"
 
 

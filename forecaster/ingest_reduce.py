@@ -305,7 +305,6 @@ def load_chunked(path: Path, *, customer_col: str | None, date_col: str | None, 
                  months: "_MonthOptions", chunk_rows: int, spill_dir: Path | None = None) -> "Dataset":
     """A Parquet folder, Parquet file or CSV file read in chunks (module doc of
     :mod:`forecaster.ingest`) into the Dataset the in-memory reader would give."""
-    from forecaster.datasets import Cleaning, Dataset, refuse_no_purchase
     source = open_source(path)
     roles = resolve_roles(source, customer_col, date_col, amount_col, order_col)
     spill = Spill(partitions(source.rows, chunk_rows), spill_dir)
@@ -319,13 +318,22 @@ def load_chunked(path: Path, *, customer_col: str | None, date_col: str | None, 
     finally:
         spill.close()
         spill.remove()
+    return reduced_dataset(source, roles, totals, out, month_range, months, currency)
+
+
+def reduced_dataset(source: Source, roles: Roles, totals: ScanTotals, out: Reduced, month_range: tuple[int, int],
+                    months: "_MonthOptions", currency: str) -> "Dataset":
+    """The Dataset of a reduced scan: panel, purchase-day log and cleaning counts (any engine
+    that fills a ScanTotals and a Reduced)."""
+    from forecaster.datasets import Cleaning, Dataset, refuse_no_purchase
     if not out.positive:
         refuse_no_purchase(source.where, roles.amount)
     ingested, days = assemble(out, totals, month_range, currency)
     cleaning = Cleaning(
         rows_read=totals.rows_read, duplicate_rows_dropped=out.duplicates, null_customer_rows_dropped=totals.null_ids,
         timezone_rows_converted=totals.converted, timezone=SHOP_TIMEZONE if totals.converted else None,
-        notes=totals.date_notes, date_range_rows_dropped=out.outside_range, date_range=range_text,
+        notes=totals.date_notes, date_range_rows_dropped=out.outside_range,
+        date_range=months.date_range.text if months.date_range else None,
         return_rows=out.return_rows, return_total=return_total(out) if out.return_rows else 0.0,
         months_floored=out.months_floored)
     return Dataset(source.where.file, days, currency, cleaning, keep_partial_month=months.keep_partial_month,
