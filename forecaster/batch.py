@@ -28,6 +28,7 @@ from forecaster.pipeline import model_features
 from forecaster.providers import ForecasterChoice, LLMForecaster, Provider, resolve
 from forecaster.top_share import top_share
 from models.arms import spend_from_probs
+from models.season import season_index
 from models.timing import PurchaseDays
 from narrator.korean import format_month
 from narrator.panel import NOT_ACQUIRED, HistoryBatch, MonthlyPanel
@@ -222,7 +223,10 @@ class BatchJob:
         forecast whose ids fall between its first id and the next chunk's; ``top20_target``
         is left NA (it needs every chunk: :func:`top_flags`)."""
         lo, hi = bounds[k]
-        frame = self.forecast_rows(lo, hi)
+        return self.with_unforecast(self.forecast_rows(lo, hi), bounds, k)
+
+    def with_unforecast(self, frame: pd.DataFrame, bounds: list[tuple[int, int]], k: int) -> pd.DataFrame:
+        """Chunk ``k``'s forecast rows with the rows without a forecast that fall in its id range."""
         ids = self.unforecast["customer_id"].to_numpy()
         starts = self.shown.customer_ids[[b[0] for b in bounds]]
         first = 0 if k == 0 else int(np.searchsorted(ids, starts[k]))
@@ -238,34 +242,8 @@ class BatchJob:
         histories = HistoryBatch.from_panel(self.shown.take(np.arange(lo, hi)), self.anchor,
                                             self.art.config["history_months"])
         records = self.provider.records(histories, self.cut)
-        scheme = self.art.scheme
-        fc = records_to_features(records, scheme, index=histories.customer_ids)
-        features = model_features(histories, self.cut, days_of(self.days, histories.customer_ids), fc)
-        probs = self.art.models[artifact.AUGMENTED].predict_proba(features)
-        purchase = 1.0 - probs[:, 0]
-        frame = pd.DataFrame({
-            "customer_id": histories.customer_ids,
-            "anchor": str(self.anchor),
-            "status": [r.status for r in records],
-            "reason": [r.reason for r in records],
-            "provider": [r.provider for r in records],
-            "forecaster_model": [r.model for r in records],
-            "prompt_version": [r.prompt_version for r in records],
-        })
-        for bid, column in zip(scheme.ids, probability_feature_names(scheme)):
-            frame[f"forecaster_p_{bid}"] = fc[column].to_numpy()
-        frame["forecaster_expected_spend"] = fc[expected_spend_feature()].to_numpy()
-        frame["segment"] = [r.forecast.segment.value if r.forecast else None for r in records]
-        frame["trend"] = [r.forecast.trend.value if r.forecast else None for r in records]
-        frame["rationale"] = [r.forecast.rationale if r.forecast else None for r in records]
-        for j, bid in enumerate(scheme.ids):
-            frame[f"p_{bid}"] = probs[:, j]
-        frame["purchase_prob"] = purchase
-        # nullable: a customer without a forecast has no decision and no flag (NA, not False)
-        frame["decision"] = pd.array(purchase >= self.art.threshold(artifact.AUGMENTED), dtype="boolean")
-        frame["top20_target"] = pd.array(np.full(len(frame), pd.NA), dtype="boolean")
-        frame["expected_spend"] = spend_from_probs(probs, self.art.representative_spend)
-        return frame
+        return score_rows(self.art, self.anchor, histories, records, days_of(self.days, histories.customer_ids),
+                          season_index(self.cut, self.anchor))
 
     def run(self, chunk_customers: int | None = None) -> pd.DataFrame:
         """One row per customer of the data (or of the first ``--limit``), in id order, made
@@ -276,6 +254,41 @@ class BatchJob:
             frames = [chunk_rows(k) for k in range(len(bounds))]
         frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         return flag_top(frame, top_flags(frame))
+
+
+def score_rows(art: artifact.Artifact, anchor: pd.Period, histories: HistoryBatch, records: list[ForecastRecord],
+               days: PurchaseDays, season: float) -> pd.DataFrame:
+    """The rows of the customers of ``histories`` from their forecaster records, purchase
+    days and the population's seasonal index: the part of a batch that needs no other
+    customer (the ``--dask`` engine runs it on the workers)."""
+    scheme = art.scheme
+    fc = records_to_features(records, scheme, index=histories.customer_ids)
+    features = model_features(histories, None, days, fc, season=season)
+    probs = art.models[artifact.AUGMENTED].predict_proba(features)
+    purchase = 1.0 - probs[:, 0]
+    frame = pd.DataFrame({
+        "customer_id": histories.customer_ids,
+        "anchor": str(anchor),
+        "status": [r.status for r in records],
+        "reason": [r.reason for r in records],
+        "provider": [r.provider for r in records],
+        "forecaster_model": [r.model for r in records],
+        "prompt_version": [r.prompt_version for r in records],
+    })
+    for bid, column in zip(scheme.ids, probability_feature_names(scheme)):
+        frame[f"forecaster_p_{bid}"] = fc[column].to_numpy()
+    frame["forecaster_expected_spend"] = fc[expected_spend_feature()].to_numpy()
+    frame["segment"] = [r.forecast.segment.value if r.forecast else None for r in records]
+    frame["trend"] = [r.forecast.trend.value if r.forecast else None for r in records]
+    frame["rationale"] = [r.forecast.rationale if r.forecast else None for r in records]
+    for j, bid in enumerate(scheme.ids):
+        frame[f"p_{bid}"] = probs[:, j]
+    frame["purchase_prob"] = purchase
+    # nullable: a customer without a forecast has no decision and no flag (NA, not False)
+    frame["decision"] = pd.array(purchase >= art.threshold(artifact.AUGMENTED), dtype="boolean")
+    frame["top20_target"] = pd.array(np.full(len(frame), pd.NA), dtype="boolean")
+    frame["expected_spend"] = spend_from_probs(probs, art.representative_spend)
+    return frame
 
 
 def purchase_days_by_block(transactions: pd.DataFrame, block: int = DAYS_BLOCK_CUSTOMERS) -> PurchaseDays:

@@ -189,13 +189,15 @@ class DayLevelBTYD:
         return available[model].assign(**{BTYD_MODEL: model})
 
 
-def model_features(batch: HistoryBatch, cut: MonthlyPanel, days: PurchaseDays, *columns: pd.DataFrame) -> pd.DataFrame:
+def model_features(batch: HistoryBatch, cut: MonthlyPanel | None, days: PurchaseDays, *columns: pd.DataFrame,
+                   season: float | None = None) -> pd.DataFrame:
     """The models' input for ``batch``: its baseline features (``cut`` is
     ``panel.before(anchor)`` with every customer, ``days`` the log's purchase days), then each
     frame of further columns (a forecaster's, Pareto/NBD's) aligned on customer id; a
     customer a frame leaves out gets NaN there. Rows, batch and explain all put their
-    features together here."""
-    frame = baseline_features(batch, cut, days)
+    features together here. ``season``: the seasonal index already computed from ``cut``
+    (``cut`` may then be None: a Dask worker holds only its customers)."""
+    frame = baseline_features(batch, cut, days, season)
     for extra in columns:
         frame = frame.join(extra.reindex(frame.index))
     return frame

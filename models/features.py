@@ -74,12 +74,14 @@ def _slope(spend: np.ndarray) -> np.ndarray:
     return np.where((n >= 2) & (var > 0), cov / np.where(var > 0, var, 1.0), np.nan)
 
 
-def baseline_features(batch: HistoryBatch, cut: MonthlyPanel, days: PurchaseDays) -> pd.DataFrame:
+def baseline_features(batch: HistoryBatch, cut: MonthlyPanel | None, days: PurchaseDays,
+                      season: float | None = None) -> pd.DataFrame:
     """One row per customer of the batch (index ``customer_id``), columns in
     :func:`baseline_feature_names` order. Needs ``history_months >= 12``.
 
     ``cut`` is ``panel.before(batch.anchor)`` with every customer (the seasonal index is the
-    population's), ``days`` the purchase days of the transaction log."""
+    population's), ``days`` the purchase days of the transaction log; ``season`` that index
+    when the caller computed it once (then ``cut`` is not read)."""
     if batch.history_months < max(WINDOWS):
         raise ValueError(f"baseline features need at least {max(WINDOWS)} history months")
     spend = batch.spend[:, -max(WINDOWS):]
@@ -100,7 +102,7 @@ def baseline_features(batch: HistoryBatch, cut: MonthlyPanel, days: PurchaseDays
         "orders_per_active_month": batch.lifetime_orders / np.maximum(batch.lifetime_active_months, 1),
         "active_share": batch.lifetime_active_months / np.maximum(tenure, 1),
         "trend_slope": _slope(spend),
-        SEASON_COLUMN: np.full(len(batch), season_index(cut, batch.anchor)),
+        SEASON_COLUMN: np.full(len(batch), season_index(cut, batch.anchor) if season is None else season),
     }
     for k in range(1, LAGS + 1):
         cols[f"spend_lag{k}"] = spend[:, -k]

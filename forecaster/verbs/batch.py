@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from forecaster.memory import DEFAULT_CHUNK_CUSTOMERS
-from forecaster.verbs.options import DataOptions, dataset_from_options, with_options
+from forecaster.verbs.options import DaskOption, DataOptions, dataset_from_options, engine, with_options
 from forecaster.verbs.provider_options import LLMRunOptions, err
 
 NOTHING_TO_ESTIMATE = "경험적 예측기는 LLM을 호출하지 않으므로 드라이런으로 추정할 호출·토큰·비용이 없습니다."
@@ -31,6 +31,7 @@ def batch(
         "--chunk-customers", min=1, help="Customers forecast and written at a time: memory grows with it, not with "
         "the data's customers. A killed run, rerun with the same arguments, resumes from the last finished chunk.")
     ] = DEFAULT_CHUNK_CUSTOMERS,
+    dask: DaskOption = None,
 ) -> None:
     """One row per customer: the forecaster's answer and the trained model's distribution."""
     from forecaster import batch as batch_job  # heavy (xgboost): only when the verb runs
@@ -39,6 +40,9 @@ def batch(
 
     batch_job.check_output(out, force)  # before any data is loaded
     month = parse_anchor(anchor) if anchor else None  # a typo fails before the data is loaded
+    if dask is not None:
+        _batch_on_dask(dask, model, out, data, month, limit, force, chunk_customers)
+        return
     dataset = dataset_from_options(data)
     trained = TrainedModel.load(model)
     forecaster = llm.choice(trained.config_["forecaster"]["provider"])
@@ -49,6 +53,21 @@ def batch(
     # the rows of a run with too many failed LLM forecasts are written before LLMRunFailed (they were paid for)
     counts = trained.write_predictions(dataset, out, month, force=force, chunk_customers=chunk_customers, limit=limit,
                                        forecaster=forecaster, max_failed=llm.max_failed, confirm=llm.consent())
+    err.print(f"{batch_job.status_line(counts)}, 결과를 {out}에 썼습니다.", soft_wrap=True)
+
+
+def _batch_on_dask(address: str, model: Path, out: Path, data: DataOptions, month, limit: int | None, force: bool,
+                   chunk_customers: int) -> None:
+    """The panel built and the customers scored on the Dask cluster (empirical forecaster only)."""
+    from forecaster import batch as batch_job
+    from forecaster.api.model import TrainedModel
+    from forecaster.dask_engine import refuse_llm, write_batch
+
+    trained = TrainedModel.load(model)
+    refuse_llm(trained.config_["forecaster"]["provider"])  # before a cluster is started
+    with engine(address) as client:
+        counts = write_batch(client, trained, dataset_from_options(data, client), out, month, force=force,
+                             chunk_customers=chunk_customers, limit=limit)
     err.print(f"{batch_job.status_line(counts)}, 결과를 {out}에 썼습니다.", soft_wrap=True)
 
 

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from forecaster.data_summary import DataSummary, cleaning_rows, describe, overview_rows, title
 from forecaster import memory
-from forecaster.verbs.options import DataOptions, dataset_from_options, with_options
+from forecaster.verbs.options import DaskOption, DataOptions, dataset_from_options, engine, with_options
 
 
 def _rows_table(heading: str, rows: list[tuple[str, str]]) -> Table:
@@ -62,12 +62,14 @@ def data(
         "--sample-customers", min=100, help="As you will pass to train/evaluate, for their estimate.")] = None,
     chunk_customers: Annotated[int, typer.Option(
         "--chunk-customers", min=1, help="As you will pass to batch, for its estimate.")] = memory.DEFAULT_CHUNK_CUSTOMERS,
+    dask: DaskOption = None,
 ) -> None:
     """Describe the data: customers, transactions, months, share buying per month,
     quantiles of positive monthly spend, what cleaning did, and each verb's estimated
     peak memory (exit 2 when one would not fit)."""
     budget = memory.parse_size(memory_limit) if memory_limit is not None else None  # a typo fails before loading
-    dataset = dataset_from_options(data)
+    with engine(dask) as client:
+        dataset = dataset_from_options(data, client)
     summary = describe(dataset)
     work = memory.Workload(len(dataset.panel.customer_ids), dataset.panel.n_months, dataset.transaction_count(),
                            sample_customers, chunk_customers)

@@ -17,10 +17,11 @@ each. :func:`forecaster.dates.parse_anchor` reads ``--anchor`` for every verb th
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Annotated, Any, Callable, get_type_hints
+from typing import Annotated, Any, Callable, Iterator, get_type_hints
 
 import typer
 
@@ -165,6 +166,29 @@ class DataOptions:
     dates: DateOptions = field(default_factory=DateOptions)
 
 
+DaskOption = Annotated[
+    str | None,
+    typer.Option(
+        "--dask",
+        metavar="ADDRESS",
+        help="Build the panel (and score a batch) on a Dask cluster: tcp://HOST:PORT of a running scheduler, "
+        "or local:N for N worker processes on this machine. Needs the dask extra; not with --provider llm.",
+    ),
+]
+
+
+@contextlib.contextmanager
+def engine(address: str | None) -> Iterator[Any]:
+    """The Dask client ``--dask`` names (None without the option: dask is then never imported)."""
+    if address is None:
+        yield None
+        return
+    from forecaster import dask_engine
+
+    with dask_engine.connect(address) as client:
+        yield client
+
+
 def _is_bundle(annotation: Any) -> bool:
     return isinstance(annotation, type) and is_dataclass(annotation)
 
@@ -208,12 +232,15 @@ def with_options(verb: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def dataset_from_options(options: DataOptions) -> Dataset:
+def dataset_from_options(options: DataOptions, client: Any = None) -> Dataset:
     """The Dataset the data-selection options name (:func:`forecaster.api.data.load_dataset`;
-    UserError on bad input); its notices go to the progress hook, one line each."""
+    UserError on bad input); its notices go to the progress hook, one line each. With a Dask
+    ``client`` (``--dask``) the panel is built on its cluster (:mod:`forecaster.dask_engine`)."""
     from forecaster.api.data import load_dataset
 
     dates = options.dates
+    if client is not None:
+        return _dask_dataset(options, client)
     return load_dataset(
         options.data,
         customer=options.customer_col,
@@ -228,3 +255,22 @@ def dataset_from_options(options: DataOptions) -> Dataset:
         keep_partial_month=dates.keep_partial_month,
         chunk_rows=options.chunk_rows,
     )
+
+
+def _dask_dataset(options: DataOptions, client: Any) -> Dataset:
+    from forecaster import progress
+    from forecaster.dask_engine import load_dataset
+    from forecaster.errors import UserError
+
+    if options.chunk_rows is not None:
+        raise UserError("--chunk-rows sets the single-machine reader's chunks; with --dask the partitions of the "
+                        "files set them: drop one of the two")
+    dates = options.dates
+    dataset = load_dataset(client, options.data, customer=options.customer_col, date=options.date_col,
+                           amount=options.amount_col, order=options.order_col, currency=options.currency,
+                           date_format=dates.date_format, decimal_comma=dates.decimal_comma,
+                           date_range=dates.date_range, data_end=dates.data_end,
+                           keep_partial_month=dates.keep_partial_month)
+    for line in dataset.notices:
+        progress.notice(line)
+    return dataset

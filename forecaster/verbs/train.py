@@ -9,7 +9,7 @@ import typer
 
 from forecaster import destination
 from forecaster.errors import LLMRunFailed
-from forecaster.verbs.options import DataOptions, dataset_from_options, with_options
+from forecaster.verbs.options import DaskOption, DataOptions, dataset_from_options, engine, with_options
 from forecaster.verbs.provider_options import LLMRunOptions, ProviderOption, err
 
 
@@ -21,13 +21,20 @@ def train(
     sample_customers: Annotated[int | None, typer.Option("--sample-customers", min=100)] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     llm: LLMRunOptions = LLMRunOptions(),
+    dask: DaskOption = None,
 ) -> None:
     """Fit the bucket scheme and the baseline and augmented XGBoost models; write an artifact folder."""
     from forecaster.api.model import train as fit  # heavy (xgboost): only when the verb runs
 
     destination.check_folder(out, destination.MODEL)  # before any data is loaded or anything trained
+    if dask is not None:
+        from forecaster.dask_engine import refuse_llm
+        refuse_llm(provider)  # before a cluster is started
+    # --dask builds the panel on the cluster; the models are fitted here, on --sample-customers
+    with engine(dask) as client:
+        dataset = dataset_from_options(data, client)
     try:
-        model = fit(dataset_from_options(data), llm.choice(provider), sample_customers=sample_customers, seed=seed,
+        model = fit(dataset, llm.choice(provider), sample_customers=sample_customers, seed=seed,
                     max_failed=llm.max_failed, confirm=llm.consent())
     except LLMRunFailed as exc:
         raise exc.saying(f"모델은 {out}에 저장하지 않았습니다.") from None

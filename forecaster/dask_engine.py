@@ -1,0 +1,177 @@
+"""The ``--dask ADDRESS`` engine: the work that grows with the data on a Dask cluster.
+
+``tcp://host:port`` connects to a running scheduler; ``local:N`` starts a ``LocalCluster`` of
+N single-threaded workers on 127.0.0.1 (no dashboard). Only this module and
+:mod:`forecaster.dask_panel` import dask, and only when the option is given.
+
+What runs where:
+
+- **the panel** (:mod:`forecaster.dask_panel`): read, cleaned and reduced per customer on
+  the workers; the client merges the per-partition results into the same Dataset as the
+  in-memory reader.
+- **training** stays on the client, on a stratified customer sample (``--sample-customers``):
+  the models see a few hundred thousand rows at most, which one machine fits in minutes,
+  and the same rows give the same model whatever the engine (``xgboost.dask`` is a later step).
+- **batch scoring** (:func:`write_batch`): the population pieces (the forecaster's rates, the
+  seasonal index) are computed once on the client from the whole cut panel; the model, the
+  bucket scheme and those pieces are broadcast once (``client.scatter``); each worker scores
+  chunks of customers from their own panel rows and purchase days only
+  (:func:`forecaster.batch.score_rows`, the function the in-memory batch uses), and the client
+  adds the rows without a forecast and the top-20% flag, which ranks everyone.
+- **the LLM stage** never runs on a worker: ``--dask`` with ``--provider llm`` is refused, so
+  no worker is ever sent an API key or a prompt.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+import numpy as np
+import pandas as pd
+
+from forecaster.errors import UserError
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from forecaster.api.model import TrainedModel
+    from forecaster.datasets import Dataset
+    from models.timing import PurchaseDays
+    from narrator.panel import MonthlyPanel
+
+_LOCAL = re.compile(r"local:(\d+)")
+_TCP = re.compile(r"tcp://[^\s:/]+:\d+")
+CONNECT_TIMEOUT = "10s"
+DASK_HINT = "pip install 'llm-spend-forecaster[dask]'"
+
+
+def parse_address(address: str) -> str | int:
+    """``local:N`` -> N workers; ``tcp://host:port`` as given; UserError otherwise."""
+    text = address.strip()
+    local = _LOCAL.fullmatch(text)
+    if local and int(local.group(1)) >= 1:
+        return int(local.group(1))
+    if _TCP.fullmatch(text):
+        return text
+    raise UserError(f"--dask {address!r}: give tcp://HOST:PORT of a running Dask scheduler "
+                    f"(e.g. tcp://10.0.0.5:8786) or local:N for N workers on this machine (e.g. local:2)")
+
+
+@contextmanager
+def connect(address: str, *, processes: bool = True) -> Iterator["Client"]:
+    """A client of the cluster ``address`` names (:func:`parse_address`), closed on exit
+    (with the local cluster it started). ``processes=False`` runs local workers as threads of
+    this process (the tests)."""
+    target = parse_address(address)
+    # distributed logs each shuffle at WARNING on stderr, where the CLI's own lines go
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise UserError(f"--dask needs the optional dask packages, which are not installed; {DASK_HINT}") from None
+    if isinstance(target, int):
+        # worker processes listen on loopback only; in-process workers talk through memory (inproc://)
+        where = {"host": "127.0.0.1"} if processes else {}
+        with LocalCluster(n_workers=target, threads_per_worker=1, processes=processes, dashboard_address=None,
+                          **where) as cluster, Client(cluster) as client:
+            yield client
+        return
+    try:
+        client = Client(target, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError) as exc:
+        raise UserError(f"--dask {address}: no Dask scheduler answered within {CONNECT_TIMEOUT} "
+                        f"({type(exc).__name__}); start one (dask scheduler) or check the address") from None
+    with client:
+        yield client
+
+
+def refuse_llm(provider: str) -> None:
+    """UserError for an LLM provider: its stage keeps its own concurrency and batch-job controls
+    on the client, and no worker may hold its key."""
+    if provider != "empirical":
+        raise UserError(f"--dask with --provider {provider}: the LLM stage does not run on a Dask cluster; "
+                        f"run without --dask (the LLM's own limits set its pace), or use --provider empirical")
+
+
+def load_dataset(client: "Client", src: str, *, customer: str | None = None, date: str | None = None,
+                 amount: str | None = None, order: str | None = None, currency: str | None = None,
+                 date_format: str | None = None, decimal_comma: bool = False, date_range: str | None = None,
+                 data_end: str | None = None, keep_partial_month: bool = False) -> "Dataset":
+    """``fc.load_dataset`` of a CSV, Parquet file or Parquet folder, its panel built on the
+    cluster (:mod:`forecaster.dask_panel`): the same Dataset."""
+    from forecaster import datasets
+    from forecaster.dask_panel import load_dataset as build
+
+    path = Path(src.strip())
+    if not (path.is_dir() or path.suffix.lower() in (".csv", ".parquet", ".pq")):
+        raise UserError(f"--dask reads a .csv or .parquet file or a folder of Parquet files, not {src!r}; "
+                        f"drop --dask for the built-in data, or write it out (forecaster.synthetic.write_parquet)")
+    code = datasets._check_currency(currency or datasets.USER_FILE_CURRENCY)
+    months = datasets._month_options(date_range, data_end, keep_partial_month)
+    return build(client, path, customer_col=customer, date_col=date, amount_col=amount, order_col=order,
+                 currency=code, date_format=date_format, decimal_comma=decimal_comma, months=months)
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """What every worker holds once (broadcast): the model and its scheme, the forecaster
+    with the population's rates already fitted, the seasonal index. No API key: the
+    empirical forecaster asks no one."""
+
+    art: object
+    forecaster: object
+    anchor: pd.Period
+    history_months: int
+    season: float
+
+
+def score_chunk(scorer: Scorer, shown: "MonthlyPanel", days: "PurchaseDays") -> pd.DataFrame:
+    """On a worker: the forecast rows of the customers of ``shown`` (their panel rows only)."""
+    from forecaster.batch import score_rows
+    from narrator.panel import HistoryBatch
+
+    histories = HistoryBatch.from_panel(shown, scorer.anchor, scorer.history_months)
+    records = scorer.forecaster.forecast_many(histories)
+    return score_rows(scorer.art, scorer.anchor, histories, records, days, scorer.season)
+
+
+def predict(client: "Client", model: "TrainedModel", dataset: "Dataset", anchor: str | pd.Period | None = None,
+            *, chunk_customers: int = 200_000, limit: int | None = None) -> pd.DataFrame:
+    """``model.predict(dataset)``'s rows, scored on the cluster ``chunk_customers`` at a time."""
+    from forecaster.batch import chunk_bounds, days_of, flag_top, top_flags
+    from models.season import season_index
+
+    job = model._job(dataset, anchor, limit, None)
+    refuse_llm(job.provider.name)
+    job.check_population()
+    scorer = Scorer(job.art, job.provider.forecaster.fit(job.cut), job.anchor, job.art.config["history_months"],
+                    season_index(job.cut, job.anchor))
+    shared = client.scatter(scorer, broadcast=True)
+    bounds = chunk_bounds(len(job), chunk_customers)
+    futures = []
+    for lo, hi in bounds:
+        shown = job.shown.take(np.arange(lo, hi))
+        futures.append(client.submit(score_chunk, shared, shown, days_of(job.days, shown.customer_ids), pure=False))
+    frames = [job.with_unforecast(future.result(), bounds, k) for k, future in enumerate(futures)]
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    return flag_top(frame, top_flags(frame))
+
+
+def write_batch(client: "Client", model: "TrainedModel", dataset: "Dataset", out: Path, anchor: str | None, *,
+                force: bool, chunk_customers: int, limit: int | None) -> Counter:
+    """:func:`predict`'s rows written atomically to ``out``; the count of rows per status."""
+    from forecaster.batch import check_output, write_atomically
+
+    check_output(out, force)
+    frame = predict(client, model, dataset, anchor, chunk_customers=chunk_customers, limit=limit)
+    write_atomically(frame, out, force)
+    for line in model.warnings_:
+        from forecaster import progress
+        progress.warning(line)
+    return Counter(frame["status"])
