@@ -203,3 +203,14 @@ def test_order_ids_of_each_type(orders):
         path = Path(folder) / "tx.parquet"
         frame.to_parquet(path)
         assert_same(load_dataset(str(path)), load_dataset(str(path), chunk_rows=6))
+
+
+def test_zero_and_negative_zero_amounts_are_one_row_twice():
+    """pandas' duplicated takes 0.0 and -0.0 as equal; so does the chunked reader's digest."""
+    frame = frame_of([("a", 3, 0, 2.0, None), ("b", 4, 0, 0.0, None), ("b", 4, 0, -0.0, None), ("c", 9, 0, 1.0, None)], False)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "tx.parquet"
+        frame.to_parquet(path)
+        memory = load_dataset(str(path))
+        assert memory.cleaning.duplicate_rows_dropped == 1
+        assert_same(memory, load_dataset(str(path), chunk_rows=2))
