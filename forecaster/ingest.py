@@ -187,8 +187,8 @@ def scan(source: Source, roles: Roles, spill: Spill, *, chunk_rows: int, date_fo
         units = days_months(values)
         in_range = _range_mask(values, date_range)
         _note_dates(totals, values, units[1], in_range, frame.index.to_numpy(), data_end)
-        table, part = _spill_table(frame, roles, ids, values, units, amount, date_code, in_range, totals, spill.parts)
-        spill.write(table, part)
+        table, distinct = _spill_table(frame, roles, ids, values, units, amount, date_code, in_range, totals)
+        spill.write(table, distinct, text_hash(distinct) if spill.parts > 1 else None)
     if totals.rows_read and totals.null_ids == totals.rows_read:
         customer_ids(pd.Series([""]), source.where, roles.customer)  # raises the in-memory reader's error
     return totals
@@ -201,13 +201,15 @@ def _text(series: pd.Series) -> pa.Array:
 
 
 def _spill_table(frame: pd.DataFrame, roles: Roles, ids: pd.Series, ts: np.ndarray,
-                 units: tuple[np.ndarray, np.ndarray], amount: pd.Series, date_code: np.ndarray | None, in_range: np.ndarray, totals: ScanTotals,
-                 parts: int) -> tuple[pa.Table, np.ndarray]:
-    """The chunk's cleaned rows as spilled, and the spill file of each row."""
+                 units: tuple[np.ndarray, np.ndarray], amount: pd.Series, date_code: np.ndarray | None,
+                 in_range: np.ndarray, totals: ScanTotals) -> tuple[pa.Table, pa.Array]:
+    """The chunk's cleaned rows as spilled, each customer as the rank of its id among the
+    chunk's sorted distinct ids (returned beside them): the ids' text is written once per
+    chunk and spill file, not once per row."""
     id_text = _text(ids)
     rank, distinct = sorted_codes(id_text)
     amounts = amount.to_numpy(np.float64)
-    columns = {"customer_id": id_text, "ts": pa.array(ts), "amount": pa.array(amounts),
+    columns = {"customer": pa.array(rank), "ts": pa.array(ts), "amount": pa.array(amounts),
                "row": pa.array(frame.index.to_numpy(np.int64)), "in_range": pa.array(in_range)}
     if roles.order is not None:
         columns.update(_order_columns(frame[roles.order], ts))
@@ -216,8 +218,7 @@ def _spill_table(frame: pd.DataFrame, roles: Roles, ids: pd.Series, ts: np.ndarr
     columns["raw_hash"] = pa.array(_raw_hash(frame, roles, ids, amount))
     columns["day_break"] = pa.array(_breaks(totals.day_order, rank, distinct, units[0], in_range & (amounts >= 0)))
     columns["month_break"] = pa.array(_breaks(totals.month_order, rank, distinct, units[1], in_range))
-    part = (text_hash(distinct) % np.uint64(parts)).astype(np.int64)[rank] if parts > 1 else np.zeros(len(rank), np.int64)
-    return pa.table(columns), part
+    return pa.table(columns), distinct
 
 
 def _order_columns(column: pd.Series, ts: np.ndarray) -> dict[str, pa.Array]:

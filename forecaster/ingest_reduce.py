@@ -92,9 +92,9 @@ def reduce_spill(spill: Spill, months: tuple[int, int] | None, currency: str,
     files at a time (numpy's sorts and Arrow's kernels release the GIL), merged in order."""
     def one(p: int) -> Reduced:
         part = Reduced()
-        table = spill.read(p)
-        if table is not None:
-            _reduce_part(Part.of(table), part, months, currency, sorted_keys)
+        files = spill.read(p)
+        if files is not None:
+            _reduce_part(Part.of(*files), part, months, currency, sorted_keys)
         return part
 
     out = Reduced()
@@ -123,10 +123,16 @@ class Part:
     breaks: tuple[np.ndarray, np.ndarray]  # (day, month) order breaks found by the scan
 
     @classmethod
-    def of(cls, table: pa.Table) -> "Part":
+    def of(cls, table: pa.Table, names: pa.ChunkedArray | None = None) -> "Part":
+        """A spill file's rows: customers given as ``customer_id`` text, or as positions
+        ``customer`` in the list ``names`` (coded once per entry, not per row)."""
         def col(name: str) -> np.ndarray:
             return table.column(name).to_numpy()
-        codes, ids = sorted_codes(table.column("customer_id"))
+        if names is None:
+            codes, ids = sorted_codes(table.column("customer_id"))
+        else:
+            entry, ids = sorted_codes(names)
+            codes = entry[col("customer")]
         ts = col("ts")
         order = None
         if "order_key" in table.column_names:

@@ -20,40 +20,66 @@ import pyarrow.compute as pc
 
 
 class Spill:
-    """P files of cleaned rows on disk, a customer's rows all in one, in file order."""
+    """P pairs of files on disk: the cleaned rows, a customer's rows all in one file in file
+    order, each row's customer a position in the file's list of ids; and that list, each
+    chunk's distinct ids of the file appended once."""
 
     def __init__(self, parts: int, folder: Path | None):
         self.parts = parts
         self.folder = Path(tempfile.mkdtemp(prefix="forecaster-ingest-", dir=folder))
-        self.writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}
+        self.writers: dict[int, tuple[pa.ipc.RecordBatchFileWriter, pa.ipc.RecordBatchFileWriter]] = {}
+        self.ids_written = np.zeros(parts, dtype=np.int64)
 
-    def write(self, table: pa.Table, part: np.ndarray) -> None:
-        if self.parts == 1:
-            self._append(0, table)
-            return
-        order = np.argsort(part.astype(np.int16 if self.parts < 2**15 else np.int64), kind="stable")
-        sorted_part = part[order]  # a stable sort keeps file order within a part
-        bounds = np.flatnonzero(np.r_[True, sorted_part[1:] != sorted_part[:-1], True])
-        table = table.take(pa.array(order))
-        for lo, hi in zip(bounds[:-1], bounds[1:]):
-            self._append(int(sorted_part[lo]), table.slice(lo, hi - lo))
+    def write(self, table: pa.Table, distinct: pa.Array, hashed: np.ndarray | None) -> None:
+        """One chunk: ``table``'s ``customer`` column ranks its rows' ids among ``distinct``
+        (sorted); ``hashed`` (a hash of each distinct id; None with one file) picks the file."""
+        part_of = (hashed % np.uint64(self.parts)).astype(np.int64) if hashed is not None \
+            else np.zeros(len(distinct), np.int64)
+        by_part = np.argsort(part_of.astype(self._small), kind="stable")  # radix sort for int16
+        bounds = np.searchsorted(part_of[by_part], np.arange(self.parts + 1))
+        local = np.empty(len(distinct), dtype=np.int64)  # each id's place in its file's list
+        local[by_part] = np.arange(len(distinct)) - np.repeat(bounds[:-1], np.diff(bounds))
+        local += self.ids_written[part_of]
+        rank = table.column("customer").to_numpy()
+        row_part = part_of[rank]
+        table = table.set_column(table.column_names.index("customer"), "customer", pa.array(local[rank]))
+        order = np.argsort(row_part.astype(self._small), kind="stable")  # stable: file order within a file
+        row_bounds = np.searchsorted(row_part[order], np.arange(self.parts + 1))
+        table = table.take(pa.array(order)) if self.parts > 1 else table
+        for p in np.flatnonzero(np.diff(row_bounds)).tolist():
+            lo, hi = int(row_bounds[p]), int(row_bounds[p + 1])
+            ids = distinct.take(pa.array(by_part[bounds[p]:bounds[p + 1]]))
+            self._append(p, table.slice(lo, hi - lo), ids)
+            self.ids_written[p] += len(ids)
 
-    def _append(self, p: int, table: pa.Table) -> None:
+    @property
+    def _small(self) -> type:
+        return np.int16 if self.parts < 2**15 else np.int64
+
+    def _append(self, p: int, table: pa.Table, ids: pa.Array) -> None:
         if p not in self.writers:
-            self.writers[p] = pa.ipc.new_file(self.folder / f"{p:05d}.arrow", table.schema)
-        self.writers[p].write_table(table)
+            self.writers[p] = (pa.ipc.new_file(self.folder / f"{p:05d}.arrow", table.schema),
+                               pa.ipc.new_file(self.folder / f"{p:05d}.ids.arrow", pa.schema([("id", ids.type)])))
+        rows, names = self.writers[p]
+        rows.write_table(table)
+        names.write_table(pa.table({"id": ids}))
 
     def close(self) -> None:
-        for writer in self.writers.values():
-            writer.close()
+        for rows, names in self.writers.values():
+            rows.close()
+            names.close()
         self.writers = {}
 
-    def read(self, p: int) -> pa.Table | None:
+    def read(self, p: int) -> tuple[pa.Table, pa.ChunkedArray] | None:
+        """File ``p``'s rows and its list of ids (None when no row went to it)."""
         path = self.folder / f"{p:05d}.arrow"
         if not path.exists():
             return None
-        with pa.memory_map(str(path)) as mapped:
-            return pa.ipc.open_file(mapped).read_all()
+        tables = []
+        for name in (path, self.folder / f"{p:05d}.ids.arrow"):
+            with pa.memory_map(str(name)) as mapped:
+                tables.append(pa.ipc.open_file(mapped).read_all())
+        return tables[0], tables[1].column("id")
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
