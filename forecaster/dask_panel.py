@@ -12,7 +12,7 @@ in place of chunks and a hash shuffle in place of the spill files.
    reduced on its worker by the chunked reader's ``_reduce_part`` (duplicates, ``panel_cells``
    over the whole data's months, purchase days, returns). The client merges the small
    per-partition results (``Reduced.merge``), applies the whole-data date rules
-   (``check_dates``) and assembles the panel (``assemble``): the same Dataset, bit for bit.
+   (``check_dates``) and assembles the panel (``reduced_dataset``): the same Dataset, bit for bit.
 
 Not a ``groupby().agg()``: Dask's tree reduction adds a cell's amounts in another order than
 pandas does over the whole frame, so its float sums would differ in the last bits; a
@@ -31,11 +31,11 @@ import pandas as pd
 import pyarrow as pa
 
 from forecaster.amounts import parse_amounts
-from forecaster.dates import SHOP_TIMEZONE, DateRange, parse_dates
+from forecaster.dates import DateRange, parse_dates
 from forecaster.ingest import (DateReader, Roles, ScanTotals, _breaks, _ids, _note_dates, _order_columns,
                                _range_mask, resolve_roles)
 from forecaster.ingest_arrays import days_months, sorted_codes
-from forecaster.ingest_reduce import Part, Reduced, _reduce_part, assemble, check_dates, return_total
+from forecaster.ingest_reduce import Part, Reduced, _reduce_part, check_dates, reduced_dataset
 from forecaster.ingest_source import Source, open_source
 from forecaster.ingest_spill import OrderCheck
 
@@ -224,8 +224,6 @@ def load_dataset(client: "Client", path: Path, *, customer_col: str | None, date
     import dask
     import dask.dataframe as dd
 
-    from forecaster.datasets import Cleaning, Dataset, refuse_no_purchase
-
     source = open_source(path)
     roles = resolve_roles(source, customer_col, date_col, amount_col, order_col)
     (lookup, parsed, aware), notes = date_plan(source, roles, date_format)
@@ -247,17 +245,7 @@ def load_dataset(client: "Client", path: Path, *, customer_col: str | None, date
     range_text = months.date_range.text if months.date_range else None
     month_range = check_dates(source, roles, totals, ShuffledSpill(shuffled), range_text, months.data_end, currency)
     out = _reduce_exact(shuffled, month_range, currency, flagged_breaks(shuffled))
-    if not out.positive:
-        refuse_no_purchase(source.where, roles.amount)
-    ingested, days = assemble(out, totals, month_range, currency)
-    cleaning = Cleaning(
-        rows_read=totals.rows_read, duplicate_rows_dropped=out.duplicates, null_customer_rows_dropped=totals.null_ids,
-        timezone_rows_converted=totals.converted, timezone=SHOP_TIMEZONE if totals.converted else None,
-        notes=totals.date_notes, date_range_rows_dropped=out.outside_range, date_range=range_text,
-        return_rows=out.return_rows, return_total=return_total(out) if out.return_rows else 0.0,
-        months_floored=out.months_floored)
-    return Dataset(source.where.file, days, currency, cleaning, keep_partial_month=months.keep_partial_month,
-                   data_end=months.data_end, read_notices=source.notices, ingested=ingested)
+    return reduced_dataset(source, roles, totals, out, month_range, months, currency)
 
 
 def flagged_breaks(shuffled) -> tuple[int, int]:
