@@ -8,7 +8,7 @@
 # the functions the `forecaster` command line calls, so the figures are the CLI's.
 # Run it as a script (`python docs/python_api_example.py [OUTPUT_FOLDER]`) or open it as a
 # notebook (VS Code, or `jupytext --to ipynb`). Figure lines have fixed labels and formats
-# (e.g. `RPS xgb_base 0.034367`) so that tests/test_python_api_example.py can read them.
+# (e.g. `RPS xgb_base 0.034377`) so that tests/test_python_api_example.py can read them.
 #
 # 진행 상황과 안내(`참고: …`)는 stderr로 나옵니다. 끄려면 `fc.set_progress(None)`,
 # 한 블록만 바꾸려면 `with fc.progress_hook(my_hook): ...` (docs/python-api.md).
