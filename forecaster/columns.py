@@ -148,3 +148,9 @@ def order_ids(column: pd.Series, ts: pd.Series) -> pd.Series:
     if missing.any():  # formatting every day would cost more than the rest of the cleaning
         ids = ids.mask(missing, "day:" + ts[missing].dt.strftime("%Y-%m-%d"))
     return ids.astype(str)
+
+
+def refuse_no_purchase(where: Where, amount: str) -> None:
+    """UserError: the amount column holds no purchase (every amount zero or negative)."""
+    raise UserError(f"{where.file}: column '{amount}' has no purchase (every amount is zero "
+                    f"or negative); check the amount column or choose it with --amount-col")
