@@ -19,8 +19,9 @@ A killed run leaves ``--out`` untouched and the work folder behind; run the same
 again and it goes on from the first chunk not finished (an LLM's answers are in its
 response cache anyway). Population pieces (the seasonal index, the empirical forecaster's
 population rates) are always computed from the whole panel, so a chunk's rows are the rows
-the whole run gives. When the output is in place, the work folder's files (only those
-listed in ``progress.json``, which this module wrote) are deleted, then the folder.
+the whole run gives. When the output is in place, the work folder's files (only the names
+this module writes: the parts, their ``.tmp`` siblings and ``progress.json``) are deleted,
+then the folder if nothing else is in it.
 
 ``--max-failed`` counts the LLM forecasts made by this call: the failures of chunks an
 earlier, killed run finished are in the file (``status`` failed) but not counted again.
@@ -125,6 +126,8 @@ def _temporary(path: Path) -> Path:
 
 
 def _replace(path: Path, write: Callable[[Path], object]) -> None:
+    # not destination.write_file: its random temporary name would be unknown to remove()
+    # after a kill; this one is derived from the part's name, so remove() can find it
     tmp = _temporary(path)
     write(tmp)
     os.replace(tmp, path)
