@@ -43,6 +43,13 @@ DEFAULT_PARAMS: dict = {
 DEFAULT_THREADS = 2
 MAX_ROUNDS = 400
 EARLY_STOPPING = 25
+PURCHASE_OBJECTIVE = {"objective": "binary:logistic", "eval_metric": "logloss"}
+
+
+def check_buyers(train_buyers: int, validation_buyers: int) -> None:
+    """InsufficientData unless both the training and the validation rows hold a purchase."""
+    if train_buyers == 0 or validation_buyers == 0:
+        raise InsufficientData("no purchases in the training or validation rows: cannot fit the bucket model")
 
 
 @dataclass
@@ -57,7 +64,7 @@ class HurdleXGB:
 
     def _train(self, objective: dict, X: pd.DataFrame, y: np.ndarray, Xv: pd.DataFrame, yv: np.ndarray,
                offset: bool = False) -> xgb.Booster:
-        params = {**self.params, "nthread": self.n_threads, **objective, "seed": self.seed}
+        params = self.train_params(objective)
         dtrain = self._dmatrix(X, offset, label=y)
         dval = self._dmatrix(Xv, offset, label=yv)
         return xgb.train(params, dtrain, num_boost_round=MAX_ROUNDS, evals=[(dval, "validation")],
@@ -68,16 +75,20 @@ class HurdleXGB:
         anchor before every anchor the model will be scored on."""
         y, y_val = np.asarray(y), np.asarray(y_val)
         self.feature_names_ = list(X.columns)
-        self.purchase_ = self._train({"objective": "binary:logistic", "eval_metric": "logloss"},
-                                     X, (y > 0).astype(float), X_val, (y_val > 0).astype(float), offset=True)
+        self.purchase_ = self._train(PURCHASE_OBJECTIVE, X, (y > 0).astype(float), X_val, (y_val > 0).astype(float),
+                                     offset=True)
         pos, pos_val = y > 0, y_val > 0
-        if pos_val.sum() == 0 or pos.sum() == 0:
-            raise InsufficientData("no purchases in the training or validation rows: cannot fit the bucket model")
-        self.bucket_ = self._train(
-            {"objective": "multi:softprob", "num_class": self.n_buckets - 1, "eval_metric": "mlogloss"},
-            X[pos], y[pos] - 1, X_val[pos_val], y_val[pos_val] - 1,
-        )
+        check_buyers(int(pos.sum()), int(pos_val.sum()))
+        self.bucket_ = self._train(self.bucket_objective(), X[pos], y[pos] - 1, X_val[pos_val], y_val[pos_val] - 1)
         return self
+
+    def train_params(self, objective: dict) -> dict:
+        """XGBoost's parameters for one of the two boosters (``objective``: :data:`PURCHASE_OBJECTIVE`
+        or :meth:`bucket_objective`); also what :mod:`models.xgb_dask` trains with."""
+        return {**self.params, "nthread": self.n_threads, **objective, "seed": self.seed}
+
+    def bucket_objective(self) -> dict:
+        return {"objective": "multi:softprob", "num_class": self.n_buckets - 1, "eval_metric": "mlogloss"}
 
     def _offset(self, X: pd.DataFrame) -> np.ndarray | None:
         """The purchase booster's log-odds offset of each row (None without a seasonal index)."""
