@@ -67,13 +67,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from forecaster.amounts import parse_amounts
-from forecaster.columns import customer_ids, frame_table, order_ids, refuse_no_purchase, resolve_column
+from forecaster.columns import frame_table
 from forecaster.coverage import Coverage, judge_coverage, judge_summary
-from forecaster.dates import SHOP_TIMEZONE, DateRange, parse_data_end, parse_date_range, parse_dates, screen_dates
+from forecaster.dates import DateRange, parse_data_end, parse_date_range, screen_dates
 from forecaster.errors import UserError
 from forecaster.synthetic import DEFAULT_CUSTOMERS, DEFAULT_SEED, generate
-from forecaster.tables import RawTable, Where, read_table
+from forecaster.tables import Where, read_table
 from narrator.panel import MonthlyPanel, build_panel
 
 if TYPE_CHECKING:
@@ -333,7 +332,8 @@ def load_user_file(
                             order_col=order_col, currency=code, date_format=date_format,
                             decimal_comma=decimal_comma, months=months,
                             chunk_rows=check_chunk_rows(DEFAULT_CHUNK_ROWS if chunk_rows is None else chunk_rows))
-    return _from_raw_table(read_table(path), customer_col=customer_col, date_col=date_col,
+    from forecaster.raw_tables import from_raw_table
+    return from_raw_table(read_table(path), customer_col=customer_col, date_col=date_col,
                            amount_col=amount_col, order_col=order_col, currency=code,
                            date_format=date_format, decimal_comma=decimal_comma, months=months)
 
@@ -372,63 +372,10 @@ def from_table(
     """
     code = _check_currency(currency or USER_FILE_CURRENCY)
     months = _month_options(date_range, data_end, keep_partial_month)
-    return _from_raw_table(frame_table(table, name), customer_col=customer_col, date_col=date_col,
+    from forecaster.raw_tables import from_raw_table
+    return from_raw_table(frame_table(table, name), customer_col=customer_col, date_col=date_col,
                            amount_col=amount_col, order_col=order_col, currency=code,
                            date_format=date_format, decimal_comma=decimal_comma, months=months)
-
-
-def _from_raw_table(
-    read: RawTable,
-    *,
-    customer_col: str | None,
-    date_col: str | None,
-    amount_col: str | None,
-    order_col: str | None,
-    currency: str,
-    date_format: str | None,
-    decimal_comma: bool,
-    months: _MonthOptions,
-) -> Dataset:
-    """The Dataset of a raw table (from a file or a caller's frame), per the module policies;
-    ``currency`` is already checked."""
-    raw, where = read.table, read.where
-    customer = resolve_column(raw, where, "customer", customer_col, required=True)
-    date = resolve_column(raw, where, "date", date_col, required=True)
-    amount = resolve_column(raw, where, "amount", amount_col, required=True)
-    order = resolve_column(raw, where, "order", order_col, required=False)
-
-    rows_read = len(raw)
-    duplicated = raw.duplicated().to_numpy()
-    ids = customer_ids(raw[customer], where, customer)
-    keep = ids.notna().to_numpy() & ~duplicated
-    null_ids = int(ids.isna().sum())
-    table = raw.loc[keep]
-    dates = parse_dates(table[date], where, date, date_format)
-    transactions = pd.DataFrame({
-        "customer_id": ids[keep],
-        "ts": dates.ts,
-        "amount": parse_amounts(table[amount], where, amount, decimal_comma),
-    })
-    if order is not None:
-        transactions["order_id"] = table[order]
-    transactions, clipped = _screen(transactions, table[date], where, date, months)
-    if not (transactions["amount"] > 0).any():
-        refuse_no_purchase(where, amount)
-    if order is not None:
-        transactions["order_id"] = order_ids(transactions["order_id"], transactions["ts"])
-    transactions = transactions.reset_index(drop=True)
-    cleaning = Cleaning(
-        rows_read=rows_read,
-        duplicate_rows_dropped=int((duplicated & ids.notna().to_numpy()).sum()),
-        null_customer_rows_dropped=null_ids,
-        timezone_rows_converted=dates.converted,
-        timezone=SHOP_TIMEZONE if dates.converted else None,
-        notes=dates.notes,
-        **clipped,
-        **_return_counts(transactions),
-    )
-    return Dataset(where.file, transactions, currency, cleaning, keep_partial_month=months.keep_partial_month,
-                   data_end=months.data_end, read_notices=read.notices)
 
 
 def _check_currency(currency: str) -> str:
@@ -436,18 +383,3 @@ def _check_currency(currency: str) -> str:
     if not re.fullmatch(r"[A-Z]{3}", code):
         raise UserError(f"--currency '{currency}' is not a 3-letter currency code; use e.g. KRW or USD")
     return code
-
-
-def _return_counts(transactions: pd.DataFrame) -> dict[str, float | int]:
-    """Return rows, their total, and customer-months whose net spend went below 0."""
-    amount = transactions["amount"].to_numpy()
-    negative = amount < 0
-    if not negative.any():
-        return {"return_rows": 0, "return_total": 0.0, "months_floored": 0}
-    month = transactions["ts"].to_numpy().astype("datetime64[M]")
-    net = pd.Series(amount).groupby([transactions["customer_id"].to_numpy(), month]).sum()
-    return {
-        "return_rows": int(negative.sum()),
-        "return_total": float(amount[negative].sum()),
-        "months_floored": int((net < 0).sum()),
-    }

@@ -4,7 +4,7 @@ customers' panel rows, purchase days and counts; then the whole data's checks an
 
 Every customer's rows are in one spill file in file order, so the in-memory functions
 (``DataFrame.duplicated``, :func:`~narrator.panel.build_panel` over the whole data's
-months, :func:`~models.rfm.purchase_days`, ``_return_counts``) give what they give on the
+months, :func:`~models.rfm.purchase_days`, ``return_counts``) give what they give on the
 whole data for those customers, to the last bit of every floating-point sum.
 """
 
@@ -203,7 +203,7 @@ def _month_counts(month: np.ndarray, rows: np.ndarray, out: Reduced) -> None:
 def _returns(codes: np.ndarray, month: np.ndarray, amount: np.ndarray, rows: np.ndarray, out: Reduced,
              whole_sorted: bool) -> None:
     """The return rows, their amounts and the customer-months whose net spend is below 0,
-    summed as ``datasets._return_counts`` sums them."""
+    summed as :func:`forecaster.raw_tables.return_counts` sums them."""
     negative = amount < 0
     if not negative.any():
         return
@@ -331,7 +331,8 @@ def reduced_dataset(source: Source, roles: Roles, totals: ScanTotals, out: Reduc
                     months: "_MonthOptions", currency: str) -> "Dataset":
     """The Dataset of a reduced scan: panel, purchase-day log and cleaning counts (any engine
     that fills a ScanTotals and a Reduced)."""
-    from forecaster.datasets import Cleaning, Dataset, refuse_no_purchase
+    from forecaster.columns import refuse_no_purchase
+    from forecaster.datasets import Cleaning, Dataset
     if not out.positive:
         refuse_no_purchase(source.where, roles.amount)
     ingested, days = assemble(out, totals, month_range, currency)

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecaster.datasets import SHOP_TIMEZONE, load_dataset
+from forecaster.dates import SHOP_TIMEZONE
+from forecaster.datasets import load_dataset
 from forecaster.errors import UserError
 
 

@@ -14,7 +14,8 @@ import pytest
 
 import clitools
 from forecaster.data_summary import describe
-from forecaster.datasets import SHOP_TIMEZONE, from_table, load_dataset
+from forecaster.dates import SHOP_TIMEZONE
+from forecaster.datasets import from_table, load_dataset
 from forecaster.errors import UserError
 
 # One of each policy: a double export, a guest checkout, a return, a UTC timestamp, a ₩ sign,
