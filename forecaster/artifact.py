@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -71,13 +72,13 @@ class Artifact:
 
 
 def _fit_pair(rows: pd.DataFrame, spec: RowSpec, val_anchor: str, scheme: BucketScheme, seed: int,
-              params: dict):
+              params: dict, fit: arms.Fit = arms.fit_xgb):
     train, val = rows[rows["anchor"] < val_anchor], rows[rows["anchor"] == val_anchor]
     minimum_data.check_buyers(rows, sorted(train["anchor"].unique()), val_anchor, "train")
     columns = {arm.name: arm.columns(spec) for arm in (XGB_BASE, XGB_FORECASTER)}
     models, thresholds, summary = {}, {}, {}
     for arm, cols in columns.items():
-        model = arms.fit_xgb(train, val, cols, scheme.n_buckets, seed, params=params)
+        model = fit(train, val, cols, scheme.n_buckets, seed, params=params)
         p_val = model.predict_proba(val)
         y_val = val["label"].to_numpy()
         thresholds[arm] = metrics.best_f1_threshold(1 - p_val[:, 0], y_val > 0)
@@ -113,11 +114,11 @@ def training_scheme(panel: MonthlyPanel, verb: str = "train") -> BucketScheme:
 
 
 def _xgb_tuning(rows: pd.DataFrame, spec: RowSpec, val_anchor: str, scheme: BucketScheme, seed: int,
-                grid: tuple[dict, ...]) -> Tuning:
+                grid: tuple[dict, ...], fit: arms.Fit = arms.fit_xgb) -> Tuning:
     """Both arms' XGBoost settings, chosen on the baseline's columns at the anchor before
     ``val_anchor``; the defaults, with the reason, when that month has too little data."""
     try:
-        return tune_xgb(rows, val_anchor, XGB_BASE.columns(spec), scheme.n_buckets, seed, grid)
+        return tune_xgb(rows, val_anchor, XGB_BASE.columns(spec), scheme.n_buckets, seed, grid, fit=fit)
     except InsufficientData as exc:
         return untuned(XGB_DEFAULT, str(exc))
 
@@ -148,20 +149,25 @@ def empirical_settings(config: dict) -> EmpiricalSettings:
 
 def train(panel: MonthlyPanel, transactions: pd.DataFrame, scheme: BucketScheme, forecast_fn: pipeline.ForecastFn,
           forecaster_info: dict, data_name: str, seed: int = 0, xgb_grid: tuple[dict, ...] = XGB_GRID,
-          empirical_tuning: Tuning | None = None) -> Artifact:
+          empirical_tuning: Tuning | None = None,
+          trainer: Callable[[pd.DataFrame], arms.Fit] | None = None) -> Artifact:
     """Fit on every anchor with a known outcome: the last one is the validation anchor (early
     stopping, threshold); ``scheme`` comes from :func:`training_scheme`. Both arms use the
     settings of ``xgb_grid`` that score best on the anchor before the validation anchor
     (config.json's ``tuning``, with ``empirical_tuning``: how :func:`training_provider`
-    chose the forecaster's). Not saved yet (:func:`save`)."""
+    chose the forecaster's). ``trainer(rows)`` gives the function every XGBoost model of the
+    run (tuning candidates and both arms) is fitted with (:data:`models.arms.Fit`; e.g.
+    ``forecaster.dask_train.trainer(client)``: on a Dask cluster); None fits them here
+    (:func:`models.arms.fit_xgb`). Not saved yet (:func:`save`)."""
     anchors = pipeline.anchors_with_outcome(panel)
     positive = panel.spend[panel.spend > 0]
     rep = scheme.representative_spend(positive)
     rows, spec = pipeline.build_rows(panel, anchors, scheme, forecast_fn, transactions=transactions, with_btyd=False)
     val_anchor = str(anchors[-1])
-    tuning = _xgb_tuning(rows, spec, val_anchor, scheme, seed, xgb_grid)
+    fit = arms.fit_xgb if trainer is None else trainer(rows)
+    tuning = _xgb_tuning(rows, spec, val_anchor, scheme, seed, xgb_grid, fit)
     models, thresholds, summary, columns, (n_train, n_val) = _fit_pair(rows, spec, val_anchor, scheme, seed,
-                                                                       tuning.chosen)
+                                                                       tuning.chosen, fit)
     config = {
         "format": ARTIFACT_FORMAT,
         "code_version": code_version(),

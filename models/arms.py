@@ -7,7 +7,7 @@ and for the purchase threshold. Which arms exist, and the columns each reads, is
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -102,14 +102,24 @@ def bound_arm(target: pd.DataFrame, prob_cols: list[str], spend_col: str) -> Arm
     return ArmOutput(target[prob_cols].to_numpy(dtype=float), target[spend_col].to_numpy(dtype=float))
 
 
+def hurdle(n_buckets: int, seed: int, n_threads: int = DEFAULT_THREADS, params: Mapping | None = None) -> HurdleXGB:
+    """An unfitted hurdle model; ``params`` override :data:`models.xgb.DEFAULT_PARAMS` (a
+    run's tuned settings, :mod:`models.tuning`)."""
+    return HurdleXGB(n_buckets=n_buckets, seed=seed, n_threads=n_threads, params={**DEFAULT_PARAMS, **(params or {})})
+
+
 def fit_xgb(train: pd.DataFrame, val: pd.DataFrame, cols: list[str], n_buckets: int, seed: int,
             n_threads: int = DEFAULT_THREADS, params: Mapping | None = None) -> HurdleXGB:
-    """The hurdle model on ``cols``, early-stopped on ``val``; ``params`` override
-    :data:`models.xgb.DEFAULT_PARAMS` (a run's tuned settings, :mod:`models.tuning`)."""
-    return HurdleXGB(n_buckets=n_buckets, seed=seed, n_threads=n_threads,
-                     params={**DEFAULT_PARAMS, **(params or {})}).fit(
+    """The hurdle model (:func:`hurdle`) on ``cols``, early-stopped on ``val``. A run may fit
+    with another function of this signature (:data:`Fit`: on a Dask cluster,
+    ``forecaster.dask_train.ClusterRows.fit``)."""
+    return hurdle(n_buckets, seed, n_threads, params).fit(
         train[cols], train["label"].to_numpy(), val[cols], val["label"].to_numpy()
     )
+
+
+# how a run fits each XGBoost model: fit_xgb's signature
+Fit = Callable[..., HurdleXGB]
 
 
 def xgb_output(model: HurdleXGB, target: pd.DataFrame, rep: np.ndarray) -> ArmOutput:

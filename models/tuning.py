@@ -45,7 +45,8 @@ import pandas as pd
 from models import metrics
 from models.empirical import DEFAULT_SETTINGS, EmpiricalForecaster, EmpiricalSettings
 from models.errors import InsufficientData
-from models.xgb import DEFAULT_PARAMS, DEFAULT_THREADS, HurdleXGB
+from models.arms import Fit, fit_xgb
+from models.xgb import DEFAULT_PARAMS, DEFAULT_THREADS
 from narrator.panel import HISTORY_MONTHS, HistoryBatch, MonthlyPanel
 from structurer.schema import BucketScheme
 
@@ -104,14 +105,15 @@ def _best(candidates: list[dict]) -> dict:
 
 
 def tune_xgb(rows: pd.DataFrame, validation_anchor: str, cols: list[str], n_buckets: int, seed: int,
-             grid: tuple[dict, ...] = XGB_GRID, n_threads: int = DEFAULT_THREADS) -> Tuning:
+             grid: tuple[dict, ...] = XGB_GRID, n_threads: int = DEFAULT_THREADS, fit: Fit = fit_xgb) -> Tuning:
     """The XGBoost settings of ``grid`` with the lowest RPS on the tuning month (the anchor
     before ``validation_anchor``), each fitted on the anchors before it (module doc).
 
     Parameters: ``rows`` (anchor rows with ``anchor``, ``label`` and ``cols``; only anchors
     before ``validation_anchor`` are read), ``cols`` (the feature columns: the baseline's),
     ``n_buckets``, ``seed``, ``grid`` (dicts of ``max_depth``, ``eta``, ``min_child_weight``;
-    a key left out keeps its default).
+    a key left out keeps its default), ``fit`` (how each candidate is fitted:
+    :func:`models.arms.fit_xgb` here, or the run's cluster fit).
 
     Returns: a :class:`Tuning`; ``chosen`` holds the three searched keys.
 
@@ -126,8 +128,7 @@ def tune_xgb(rows: pd.DataFrame, validation_anchor: str, cols: list[str], n_buck
     candidates = []
     for partial in grid:
         settings = {**XGB_DEFAULT, **partial}  # a grid may vary some of the keys only
-        model = HurdleXGB(n_buckets=n_buckets, seed=seed, n_threads=n_threads, params={**DEFAULT_PARAMS, **settings})
-        model.fit(fit_rows[cols], fit_rows["label"].to_numpy(), tune_rows[cols], labels)
+        model = fit(fit_rows, tune_rows, cols, n_buckets, seed, n_threads, params=settings)
         candidates.append({**settings, **_scores(model.predict_proba(tune_rows[cols]), labels)})
     chosen = _best(candidates)
     return Tuning({key: chosen[key] for key in XGB_TUNED_KEYS}, XGB_DEFAULT, month, tuple(candidates))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -31,7 +32,9 @@ class TrainedModel:
 
     Parameters (of :meth:`fit`): ``forecaster`` (``"empirical"``, ``"llm"`` or an
     :class:`LLMForecaster`), ``sample_customers``, ``seed``, ``max_failed``, ``confirm``,
-    ``budget_usd`` (as :func:`evaluate`). Fitted attributes: ``artifact_`` (what
+    ``budget_usd`` (as :func:`evaluate`), ``dask_client`` (a ``distributed.Client``: every
+    XGBoost model is fitted on its cluster with ``xgboost.dask``, :mod:`forecaster.dask_train`;
+    the command line's ``--dask ADDRESS --dask-training``). Fitted attributes: ``artifact_`` (what
     :meth:`save` writes), ``config_`` (config.json), ``scheme_``, ``summary_`` (validation
     figures per arm), ``warnings_`` (training warnings, Korean).
 
@@ -44,8 +47,9 @@ class TrainedModel:
 
     def __init__(self, forecaster: ForecasterChoice = DEFAULT_PROVIDER, *, sample_customers: int | None = None,
                  seed: int = 0, max_failed: float = DEFAULT_MAX_FAILED, confirm: Confirm = False,
-                 budget_usd: float | None = None) -> None:
+                 budget_usd: float | None = None, dask_client: Any = None) -> None:
         self.forecaster, self.sample_customers, self.seed = forecaster, sample_customers, seed
+        self.dask_client = dask_client
         self.max_failed, self.confirm, self.budget_usd = max_failed, confirm, budget_usd
         self._default = False  # the cached default model of `explain` (default_model)
 
@@ -63,12 +67,20 @@ class TrainedModel:
         chosen.answer_ahead(panel.histories(a) for a in pipeline.anchors_with_outcome(panel))
         forecast_fn = failure_checked(chosen, self.max_failed, NOT_MADE)
         self._fitted(artifact.train(panel, dataset.transactions, scheme, forecast_fn, chosen.info, dataset.name, self.seed,
-                                    empirical_tuning=empirical_tuning))
+                                    empirical_tuning=empirical_tuning, trainer=self._trainer()))
         for arm, figures in self.summary_.items():
             progress.notice(f"{arm}: 검증 RPS {figures['validation_rps']:.4f}, PR-AUC {figures['validation_pr_auc']:.3f}")
         for line in self.warnings_:
             progress.warning(line)
         return self
+
+    def _trainer(self):
+        """How the XGBoost models are fitted: here (None), or on ``dask_client``'s cluster."""
+        if self.dask_client is None:
+            return None
+        from forecaster.dask_train import trainer  # dask: only with a client
+
+        return trainer(self.dask_client)
 
     def _fitted(self, art: artifact.Artifact) -> "TrainedModel":
         self.artifact_, self.config_, self.scheme_ = art, art.config, art.scheme
@@ -198,7 +210,7 @@ class TrainedModel:
 
 def train(dataset: Dataset, forecaster: ForecasterChoice = DEFAULT_PROVIDER, *, sample_customers: int | None = None,
           seed: int = 0, max_failed: float = DEFAULT_MAX_FAILED, confirm: Confirm = False,
-          budget_usd: float | None = None) -> TrainedModel:
+          budget_usd: float | None = None, dask_client: Any = None) -> TrainedModel:
     """Fit the baseline and final XGBoost models on every anchor of ``dataset`` with a known
     outcome, as ``forecaster train`` does: ``TrainedModel(forecaster, ...).fit(dataset)``.
 
@@ -208,6 +220,8 @@ def train(dataset: Dataset, forecaster: ForecasterChoice = DEFAULT_PROVIDER, *, 
         sample_customers: train on a stratified, seeded sample of this many customers.
         seed: of the sample and of XGBoost.
         max_failed, confirm, budget_usd: as :func:`evaluate`.
+        dask_client: a ``distributed.Client``: fit every XGBoost model on its cluster
+            (``xgboost.dask``, every training row); None fits them here.
 
     Returns: the fitted :class:`TrainedModel` (``summary_``, ``warnings_``; ``.save(folder)``).
 
@@ -220,7 +234,7 @@ def train(dataset: Dataset, forecaster: ForecasterChoice = DEFAULT_PROVIDER, *, 
         model.summary_["xgb_base+forecaster"]["validation_rps"]
     """
     return TrainedModel(forecaster, sample_customers=sample_customers, seed=seed, max_failed=max_failed,
-                        confirm=confirm, budget_usd=budget_usd).fit(dataset)
+                        confirm=confirm, budget_usd=budget_usd, dask_client=dask_client).fit(dataset)
 
 
 def default_model(dataset: Dataset) -> TrainedModel:
