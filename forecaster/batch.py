@@ -25,7 +25,7 @@ from forecaster import artifact, destination, progress
 from forecaster.datasets import Dataset
 from forecaster.errors import UserError
 from forecaster.pipeline import model_features
-from forecaster.providers import ForecasterChoice, LLMForecaster, Provider, resolve
+from forecaster.providers import Forecaster, ForecasterChoice, LLMForecaster, Provider, resolve
 from forecaster.top_share import top_share
 from models.arms import spend_from_probs
 from models.season import season_index
@@ -47,8 +47,7 @@ def unforecast_rows(dataset: Dataset, ids: np.ndarray, first_idx: np.ndarray, an
     or ``no_purchase`` (no positive amount at all: only returns or zero amounts)."""
     panel = dataset.panel
     later = first_idx != NOT_ACQUIRED
-    tx = dataset.transactions
-    bought = np.isin(ids, tx.loc[tx["amount"] > 0, "customer_id"].unique())
+    bought = _with_positive_day(dataset.purchase_days, ids)
     first = panel.months[np.where(later, first_idx, 0)]
     first_text = pd.Series(first.year.astype(str)) + "년 " + pd.Series(first.month.astype(str)) + "월"
     reason = np.where(
@@ -57,6 +56,17 @@ def unforecast_rows(dataset: Dataset, ids: np.ndarray, first_idx: np.ndarray, an
                  "구매 기록이 없습니다(반품이나 0원 거래만 있음)"))
     return pd.DataFrame({"customer_id": ids, "anchor": str(anchor),
                          "status": np.where(later | bought, NO_HISTORY, NO_PURCHASE), "reason": reason})
+
+
+def _with_positive_day(days: PurchaseDays, ids: np.ndarray) -> np.ndarray:
+    """Which of ``ids`` (sorted) have a purchase day with a positive amount, i.e. a row with
+    one (a day sums its rows of non-negative amount). Binary search on the sorted ids: no
+    hash table or sort of every customer's id for the few customers without a forecast."""
+    positive = np.zeros(len(days.customer_ids), dtype=bool)
+    positive[days.code[days.amount > 0]] = True
+    at = np.minimum(days.customer_ids.searchsorted(ids), max(len(positive) - 1, 0))
+    found = days.customer_ids.to_numpy()[at] == ids if len(positive) else np.zeros(len(ids), dtype=bool)
+    return found & positive[at] if len(positive) else found
 
 
 def status_counts(frame: pd.DataFrame) -> str:
@@ -82,7 +92,6 @@ def status_line(counts: Mapping[str, int]) -> str:
 TEXT_COLUMNS = ("customer_id", "anchor", "status", "reason", "provider", "forecaster_model", "prompt_version",
                 "segment", "trend", "rationale")
 UNFORECAST = (NO_HISTORY, NO_PURCHASE)
-DAYS_BLOCK_CUSTOMERS = 200_000
 
 
 def _text_dtype() -> pd.StringDtype:
@@ -170,7 +179,7 @@ class BatchJob:
         shown = cut if limit is None else cut.take(np.arange(n))
         unforecast = unforecast_rows(dataset, panel.customer_ids[chosen][~acquired], panel.first_idx[chosen][~acquired],
                                      anchor)
-        return cls(art, provider, cut, purchase_days_by_block(dataset.transactions), shown, anchor, unforecast)
+        return cls(art, provider, cut, dataset.purchase_days, shown, anchor, unforecast)
 
     def __len__(self) -> int:
         """How many customers are forecast."""
@@ -241,9 +250,20 @@ class BatchJob:
         baseline features (population pieces from the whole cut panel), the final model."""
         histories = HistoryBatch.from_panel(self.shown.take(np.arange(lo, hi)), self.anchor,
                                             self.art.config["history_months"])
-        records = self.provider.records(histories, self.cut)
+        records = self.provider.records(histories, self.fitted)
         return score_rows(self.art, self.anchor, histories, records, days_of(self.days, histories.customer_ids),
-                          season_index(self.cut, self.anchor))
+                          self.season)
+
+    @cached_property
+    def fitted(self) -> Forecaster:
+        """The forecaster fitted on the whole cut panel, once (a fit per chunk read every
+        customer once per chunk: quadratic in the customers)."""
+        return self.provider.fitted(self.cut)
+
+    @cached_property
+    def season(self) -> float:
+        """The population's seasonal index at the anchor (:func:`models.season.season_index`), once."""
+        return season_index(self.cut, self.anchor)
 
     def run(self, chunk_customers: int | None = None) -> pd.DataFrame:
         """One row per customer of the data (or of the first ``--limit``), in id order, made
@@ -289,23 +309,6 @@ def score_rows(art: artifact.Artifact, anchor: pd.Period, histories: HistoryBatc
     frame["top20_target"] = pd.array(np.full(len(frame), pd.NA), dtype="boolean")
     frame["expected_spend"] = spend_from_probs(probs, art.representative_spend)
     return frame
-
-
-def purchase_days_by_block(transactions: pd.DataFrame, block: int = DAYS_BLOCK_CUSTOMERS) -> PurchaseDays:
-    """``PurchaseDays.from_transactions(transactions)``, the same arrays, made ``block``
-    customers at a time: only a block's rows are turned into Python strings and grouped at
-    once (on 10.6M rows the whole log at once was the batch's peak memory)."""
-    codes, uniques = pd.factorize(transactions["customer_id"], sort=True)
-    if len(uniques) <= block:
-        return PurchaseDays.from_transactions(transactions)
-    order = np.argsort(codes, kind="stable")  # a customer's rows keep their order: the same day sums
-    edges = np.searchsorted(codes[order], np.arange(0, len(uniques) + block, block))
-    parts = [PurchaseDays.from_transactions(transactions.iloc[order[lo:hi]])
-             for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo]
-    offsets = np.cumsum([0] + [len(p.customer_ids) for p in parts[:-1]])
-    return PurchaseDays(pd.Index(np.concatenate([p.customer_ids.to_numpy() for p in parts])),
-                        np.concatenate([p.code + offset for p, offset in zip(parts, offsets)]),
-                        np.concatenate([p.day for p in parts]), np.concatenate([p.amount for p in parts]))
 
 
 def days_of(days: PurchaseDays, customer_ids: np.ndarray) -> PurchaseDays:

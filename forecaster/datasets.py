@@ -73,6 +73,7 @@ from forecaster.dates import DateRange, parse_data_end, parse_date_range, screen
 from forecaster.errors import UserError
 from forecaster.synthetic import DEFAULT_CUSTOMERS, DEFAULT_SEED, generate
 from forecaster.tables import Where, read_table
+from models.timing import PurchaseDays
 from narrator.panel import MonthlyPanel, build_panel
 
 if TYPE_CHECKING:
@@ -163,6 +164,14 @@ class Dataset:
     def panel(self) -> MonthlyPanel:
         """The panel of complete months (see :mod:`forecaster.coverage`)."""
         return self.coverage.apply(self.full_panel)
+
+    @cached_property
+    def purchase_days(self) -> PurchaseDays:
+        """Every purchase day of the data (:class:`models.timing.PurchaseDays`): made by the
+        chunked reader from its integer customer codes, else from ``transactions``."""
+        if self.ingested is not None:
+            return self.ingested.days
+        return PurchaseDays.by_block(self.transactions)
 
     @property
     def notices(self) -> tuple[str, ...]:

@@ -27,6 +27,7 @@ from forecaster.ingest import Roles, ScanTotals, partitions, resolve_roles, scan
 from forecaster.ingest_arrays import days_months, dense_codes, duplicated_rows, group_sum, sorted_codes, stable_order
 from forecaster.ingest_spill import Spill
 from forecaster.ingest_source import Source, open_source
+from models.timing import PurchaseDays
 from narrator.panel import MonthlyPanel, first_order_column, panel_cells
 
 if TYPE_CHECKING:
@@ -72,12 +73,14 @@ class Reduced:
 @dataclass(frozen=True)
 class Ingested:
     """What the chunked reader keeps instead of the rows: the full panel, the timestamps'
-    summary for the coverage rule, and the kept rows per customer (all months, last month)."""
+    summary for the coverage rule, the kept rows per customer (all months, last month) and
+    the purchase days."""
 
     full_panel: MonthlyPanel
     times: TimeSummary
     rows: np.ndarray  # per customer of full_panel
     last_month_rows: np.ndarray
+    days: PurchaseDays  # coded by the panel's rows (every customer of it, with a purchase day or not)
 
     @property
     def n_rows(self) -> int:
@@ -181,9 +184,10 @@ def _reduce_part(part: Part, out: Reduced, months: tuple[int, int] | None, curre
     buying = amount >= 0
     span = int(day.max()) - int(day.min()) + 1
     groups, sums = group_sum(codes[buying] * span + (day[buying] - day.min()), amount[buying], sorted_keys[0])
-    out.days.append(pa.table({"customer_id": ids.take(pa.array(groups // span)),
-                              "ts": pa.array(((groups % span) + day.min()) * 86_400_000_000_000, pa.timestamp("ns")),
-                              "amount": sums}))
+    local, days = groups // span, (groups % span) + day.min()
+    out.days.append(pa.table({"customer_id": ids.take(pa.array(local)),
+                              "ts": pa.array(days * 86_400_000_000_000, pa.timestamp("ns")),
+                              "amount": sums, "code": local.astype(np.int32), "day": days.astype(np.int32)}))
 
 
 def _month_counts(month: np.ndarray, rows: np.ndarray, out: Reduced) -> None:
@@ -260,12 +264,14 @@ def assemble(out: Reduced, totals: ScanTotals, months: tuple[int, int], currency
     position = np.empty(len(order), dtype=np.int64)
     position[order] = np.arange(len(order))
     ids = ids.take(pa.array(order))
+    starts = np.cumsum([0] + [len(p[0]) for p in out.pieces])[:-1]  # each file's first customer
     spend, orders, rows, last_rows = _scatter(out.pieces, position, months[1])
     panel = MonthlyPanel(ids.to_numpy(zero_copy_only=False), 1970 * 12 + months[0], spend, orders,
                          first_order_column(orders), currency)
     times = TimeSummary(pd.Timestamp(totals.first_ts), pd.Timestamp(totals.last_ts), totals.date_only,
                         int(last_rows.sum()))
-    return Ingested(panel, times, rows, last_rows), _day_log(out)
+    days = purchase_days(out.days, position, starts, panel.customer_ids)
+    return Ingested(panel, times, rows, last_rows, days), _day_log(out)
 
 
 def _scatter(pieces: list, position: np.ndarray, n_months: int) -> tuple[np.ndarray, ...]:
@@ -286,13 +292,29 @@ def _scatter(pieces: list, position: np.ndarray, n_months: int) -> tuple[np.ndar
     return spend, orders, rows, last_rows
 
 
+def purchase_days(tables: list[pa.Table], position: np.ndarray, starts: np.ndarray, ids: np.ndarray) -> PurchaseDays:
+    """The purchase days of every file's day table, coded by the panel's rows: a file's
+    ``code`` is its customer's place in the file's ids, ``position`` maps the files' ids in
+    order to the panel's rows. Each file is sorted by (code, day) and holds all of its
+    customers' days, so a stable sort by the panel's row sorts the whole by (code, day).
+    Integer codes throughout: no customer id is hashed or compared (``PurchaseDays.by_block``
+    on the day log took 32 s for 1M customers on the loaded shared machine)."""
+    if not tables:
+        return PurchaseDays(pd.Index(ids), np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
+    code = np.concatenate([position[start + t.column("code").to_numpy()] for t, start in zip(tables, starts)])
+    order = np.argsort(code, kind="stable")
+    day = np.concatenate([t.column("day").to_numpy() for t in tables])[order]
+    amount = np.concatenate([t.column("amount").to_numpy() for t in tables])[order]
+    return PurchaseDays(pd.Index(ids), code[order].astype(np.int32), day, amount)
+
+
 def _day_log(out: Reduced) -> pd.DataFrame:
     """The purchase-day log (customer_id, ts: the day, amount: its purchases summed), each
     spill file's table converted and freed in turn."""
     if not out.days:
         return pd.DataFrame({"customer_id": pd.Series([], dtype=str), "ts": pd.Series([], dtype="datetime64[ns]"),
                              "amount": pd.Series([], dtype=np.float64)})
-    table = pa.concat_tables(out.days)
+    table = pa.concat_tables(out.days).select(["customer_id", "ts", "amount"])
     out.days.clear()
     return table.to_pandas(split_blocks=True, self_destruct=True)
 

@@ -174,10 +174,16 @@ class Provider:
         ledger = self.forecaster.ledger
         return None if ledger is None else ledger.summary()
 
-    def records(self, batch: HistoryBatch, cut: MonthlyPanel) -> list[ForecastRecord]:
-        """One record per customer of the batch, in order, the forecaster fitted on ``cut``."""
+    def fitted(self, cut: MonthlyPanel) -> Forecaster:
+        """The forecaster fitted on ``cut`` (the empirical one learns its population rates
+        from the whole cut panel: fit once per run, not once per chunk of customers)."""
         with _llm_errors_as_user_errors():
-            return self.forecaster.fit(cut).forecast_many(batch, progress=self.progress)
+            return self.forecaster.fit(cut)
+
+    def records(self, batch: HistoryBatch, fitted: Forecaster) -> list[ForecastRecord]:
+        """One record per customer of the batch, in order, from ``fitted`` (:meth:`fitted`)."""
+        with _llm_errors_as_user_errors():
+            return fitted.forecast_many(batch, progress=self.progress)
 
     def features(self, batch: HistoryBatch, cut: MonthlyPanel) -> pd.DataFrame:
         """The forecaster columns of the batch by customer id, the forecaster fitted on ``cut``."""

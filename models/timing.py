@@ -29,6 +29,7 @@ import pandas as pd
 from models.rfm import purchase_days
 
 RECENT_DAY_WINDOWS = (14, 30, 90, 180, 365)
+DAYS_BLOCK_CUSTOMERS = 200_000  # customers grouped at once by PurchaseDays.by_block
 SPEND_DAY_WINDOWS = (30, 90)
 
 TIMING_LABELS: dict[str, str] = {
@@ -66,6 +67,23 @@ class PurchaseDays:
         ids = pd.Index(np.unique(daily["customer_id"].to_numpy()))
         return cls(ids, ids.get_indexer(daily["customer_id"].to_numpy()), daily["day"].to_numpy(np.int64),
                    daily["amount"].to_numpy(np.float64))
+
+    @classmethod
+    def by_block(cls, transactions: pd.DataFrame, block: int = DAYS_BLOCK_CUSTOMERS) -> "PurchaseDays":
+        """:meth:`from_transactions`, the same arrays, made ``block`` customers at a time:
+        only a block's rows are turned into Python strings and grouped at once (on 10.6M rows
+        the whole log at once was the batch's peak memory)."""
+        codes, uniques = pd.factorize(transactions["customer_id"], sort=True)
+        if len(uniques) <= block:
+            return cls.from_transactions(transactions)
+        order = np.argsort(codes, kind="stable")  # a customer's rows keep their order: the same day sums
+        edges = np.searchsorted(codes[order], np.arange(0, len(uniques) + block, block))
+        parts = [cls.from_transactions(transactions.iloc[order[lo:hi]])
+                 for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo]
+        offsets = np.cumsum([0] + [len(p.customer_ids) for p in parts[:-1]])
+        return cls(pd.Index(np.concatenate([p.customer_ids.to_numpy() for p in parts])),
+                   np.concatenate([p.code + offset for p, offset in zip(parts, offsets)]),
+                   np.concatenate([p.day for p in parts]), np.concatenate([p.amount for p in parts]))
 
     def features(self, anchor: pd.Period, customer_ids: np.ndarray) -> pd.DataFrame:
         """The timing features of ``customer_ids`` at ``anchor`` (module doc), in

@@ -178,7 +178,7 @@ def test_the_command_streams_with_chunk_customers(model, dataset, tmp_path, monk
 def test_purchase_days_made_by_block_are_the_whole_logs(dataset, shop, block):
     for data in (dataset, shop):
         whole, blocks = PurchaseDays.from_transactions(data.transactions), \
-            batch_module.purchase_days_by_block(data.transactions, block)
+            PurchaseDays.by_block(data.transactions, block)
         assert whole.customer_ids.equals(blocks.customer_ids)
         for field in ("code", "day", "amount"):
             assert np.array_equal(getattr(whole, field), getattr(blocks, field))

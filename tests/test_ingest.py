@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from forecaster.batch import days_of
 from forecaster.datasets import load_dataset
 from forecaster.errors import UserError
 from forecaster.synthetic import write_parquet
@@ -32,6 +33,15 @@ def assert_same(memory, chunked) -> None:
     ids = memory.panel.customer_ids
     pd.testing.assert_frame_equal(PurchaseDays.from_transactions(memory.transactions).features(anchor, ids),
                                   PurchaseDays.from_transactions(chunked.transactions).features(anchor, ids))
+    assert chunked.ingested is not None and memory.ingested is None  # the coded purchase days, against the log's
+    coded = chunked.purchase_days
+    assert (np.diff(coded.code) >= 0).all() and (np.diff(coded.day)[np.diff(coded.code) == 0] > 0).all()
+    for at in (anchor, anchor + 1):
+        pd.testing.assert_frame_equal(memory.purchase_days.features(at, ids), coded.features(at, ids),
+                                      check_exact=True)
+        some = ids[len(ids) // 3: 2 * len(ids) // 3 + 1]  # a chunk's view, as the batch takes it
+        pd.testing.assert_frame_equal(memory.purchase_days.features(at, some),
+                                      days_of(coded, some).features(at, some), check_exact=True)
     assert memory.cleaning == chunked.cleaning
     assert memory.coverage == chunked.coverage and memory.notices == chunked.notices
     assert memory.transaction_count() == chunked.transaction_count()

@@ -322,7 +322,7 @@ def explain_customer(dataset: Dataset, art: artifact.Artifact, customer_id: str,
     scheme, art = job.art.scheme, job.art
     one = HistoryBatch.from_panel(job.cut.take(np.array([job.cut.row_of(customer_id)])), anchor,
                                   art.config["history_months"])
-    record = job.provider.records(one, job.cut)[0]
+    record = job.provider.records(one, job.fitted)[0]
     features = model_features(one, job.cut, job.days, records_to_features([record], scheme, index=one.customer_ids))
     final_model = art.models[artifact.AUGMENTED]
     final = _model_view(artifact.AUGMENTED, final_model, features, scheme, art.representative_spend)
