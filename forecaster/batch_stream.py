@@ -50,6 +50,7 @@ from forecaster.memory import DEFAULT_CHUNK_CUSTOMERS
 PROGRESS = "progress.json"
 KIND = "forecaster batch progress"
 WORK_TAG = "forecaster-batch"
+HASH_ROWS = 1 << 20  # rows of an array hashed at a time
 
 
 def run_key(job: BatchJob, chunk_customers: int) -> str:
@@ -67,7 +68,8 @@ def run_key(job: BatchJob, chunk_customers: int) -> str:
     h.update(pd.util.hash_array(np.asarray(job.cut.customer_ids, dtype=object)).tobytes())
     h.update(pd.util.hash_array(np.asarray(panel.customer_ids, dtype=object)).tobytes())
     for array in (job.cut.spend, job.cut.orders, job.cut.first_idx, job.days.code, job.days.day, job.days.amount):
-        h.update(memoryview(np.ascontiguousarray(array)).cast("B"))
+        for lo in range(0, max(len(array), 1), HASH_ROWS):  # the cut may be a view: no copy of it whole
+            h.update(memoryview(np.ascontiguousarray(array[lo:lo + HASH_ROWS])).cast("B"))
     h.update(pd.util.hash_pandas_object(job.unforecast, index=False).to_numpy().tobytes())
     return h.hexdigest()
 

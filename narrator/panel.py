@@ -94,12 +94,15 @@ class MonthlyPanel:
         self.check_anchor(anchor)
         a = self.column(anchor)
         keep = self.first_idx < a
+        # everyone kept (a batch at the month after the data, as a rule): views of the
+        # panel, not a copy of it (4.3 GB for 10M customers and 36 months)
+        rows = slice(None) if keep.all() else keep
         return MonthlyPanel(
-            customer_ids=self.customer_ids[keep],
+            customer_ids=self.customer_ids[rows],
             start=self.start,
-            spend=self.spend[keep, :a],
-            orders=self.orders[keep, :a],
-            first_idx=self.first_idx[keep],
+            spend=self.spend[rows, :a],
+            orders=self.orders[rows, :a],
+            first_idx=self.first_idx[rows],
             currency=self.currency,
         )
 
