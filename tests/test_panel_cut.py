@@ -18,27 +18,23 @@ def _panel(late_customer: bool):
     return build_panel(frame, "KRW")
 
 
-def _expected(panel, anchor):
-    a = panel.column(anchor)
+def _cut_matching_the_masked_copy(panel, anchor):
+    """``panel.before(anchor)``, checked against the kept rows taken by a boolean mask."""
+    cut, a = panel.before(anchor), panel.column(anchor)
     keep = panel.first_idx < a
-    return panel.customer_ids[keep], panel.spend[keep, :a], panel.orders[keep, :a], panel.first_idx[keep]
+    assert list(cut.customer_ids) == list(panel.customer_ids[keep]) == ["a", "b"]
+    assert np.array_equal(cut.spend, panel.spend[keep, :a]) and np.array_equal(cut.orders, panel.orders[keep, :a])
+    assert np.array_equal(cut.first_idx, panel.first_idx[keep]) and cut.n_months == a
+    return cut
 
 
 def test_a_cut_that_keeps_everyone_is_a_view_of_the_panel():
-    panel, anchor = _panel(late_customer=False), pd.Period("2024-04", "M")
-    cut = panel.before(anchor)
-    ids, spend, orders, first = _expected(panel, anchor)
-    assert list(cut.customer_ids) == list(ids) == ["a", "b"]
-    assert np.array_equal(cut.spend, spend) and np.array_equal(cut.orders, orders)
-    assert np.array_equal(cut.first_idx, first) and cut.n_months == 3
+    panel = _panel(late_customer=False)
+    cut = _cut_matching_the_masked_copy(panel, pd.Period("2024-04", "M"))
     assert np.shares_memory(cut.spend, panel.spend) and np.shares_memory(cut.orders, panel.orders)
 
 
 def test_a_cut_that_drops_a_customer_copies_the_kept_rows():
-    panel, anchor = _panel(late_customer=True), pd.Period("2024-04", "M")
-    cut = panel.before(anchor)
-    ids, spend, orders, first = _expected(panel, anchor)
-    assert list(cut.customer_ids) == list(ids) == ["a", "b"]
-    assert np.array_equal(cut.spend, spend) and np.array_equal(cut.orders, orders)
-    assert np.array_equal(cut.first_idx, first)
+    panel = _panel(late_customer=True)
+    cut = _cut_matching_the_masked_copy(panel, pd.Period("2024-04", "M"))
     assert not np.shares_memory(cut.spend, panel.spend)
