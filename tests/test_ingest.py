@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from forecaster.batch import days_of
 from forecaster.datasets import load_dataset
 from forecaster.errors import UserError
+from forecaster.ingest_arrays import stable_order
 from forecaster.synthetic import write_parquet
 from models.rfm import purchase_days
 from models.timing import PurchaseDays
@@ -224,3 +225,13 @@ def test_zero_and_negative_zero_amounts_are_one_row_twice():
         memory = load_dataset(str(path))
         assert memory.cleaning.duplicate_rows_dropped == 1
         assert_same(memory, load_dataset(str(path), chunk_rows=2))
+
+
+@pytest.mark.parametrize("high", [1, 2**8, 2**16 - 1, 2**16, 2**40])
+def test_stable_order_is_numpys_stable_argsort(high):
+    """Every path of ingest_arrays.stable_order (16-bit radix, packed sort, plain argsort)
+    orders ties by position, as np.argsort(kind="stable") does."""
+    rng = np.random.default_rng(high)
+    for n in (0, 1, 7, 5_000):
+        key = rng.integers(0, high + 1, n).astype(np.int64)
+        assert np.array_equal(stable_order(key), np.argsort(key, kind="stable"))
