@@ -35,7 +35,8 @@ from models.xgb import HurdleXGB
 from narrator.panel import MonthlyPanel, parse_month
 from structurer.schema import BucketScheme
 
-ARTIFACT_FORMAT = 3  # 3: the centred seasonal index as the purchase model's offset; order value and rate features
+ARTIFACT_FORMAT = 4  # 4: the per-customer seasonal shift (season_shift) as the purchase offset; season_orders
+# 3: the centred seasonal index as the purchase model's offset; order value and rate features
 # 2: day-level timing features and the seasonal index in the baseline
 # the two arms an artifact holds: the baseline and the final model (baseline + forecaster)
 BASE, AUGMENTED = XGB_BASE.name, XGB_FORECASTER.name

@@ -28,7 +28,7 @@ from forecaster.pipeline import model_features
 from forecaster.providers import Forecaster, ForecasterChoice, LLMForecaster, Provider, resolve
 from forecaster.top_share import top_share
 from models.arms import spend_from_probs
-from models.season import season_index
+from models.season import SeasonContext
 from models.timing import PurchaseDays
 from narrator.korean import format_month
 from narrator.panel import NOT_ACQUIRED, HistoryBatch, MonthlyPanel
@@ -261,9 +261,9 @@ class BatchJob:
         return self.provider.fitted(self.cut)
 
     @cached_property
-    def season(self) -> float:
-        """The population's seasonal index at the anchor (:func:`models.season.season_index`), once."""
-        return season_index(self.cut, self.anchor)
+    def season(self) -> SeasonContext:
+        """The population's seasonal context at the anchor (:class:`models.season.SeasonContext`), once."""
+        return SeasonContext.from_cut(self.cut, self.anchor)
 
     def run(self, chunk_customers: int | None = None) -> pd.DataFrame:
         """One row per customer of the data (or of the first ``--limit``), in id order, made
@@ -277,9 +277,9 @@ class BatchJob:
 
 
 def score_rows(art: artifact.Artifact, anchor: pd.Period, histories: HistoryBatch, records: list[ForecastRecord],
-               days: PurchaseDays, season: float) -> pd.DataFrame:
+               days: PurchaseDays, season: SeasonContext) -> pd.DataFrame:
     """The rows of the customers of ``histories`` from their forecaster records, purchase
-    days and the population's seasonal index: the part of a batch that needs no other
+    days and the population's seasonal context: the part of a batch that needs no other
     customer (the ``--dask`` engine runs it on the workers)."""
     scheme = art.scheme
     fc = records_to_features(records, scheme, index=histories.customer_ids)

@@ -13,7 +13,7 @@ What runs where:
   the models see a few hundred thousand rows at most, which one machine fits in minutes,
   and the same rows give the same model whatever the engine (``xgboost.dask`` is a later step).
 - **batch scoring** (:func:`write_batch`): the population pieces (the forecaster's rates, the
-  seasonal index) are computed once on the client from the whole cut panel; the model, the
+  seasonal context) are computed once on the client from the whole cut panel; the model, the
   bucket scheme and those pieces are broadcast once (``client.scatter``); each worker scores
   chunks of customers from their own panel rows and purchase days only
   (:func:`forecaster.batch.score_rows`, the function the in-memory batch uses), and the client
@@ -121,14 +121,14 @@ def load_dataset(client: "Client", src: str, *, customer: str | None = None, dat
 @dataclass(frozen=True)
 class Scorer:
     """What every worker holds once (broadcast): the model and its scheme, the forecaster
-    with the population's rates already fitted, the seasonal index. No API key: the
+    with the population's rates already fitted, the seasonal context. No API key: the
     empirical forecaster asks no one."""
 
     art: object
     forecaster: object
     anchor: pd.Period
     history_months: int
-    season: float
+    season: object  # models.season.SeasonContext
 
 
 def score_chunk(scorer: Scorer, shown: "MonthlyPanel", days: "PurchaseDays") -> pd.DataFrame:
@@ -145,13 +145,13 @@ def predict(client: "Client", model: "TrainedModel", dataset: "Dataset", anchor:
             *, chunk_customers: int = 200_000, limit: int | None = None) -> pd.DataFrame:
     """``model.predict(dataset)``'s rows, scored on the cluster ``chunk_customers`` at a time."""
     from forecaster.batch import chunk_bounds, days_of, flag_top, top_flags
-    from models.season import season_index
+    from models.season import SeasonContext
 
     job = model._job(dataset, anchor, limit, None)
     refuse_llm(job.provider.name)
     job.check_population()
     scorer = Scorer(job.art, job.provider.forecaster.fit(job.cut), job.anchor, job.art.config["history_months"],
-                    season_index(job.cut, job.anchor))
+                    SeasonContext.from_cut(job.cut, job.anchor))
     shared = client.scatter(scorer, broadcast=True)
     bounds = chunk_bounds(len(job), chunk_customers)
     futures = []

@@ -23,20 +23,27 @@ This is the ratio-to-moving-average step of classical seasonal decomposition (Ma
 the X-11 method's centred 2x12 average), computed only on months whose whole window lies
 before the anchor, so that no month at or after the anchor is read.
 
-The purchase model takes ``log(index)`` as a fixed offset of its log-odds (see
-:mod:`models.xgb`): for a customer who buys at rate lambda, P(buy) ~ lambda * season, so a
-season shifts the log-odds by about log(season) whatever the customer's history; trees given
-only the index as a split feature learn that shift from the few seasonal months among the
-training anchors, and early stopping on a validation month outside the season does not
-reward them for it.
+The purchase model takes the season as a fixed offset of its log-odds (see
+:mod:`models.xgb`): trees given only the index as a split feature learn the season from the
+few seasonal months among the training anchors, and early stopping on a validation month
+outside the season does not reward them for it. The offset is each customer's own
+(:class:`SeasonContext`): with orders ~ Poisson(lambda * season), P(buy) = 1 - exp(-lambda
+season), and a season moves the log-odds by about log(season) for a customer who rarely buys
+but by about lambda (season - 1) for a frequent one (:func:`season_shift`). The season there
+is the order rate's index (:func:`order_season_factors`: the same centred ratio on orders per
+existing customer), since the share buying saturates: on synthetic:10000:0 at 2024-11 the
+share-buying index of November is 1.13, the order rate's 1.26 (the generator's factor over
+its centred yearly mean: 1.28). ``log(index)`` for everyone was the offset before (issue 11).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
-from narrator.panel import MonthlyPanel
+from narrator.panel import MonthlyPanel, month_ordinal
 
 WINDOW_MONTHS = 12
 SEASON_COLUMN = "season_index"  # the baseline feature; the purchase model's offset reads it
@@ -54,9 +61,10 @@ def purchase_rates(cut: MonthlyPanel) -> np.ndarray:
         return np.where(counts > 0, bought.sum(axis=0) / counts, np.nan)
 
 
-def seasonal_ratios(cut: MonthlyPanel) -> np.ndarray:
-    """``s_t`` for every month of ``cut`` (NaN where the centred window is incomplete)."""
-    rates = purchase_rates(cut)
+def seasonal_ratios(cut: MonthlyPanel, rates: np.ndarray | None = None) -> np.ndarray:
+    """``s_t`` for every month of ``cut`` (NaN where the centred window is incomplete);
+    ``rates`` per month, :func:`purchase_rates` by default."""
+    rates = purchase_rates(cut) if rates is None else rates
     ratios = np.full(len(rates), np.nan)
     half = WINDOW_MONTHS // 2
     for t in range(half, len(rates) - half):  # a loop over months, not rows
@@ -66,12 +74,16 @@ def seasonal_ratios(cut: MonthlyPanel) -> np.ndarray:
     return ratios
 
 
+def _calendar_index(cut: MonthlyPanel, ratios: np.ndarray, month: int) -> float:
+    """The mean of ``ratios`` over ``cut``'s months of calendar month ``month`` (NaN: none)."""
+    months = pd.period_range(cut.first_month, periods=cut.n_months, freq="M").month.to_numpy()
+    same = (months == month) & np.isfinite(ratios)
+    return float(ratios[same].mean()) if same.any() else float("nan")
+
+
 def season_index(cut: MonthlyPanel, anchor: pd.Period) -> float:
     """The seasonal index of ``anchor``'s calendar month from ``cut = panel.before(anchor)``."""
-    ratios = seasonal_ratios(cut)
-    months = pd.period_range(cut.first_month, periods=cut.n_months, freq="M").month.to_numpy()
-    same = (months == anchor.month) & np.isfinite(ratios)
-    return float(ratios[same].mean()) if same.any() else float("nan")
+    return _calendar_index(cut, seasonal_ratios(cut), anchor.month)
 
 
 def season_offset(index: np.ndarray) -> np.ndarray:
@@ -79,3 +91,132 @@ def season_offset(index: np.ndarray) -> np.ndarray:
     index = np.asarray(index, dtype=float)
     ok = np.isfinite(index) & (index > 0)
     return np.where(ok, np.log(np.where(ok, index, 1.0)), 0.0)
+
+
+# -- the per-customer seasonal shift of the purchase log-odds ----------------------------------
+SHIFT_COLUMN = "season_shift"  # the purchase model's log-odds offset (models/xgb.py)
+ORDERS_COLUMN = "season_orders"  # expected orders in the anchor month given a purchase
+
+
+def order_rates(cut: MonthlyPanel) -> np.ndarray:
+    """Orders per customer acquired before t, for every month t of ``cut`` (NaN: nobody)."""
+    months = np.arange(cut.n_months)
+    existing = months[None, :] > cut.first_idx[:, None]
+    counts = existing.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, np.where(existing, cut.orders, 0).sum(axis=0) / counts, np.nan)
+
+
+def order_season_factors(cut: MonthlyPanel) -> np.ndarray:
+    """The order-rate seasonal index of each calendar month (January..December at 0..11)
+    from ``cut``: the ratio to the centred moving average of :func:`season_index`, on orders
+    per existing customer instead of the share buying; NaN where the data cannot tell yet."""
+    ratios = seasonal_ratios(cut, order_rates(cut))
+    return np.array([_calendar_index(cut, ratios, m) for m in range(1, 13)])
+
+
+def _exposure(first_idx: np.ndarray, panel_start: int, anchor: pd.Period, factors: np.ndarray) -> np.ndarray:
+    """Each customer's months from the first purchase to the month before ``anchor``, each
+    weighted by its calendar month's factor (1 where it is unknown)."""
+    a = month_ordinal(anchor)
+    weight = np.where(np.isfinite(factors), factors, 1.0)
+    months = np.arange(panel_start, a)  # month ordinals (narrator.panel.month_ordinal) before the anchor
+    cumulative = np.r_[0.0, np.cumsum(weight[months % 12])]
+    first = np.clip(np.asarray(first_idx, dtype=np.int64), 0, len(months))
+    return cumulative[-1] - cumulative[first]
+
+
+
+def _log_odds_of_any(x: np.ndarray) -> np.ndarray:
+    """logit(1 - exp(-x)) = log(1 - exp(-x)) + x, for a Poisson mean x > 0."""
+    return np.log(-np.expm1(-x)) + x
+
+
+def season_shift(rate: np.ndarray, factor: float) -> np.ndarray:
+    """The log-odds shift of P(any order) when a Poisson rate ``rate`` is multiplied by the
+    season ``factor``: logit(1 - exp(-rate factor)) - logit(1 - exp(-rate)) =
+    log((1 - exp(-rate factor)) / (1 - exp(-rate))) + rate (factor - 1). About log(factor) for
+    a rare buyer, about rate (factor - 1) for a frequent one; 0 where the factor is unknown."""
+    rate = np.maximum(np.asarray(rate, dtype=float), _MIN_RATE)
+    if not (np.isfinite(factor) and factor > 0):
+        return np.zeros(len(rate))
+    return _log_odds_of_any(rate * factor) - _log_odds_of_any(rate)
+
+
+def orders_if_bought(rate: np.ndarray, factor: float) -> np.ndarray:
+    """E[orders | at least one] of a Poisson(rate x factor) month: x / (1 - exp(-x)) (factor 1
+    where unknown)."""
+    x = np.maximum(np.asarray(rate, dtype=float), _MIN_RATE) * (factor if np.isfinite(factor) and factor > 0 else 1.0)
+    return x / -np.expm1(-x)
+
+
+_MIN_RATE = 1e-9
+
+
+@dataclass(frozen=True)
+class SeasonContext:
+    """What the population tells about the anchor month's season, computed once from
+    ``cut = panel.before(anchor)`` (:meth:`from_cut`), so that a chunk of customers (a batch
+    chunk, a Dask worker) gets the same features as the whole panel.
+
+    * ``index``: :func:`season_index` (the ``season_index`` feature);
+    * ``factors``: :func:`order_season_factors`, the order rate's index per calendar month;
+    * ``prior_shape``, ``prior_mean``: the gamma prior of the customers' order rates at
+      season 1, by the method of moments over ``cut``'s customers (Poisson-gamma empirical
+      Bayes: Morris 1983, JASA 78(381); Gelman et al. 2013, section 2.6). ``prior_shape``
+      is inf when the rates vary no more than Poisson noise (everyone gets the mean).
+
+    Each customer's rate (:meth:`rates`) is the posterior mean
+    ``(shape + n) / (shape / mean + E)``: ``n`` the orders after the first (the acquisition
+    month's first order is the acquisition, not a draw from the rate), ``E`` the months from
+    the first purchase to the month before the anchor, each weighted by its calendar
+    month's factor. Its :func:`season_shift` at the anchor's factor is the purchase
+    model's offset (``season_shift``), :func:`orders_if_bought` the ``season_orders`` feature.
+    Only months before the anchor are read (``tests/test_season.py``)."""
+
+    anchor: pd.Period
+    index: float
+    factors: np.ndarray
+    prior_shape: float
+    prior_mean: float
+
+    @classmethod
+    def from_cut(cls, cut: MonthlyPanel, anchor: pd.Period) -> "SeasonContext":
+        factors = order_season_factors(cut)
+        count, exposure = _counts(cut.orders.sum(axis=1), cut.first_idx, cut.start, anchor, factors)
+        shape, mean = float("inf"), float("nan")
+        if len(count) and exposure.sum() > 0:
+            mean = float(count.sum() / exposure.sum())
+            spread = float(np.var(count / exposure) - mean * np.mean(1.0 / exposure))
+            if spread > 0 and mean > 0:
+                shape = mean ** 2 / spread
+        return cls(anchor, season_index(cut, anchor), factors, shape, mean)
+
+    @property
+    def factor(self) -> float:
+        """The order rate's seasonal index of the anchor's calendar month (NaN: unknown)."""
+        return float(self.factors[self.anchor.month - 1])
+
+    def rates(self, lifetime_orders: np.ndarray, first_idx: np.ndarray, panel_start: int) -> np.ndarray:
+        """Each customer's order rate per month at season 1 (class doc)."""
+        count, exposure = _counts(lifetime_orders, first_idx, panel_start, self.anchor, self.factors)
+        if not np.isfinite(self.prior_mean):
+            return np.full(len(count), np.nan)
+        if not np.isfinite(self.prior_shape):
+            return np.full(len(count), self.prior_mean)
+        return (self.prior_shape + count) / (self.prior_shape / self.prior_mean + exposure)
+
+    def columns(self, lifetime_orders: np.ndarray, first_idx: np.ndarray, panel_start: int) -> dict[str, np.ndarray]:
+        """The ``season_shift`` and ``season_orders`` columns of these customers."""
+        rate = self.rates(lifetime_orders, first_idx, panel_start)
+        known = np.isfinite(rate)
+        safe = np.where(known, rate, 1.0)
+        return {SHIFT_COLUMN: np.where(known, season_shift(safe, self.factor), 0.0),
+                ORDERS_COLUMN: np.where(known, orders_if_bought(safe, self.factor), np.nan)}
+
+
+def _counts(lifetime_orders: np.ndarray, first_idx: np.ndarray, panel_start: int, anchor: pd.Period,
+            factors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Orders after the first, and the season-weighted months since the first purchase."""
+    count = np.maximum(np.asarray(lifetime_orders, dtype=float) - 1.0, 0.0)
+    return count, _exposure(first_idx, panel_start, anchor, factors)

@@ -5,11 +5,15 @@
   per-customer explanation needs.
 * ``bucket``: ``multi:softprob`` over the positive buckets, on the rows that bought.
 
-The purchase booster starts every row from a fixed offset, ``log`` of the row's seasonal index
-(:func:`models.season.season_offset`; 0 where the index is missing): the season enters the
-log-odds the way an exposure enters a Poisson GLM (McCullagh & Nelder 1989, section 6.2.3),
-and the trees learn the customer around it. Its SHAP contributions give the offset to
-``season_index``, the feature it is a function of, so each row still sums to the margin.
+The purchase booster starts every row from a fixed offset, the row's ``season_shift``: the
+change of the customer's log-odds of buying that the anchor month's season makes, from the
+customer's own order rate (:class:`models.season.SeasonContext`; 0 where the season is
+unknown). The season enters the log-odds the way an exposure enters a Poisson GLM (McCullagh
+& Nelder 1989, section 6.2.3), and the trees learn the customer around it. Rows without that
+column (a model fitted on other features) start from ``log`` of their ``season_index``
+(:func:`models.season.season_offset`), the same shift for a customer who rarely buys. Its
+SHAP contributions give the offset to the column it comes from, so each row still sums to
+the margin.
 
 The bucket distribution is ``p_0 = 1 - P(buy)``, ``p_k = P(buy) * P(k | buy)``. Both
 boosters early-stop on a validation anchor that precedes every test anchor (Chen &
@@ -27,7 +31,7 @@ import pandas as pd
 import xgboost as xgb
 
 from models.errors import InsufficientData
-from models.season import SEASON_COLUMN, season_offset
+from models.season import SEASON_COLUMN, SHIFT_COLUMN, season_offset
 
 DEFAULT_PARAMS: dict = {
     "tree_method": "hist",
@@ -90,9 +94,16 @@ class HurdleXGB:
     def bucket_objective(self) -> dict:
         return {"objective": "multi:softprob", "num_class": self.n_buckets - 1, "eval_metric": "mlogloss"}
 
+    def _offset_column(self) -> str | None:
+        """The feature the purchase booster's offset comes from (None: no offset)."""
+        return next((c for c in (SHIFT_COLUMN, SEASON_COLUMN) if c in self.feature_names_), None)
+
     def _offset(self, X: pd.DataFrame) -> np.ndarray | None:
-        """The purchase booster's log-odds offset of each row (None without a seasonal index)."""
-        return season_offset(X[SEASON_COLUMN].to_numpy()) if SEASON_COLUMN in self.feature_names_ else None
+        """The purchase booster's log-odds offset of each row (module doc; None: no offset)."""
+        column = self._offset_column()
+        if column == SHIFT_COLUMN:
+            return np.nan_to_num(X[SHIFT_COLUMN].to_numpy(dtype=float), nan=0.0)
+        return season_offset(X[SEASON_COLUMN].to_numpy()) if column is not None else None
 
     def _dmatrix(self, X: pd.DataFrame, offset: bool = False, label: np.ndarray | None = None) -> xgb.DMatrix:
         """``offset``: the purchase booster's matrix, which starts each row from its offset."""
@@ -114,13 +125,14 @@ class HurdleXGB:
     def purchase_contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """SHAP contributions (log-odds of purchase) per feature plus ``bias``; each row
         sums to the purchase model's margin (Lundberg et al. 2020, TreeSHAP). XGBoost puts the
-        offset in ``bias``; it is moved to ``season_index``, of which it is a function."""
+        offset in ``bias``; it is moved to the feature it comes from (``season_shift``, or
+        ``season_index`` without it)."""
         contrib = self.purchase_.predict(self._dmatrix(X, offset=True), pred_contribs=True,
                                          iteration_range=self._best(self.purchase_))
         frame = pd.DataFrame(contrib, columns=[*self.feature_names_, "bias"], index=X.index)
         offset = self._offset(X)
         if offset is not None:
-            frame[SEASON_COLUMN] += offset
+            frame[self._offset_column()] += offset
             frame["bias"] -= offset
         return frame
 

@@ -20,7 +20,7 @@ from forecaster.dask_train import ClusterRows, tracker_host  # noqa: E402
 from forecaster.datasets import load_dataset  # noqa: E402
 from models import arms, metrics  # noqa: E402
 from models.arm_specs import XGB_BASE  # noqa: E402
-from models.season import SEASON_COLUMN  # noqa: E402
+from models.season import SHIFT_COLUMN  # noqa: E402
 from models.xgb import HurdleXGB  # noqa: E402
 
 from clitools import run_cli  # noqa: E402
@@ -72,16 +72,16 @@ def test_cluster_fit_scores_the_test_rows_as_the_single_machine_fit(client, shop
 
 
 def test_cluster_fit_starts_the_purchase_booster_from_the_seasonal_offset(client, shop_rows):
-    """Half the customers get a seasonal index of e, the other half 1/e, whatever the month:
+    """Half the customers get a seasonal shift of +1, the other half -1, whatever the month:
     an offset of +1 / -1 log-odds that says nothing of the outcome, which the trees must undo
-    (through season_index). A fit that trained without the offset but predicts with it (as
+    (through season_shift). A fit that trained without the offset but predicts with it (as
     HurdleXGB does) would be off by about one log-odds in each half."""
     rows, test, cols, n_buckets, val_anchor = shop_rows
     half = pd.util.hash_pandas_object(pd.concat([rows, test])["customer_id"], index=False).to_numpy() % 2 == 0
-    index = np.where(half, np.e, 1 / np.e)
-    rows, test = rows.assign(**{SEASON_COLUMN: index[:len(rows)]}), test.assign(**{SEASON_COLUMN: index[len(rows):]})
+    index = np.where(half, 1.0, -1.0)
+    rows, test = rows.assign(**{SHIFT_COLUMN: index[:len(rows)]}), test.assign(**{SHIFT_COLUMN: index[len(rows):]})
     here, there = _both(client, rows, cols, n_buckets, val_anchor, EXACT)
-    high = index[len(rows):] > 1
+    high = index[len(rows):] > 0
     bought = test["label"].to_numpy() > 0
     for group in (high, ~high):
         p_here, p_there = here.purchase_probability(test[group]), there.purchase_probability(test[group])

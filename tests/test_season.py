@@ -16,9 +16,9 @@ import pytest
 
 from forecaster.datasets import load_dataset
 from forecaster.synthetic import season_factors
-from models.season import SEASON_COLUMN, season_index
+from models.season import ORDERS_COLUMN, SEASON_COLUMN, SHIFT_COLUMN, SeasonContext, season_index, season_shift
 from models.xgb import HurdleXGB
-from narrator.panel import MonthlyPanel, month_ordinal
+from narrator.panel import HistoryBatch, MonthlyPanel, month_ordinal
 
 START = pd.Period("2021-01", "M")
 
@@ -105,3 +105,74 @@ def test_the_purchase_model_moves_with_a_season_its_trees_never_saw():
     contrib = model.purchase_contributions(probe)
     assert np.allclose(contrib.sum(axis=1), model.purchase_margin(probe), atol=1e-5)
     assert contrib[SEASON_COLUMN].iloc[1] - contrib[SEASON_COLUMN].iloc[0] == pytest.approx(np.log(1.4), abs=1e-5)
+
+
+# -- the per-customer seasonal shift (the purchase model's offset) -----------------------------
+def test_the_shift_is_log_season_for_a_rare_buyer_and_grows_with_the_rate():
+    """logit(1 - exp(-lambda s)) - logit(1 - exp(-lambda)): log(s) as lambda -> 0, about
+    lambda (s - 1) for a frequent buyer; 0 where the season is unknown."""
+    rates = np.array([1e-4, 0.1, 0.5, 1.0, 3.0])
+    shift = season_shift(rates, 1.3)
+    assert shift[0] == pytest.approx(np.log(1.3), abs=1e-4)
+    assert np.all(np.diff(shift) > 0)
+    assert shift[-1] == pytest.approx(3.0 * 0.3, abs=0.05)
+    assert np.all(season_shift(rates, 0.8) < 0)
+    assert np.all(season_shift(rates, float("nan")) == 0)
+
+
+def _season_columns(panel: MonthlyPanel, anchor: pd.Period) -> dict[str, np.ndarray]:
+    cut = panel.before(anchor)
+    batch = HistoryBatch.from_panel(cut, anchor, 12)
+    return SeasonContext.from_cut(cut, anchor).columns(batch.lifetime_orders, batch.first_idx, batch.panel_start)
+
+
+def _with_orders(panel: MonthlyPanel, orders: np.ndarray) -> MonthlyPanel:
+    spend = np.where(orders > 0, np.maximum(panel.spend, 1.0), 0.0)
+    return MonthlyPanel(panel.customer_ids, panel.start, spend, orders.astype(np.int32), panel.first_idx,
+                        panel.currency)
+
+
+def test_the_shift_reads_only_months_before_the_anchor():
+    panel = load_dataset("synthetic:400:1").panel
+    anchor = pd.Period("2024-11", "M")
+    before = _season_columns(panel, anchor)
+    assert np.isfinite(before[ORDERS_COLUMN]).all() and (before[SHIFT_COLUMN] > 0).all()  # November: a high season
+    later = panel.orders.copy()
+    later[:, panel.column(anchor):] = 5  # the anchor month and later: everyone orders 5 times
+    for name, values in _season_columns(_with_orders(panel, later), anchor).items():
+        assert np.array_equal(values, before[name])
+    earlier = panel.orders.copy()
+    earlier[:, panel.column(anchor - 12)] += 3  # last November: it must matter
+    assert not np.array_equal(_season_columns(_with_orders(panel, earlier), anchor)[SHIFT_COLUMN],
+                              before[SHIFT_COLUMN])
+
+
+def test_the_order_rate_index_recovers_the_generators_season():
+    """The order-rate index of November is about the generator's November factor over its
+    centred yearly mean (1.28 for 2022 and 2023), and a frequent buyer's shift is larger than
+    a rare buyer's."""
+    panel = load_dataset("synthetic:3000:0").panel
+    anchor = pd.Period("2024-11", "M")
+    context = SeasonContext.from_cut(panel.before(anchor), anchor)
+    assert context.factor == pytest.approx(1.28, abs=0.06)
+    rates = context.rates(np.array([2, 40]), np.array([0, 0]), panel.start)
+    assert rates[1] > rates[0]
+    shift = context.columns(np.array([2, 40]), np.array([0, 0]), panel.start)[SHIFT_COLUMN]
+    assert shift[1] > shift[0] > 0
+
+
+def test_the_shift_is_the_offset_and_its_shap_share():
+    """With a ``season_shift`` column the purchase model starts each row from it, and the
+    contributions give it to that column (each row still sums to the margin)."""
+    rng = np.random.default_rng(1)
+    n = 20_000
+    rate = rng.gamma(1.0, 0.3, n)
+    X = pd.DataFrame({"rate": rate, SHIFT_COLUMN: 0.0})
+    y = np.where(rng.random(n) < 1 - np.exp(-rate), rng.integers(1, 3, n), 0)
+    model = HurdleXGB(n_buckets=3).fit(X.iloc[:15_000], y[:15_000], X.iloc[15_000:], y[15_000:])
+    probe = pd.DataFrame({"rate": [0.3, 0.3], SHIFT_COLUMN: [0.0, 0.4]})
+    margin = model.purchase_margin(probe)
+    assert margin[1] - margin[0] == pytest.approx(0.4, abs=1e-5)
+    contrib = model.purchase_contributions(probe)
+    assert np.allclose(contrib.sum(axis=1), margin, atol=1e-5)
+    assert contrib[SHIFT_COLUMN].iloc[1] - contrib[SHIFT_COLUMN].iloc[0] == pytest.approx(0.4, abs=1e-5)

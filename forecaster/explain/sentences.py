@@ -47,7 +47,7 @@ def value_text(name: str, value: float, currency: str) -> str:
         return f"{value:.1f}배"
     if name.startswith(_DAYS):
         return f"{value:.0f}일"
-    if name in (f"{FC}expected_orders", "orders_per_month", "orders_per_active_month"):
+    if name in (f"{FC}expected_orders", "orders_per_month", "orders_per_active_month", "season_orders"):
         return f"{value:.2f}회"
     if name.startswith(_AMOUNTS):
         return format_amount(value, currency)
@@ -78,6 +78,10 @@ def _history_clause(name: str, value: float, text: str, anchor: pd.Period, curre
         return "마지막 구매가 바로 지난달이라" if round(value) == 1 else f"마지막 구매가 {_ra(text + ' 전')}"
     if name == "tenure":
         return f"첫 구매가 {_ra(text + ' 전')}"
+    if name == "season_shift":
+        if value == 0:
+            return "예측 대상 월의 계절 효과를 잴 자료가 아직 없어"
+        return f"예측 대상 월이 이 고객의 평소보다 주문이 {'늘어나는' if value > 0 else '줄어드는'} 계절이라"
     if name == "trend_slope":
         step = format_amount(abs(value), currency)
         if step == format_amount(0.0, currency):
@@ -93,6 +97,7 @@ def _history_clause(name: str, value: float, text: str, anchor: pd.Period, curre
         "orders_per_month": f"첫 구매 이후 월평균 주문이 {_ra(text)}",
         "orders_per_active_month": f"구매한 달의 평균 주문이 {_ra(text)}",
         "season_index": f"지난해들의 같은 달 구매율이 앞뒤 1년 평균의 {value:.2f}배라",
+        "season_orders": f"예측 대상 월에 구매한다면 예상되는 주문이 {_ra(text)}",
         "days_since_last_purchase": f"마지막 구매일이 {_ra(text + ' 전')}",
         "last_gap_days": f"마지막 두 구매일 사이가 {_ra(text)}",
         "gap_mean_days": f"구매일 사이 평균 간격이 {_ra(text)}",
@@ -156,6 +161,8 @@ def _missing_clause(name: str, scheme: BucketScheme, anchor: pd.Period) -> str:
         return "구매 간격이 하나뿐이라 간격의 변동을 잴 수 없고, 이 점이"
     if name == "season_index":
         return "이전 해 같은 달의 자료가 없어 계절 지수를 잴 수 없고, 이 점이"
+    if name == "season_orders":
+        return "주문 빈도를 잴 고객이 없어 예상 주문 수가 없고, 이 점이"
     label = feature_label(name, scheme)
     if name.startswith(FC):
         return f"예측기 응답이 실패해 {josa(label, '이/가')} 없고, 이 점이"
