@@ -9,9 +9,13 @@ What runs where:
 - **the panel** (:mod:`forecaster.dask_panel`): read, cleaned and reduced per customer on
   the workers; the client merges the per-partition results into the same Dataset as the
   in-memory reader.
-- **training** stays on the client, on a stratified customer sample (``--sample-customers``):
-  the models see a few hundred thousand rows at most, which one machine fits in minutes,
-  and the same rows give the same model whatever the engine (``xgboost.dask`` is a later step).
+- **training** stays on the client by default, on a stratified customer sample
+  (``--sample-customers``): the models see a few hundred thousand rows at most, which one
+  machine fits in minutes, and the same rows give the same model whatever the engine.
+  ``--dask-training`` fits every XGBoost model on the cluster instead, with ``xgboost.dask``
+  on every training row (:mod:`forecaster.dask_train`: the rows built on the client, sent
+  once partitioned by customer); it is for rows the client cannot also train on, and slower
+  whenever they fit (the figures are in that module's doc).
 - **batch scoring** (:func:`write_batch`): the population pieces (the forecaster's rates, the
   seasonal context) are computed once on the client from the whole cut panel; the model, the
   bucket scheme and those pieces are broadcast once (``client.scatter``); each worker scores

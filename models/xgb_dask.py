@@ -13,8 +13,10 @@ booster on the rows that bought. The result is the same :class:`HurdleXGB` (plai
 
 What differs: each worker runs with its own thread count (``nthread`` is left to
 ``xgboost.dask``), and the quantile sketch and the row subsampling are per worker, so the
-trees are not bit-identical to a single-machine fit on the same rows; their scores agree to
-about 1e-4 (``tests/test_dask_train.py`` asserts 1e-3).
+trees are not bit-identical to a single-machine fit on the same rows. Their scores differ by
+the order of a seed change: on synthetic:3000's last anchor, without subsampling, RPS by 7e-5 and
+log loss by 3e-4 (``tests/test_dask_train.py`` asserts 1e-3); with the default subsampling the
+log loss moved by 1.3e-3, where another seed moves the single-machine fit by 6e-4.
 
 Imports dask and ``xgboost.dask`` only inside :func:`fit`.
 """
