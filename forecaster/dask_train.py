@@ -20,7 +20,8 @@ Figures (``/usr/bin/time -v forecaster train --data shop100k --out m``
 [``--sample-customers 20000``] [``--dask local:2 --dask-training``], ``shop100k`` written by
 ``synthetic.write_parquet(100000, 3, ...)``: 1,059,585 transactions over 36 months; 2 shared
 cores, load average 3.4-7.4 from other jobs; "tree" is the summed RSS of the command and its
-worker processes, sampled every 2 s, for the sample from 1:45 into the run only):
+worker processes, sampled every 2 s, for the sample from 1:45 into the run only; the code of
+commit 4692303, before the per-customer seasonal shift and its two features):
 
 ============================  =========  ====================  =====================
 run                           wall time  peak RSS              validation RPS / log
