@@ -149,13 +149,12 @@ def predict(client: "Client", model: "TrainedModel", dataset: "Dataset", anchor:
             *, chunk_customers: int = 200_000, limit: int | None = None) -> pd.DataFrame:
     """``model.predict(dataset)``'s rows, scored on the cluster ``chunk_customers`` at a time."""
     from forecaster.batch import chunk_bounds, days_of, flag_top, top_flags
-    from models.season import SeasonContext
 
     job = model._job(dataset, anchor, limit, None)
     refuse_llm(job.provider.name)
     job.check_population()
-    scorer = Scorer(job.art, job.provider.forecaster.fit(job.cut), job.anchor, job.art.config["history_months"],
-                    SeasonContext.from_cut(job.cut, job.anchor))
+    # the population pieces the in-memory batch uses, made once on the client
+    scorer = Scorer(job.art, job.fitted, job.anchor, job.art.config["history_months"], job.season)
     shared = client.scatter(scorer, broadcast=True)
     bounds = chunk_bounds(len(job), chunk_customers)
     futures = []
