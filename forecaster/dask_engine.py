@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import Counter
+from collections import Counter, deque
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -42,7 +42,7 @@ import pandas as pd
 from forecaster.errors import UserError
 
 if TYPE_CHECKING:
-    from distributed import Client
+    from distributed import Client, Future
 
     from forecaster.api.model import TrainedModel
     from forecaster.datasets import Dataset
@@ -53,6 +53,7 @@ _LOCAL = re.compile(r"local:(\d+)")
 _TCP = re.compile(r"tcp://[^\s:/]+:\d+")
 CONNECT_TIMEOUT = "10s"
 DASK_HINT = "pip install 'llm-spend-forecaster[dask]'"
+IN_FLIGHT_PER_WORKER = 2  # chunks of a batch submitted ahead per worker: one running, one waiting
 
 
 def parse_address(address: str) -> str | int:
@@ -157,13 +158,29 @@ def predict(client: "Client", model: "TrainedModel", dataset: "Dataset", anchor:
     scorer = Scorer(job.art, job.fitted, job.anchor, job.art.config["history_months"], job.season)
     shared = client.scatter(scorer, broadcast=True)
     bounds = chunk_bounds(len(job), chunk_customers)
-    futures = []
-    for lo, hi in bounds:
+
+    def submit(lo: int, hi: int) -> "Future":
         shown = job.shown.take(np.arange(lo, hi))
-        futures.append(client.submit(score_chunk, shared, shown, days_of(job.days, shown.customer_ids), pure=False))
-    frames = [job.with_unforecast(future.result(), bounds, k) for k, future in enumerate(futures)]
+        return client.submit(score_chunk, shared, shown, days_of(job.days, shown.customer_ids), pure=False)
+
+    scored = in_order_bounded(submit, bounds, IN_FLIGHT_PER_WORKER * max(1, len(client.scheduler_info()["workers"])))
+    frames = [job.with_unforecast(rows, bounds, k) for k, rows in enumerate(scored)]
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     return flag_top(frame, top_flags(frame))
+
+
+def in_order_bounded(submit: Callable[[int, int], "Future"], bounds: list[tuple[int, int]],
+                     in_flight: int) -> Iterator[pd.DataFrame]:
+    """Each chunk's result in order, at most ``in_flight`` chunks submitted and not yet
+    collected: submitting every chunk at once put every chunk's panel rows and purchase days
+    in flight together (the client's and the workers' memory doubled the batch's)."""
+    pending: deque = deque()
+    for lo, hi in bounds:
+        pending.append(submit(lo, hi))
+        if len(pending) >= in_flight:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def write_batch(client: "Client", model: "TrainedModel", dataset: "Dataset", out: Path, anchor: str | None, *,

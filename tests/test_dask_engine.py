@@ -103,3 +103,24 @@ def test_no_dask_import_without_the_option():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_batch_chunks_come_back_in_order_with_a_bounded_number_in_flight():
+    outstanding, most = set(), [0]
+
+    class Done:  # a future whose result is collected once
+        def __init__(self, k: int):
+            self.k = k
+
+        def result(self) -> int:
+            outstanding.remove(self.k)
+            return self.k
+
+    def submit(lo: int, hi: int) -> Done:
+        outstanding.add(lo)
+        most[0] = max(most[0], len(outstanding))
+        return Done(lo)
+
+    bounds = [(lo, lo + 1) for lo in range(11)]
+    assert list(dask_engine.in_order_bounded(submit, bounds, 3)) == list(range(11))
+    assert most[0] == 3 and not outstanding
