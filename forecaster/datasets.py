@@ -167,10 +167,10 @@ class Dataset:
 
     @cached_property
     def purchase_days(self) -> PurchaseDays:
-        """Every purchase day of the data (:class:`models.timing.PurchaseDays`): made by the
-        chunked reader from its integer customer codes, else from ``transactions``."""
+        """Every purchase day of the data (:class:`models.timing.PurchaseDays`): from the
+        chunked reader's integer customer codes of its day log, else from ``transactions``."""
         if self.ingested is not None:
-            return self.ingested.days
+            return PurchaseDays.from_coded_log(self.transactions, self.ingested.day_rows, self.full_panel.customer_ids)
         return PurchaseDays.by_block(self.transactions)
 
     @property

@@ -27,7 +27,6 @@ from forecaster.ingest import Roles, ScanTotals, partitions, resolve_roles, scan
 from forecaster.ingest_arrays import days_months, dense_codes, duplicated_rows, group_sum, sorted_codes, stable_order
 from forecaster.ingest_spill import Spill
 from forecaster.ingest_source import Source, open_source
-from models.timing import PurchaseDays
 from narrator.panel import MonthlyPanel, first_order_column, panel_cells
 
 if TYPE_CHECKING:
@@ -74,13 +73,13 @@ class Reduced:
 class Ingested:
     """What the chunked reader keeps instead of the rows: the full panel, the timestamps'
     summary for the coverage rule, the kept rows per customer (all months, last month) and
-    the purchase days."""
+    the panel row of each purchase day (for :meth:`models.timing.PurchaseDays.from_coded_log`)."""
 
     full_panel: MonthlyPanel
     times: TimeSummary
     rows: np.ndarray  # per customer of full_panel
     last_month_rows: np.ndarray
-    days: PurchaseDays  # coded by the panel's rows (every customer of it, with a purchase day or not)
+    day_rows: np.ndarray  # int32: the panel row of each row of the purchase-day log, in its order
 
     @property
     def n_rows(self) -> int:
@@ -187,7 +186,7 @@ def _reduce_part(part: Part, out: Reduced, months: tuple[int, int] | None, curre
     local, days = groups // span, (groups % span) + day.min()
     out.days.append(pa.table({"customer_id": ids.take(pa.array(local)),
                               "ts": pa.array(days * 86_400_000_000_000, pa.timestamp("ns")),
-                              "amount": sums, "code": local.astype(np.int32), "day": days.astype(np.int32)}))
+                              "amount": sums, "code": local.astype(np.int32)}))
 
 
 def _month_counts(month: np.ndarray, rows: np.ndarray, out: Reduced) -> None:
@@ -270,8 +269,8 @@ def assemble(out: Reduced, totals: ScanTotals, months: tuple[int, int], currency
                          first_order_column(orders), currency)
     times = TimeSummary(pd.Timestamp(totals.first_ts), pd.Timestamp(totals.last_ts), totals.date_only,
                         int(last_rows.sum()))
-    days = purchase_days(out.days, position, starts, panel.customer_ids)
-    return Ingested(panel, times, rows, last_rows, days), _day_log(out)
+    day_rows = _day_rows(out.days, position, starts)
+    return Ingested(panel, times, rows, last_rows, day_rows), _day_log(out)
 
 
 def _scatter(pieces: list, position: np.ndarray, n_months: int) -> tuple[np.ndarray, ...]:
@@ -292,20 +291,16 @@ def _scatter(pieces: list, position: np.ndarray, n_months: int) -> tuple[np.ndar
     return spend, orders, rows, last_rows
 
 
-def purchase_days(tables: list[pa.Table], position: np.ndarray, starts: np.ndarray, ids: np.ndarray) -> PurchaseDays:
-    """The purchase days of every file's day table, coded by the panel's rows: a file's
-    ``code`` is its customer's place in the file's ids, ``position`` maps the files' ids in
-    order to the panel's rows. Each file is sorted by (code, day) and holds all of its
-    customers' days, so a stable sort by the panel's row sorts the whole by (code, day).
-    Integer codes throughout: no customer id is hashed or compared (``PurchaseDays.by_block``
-    on the day log took 32 s for 1M customers on the loaded shared machine)."""
+def _day_rows(tables: list[pa.Table], position: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """The panel row of each row of the purchase-day log (the files' day tables in order): a
+    file's ``code`` is its customer's place in the file's ids, ``position`` maps the files'
+    ids in order to the panel's rows. 4 bytes a purchase day, from which the batch makes its
+    purchase days without hashing or comparing a customer id (``PurchaseDays.by_block`` on
+    the day log took 32 s for 1M customers on the loaded shared machine)."""
     if not tables:
-        return PurchaseDays(pd.Index(ids), np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
-    code = np.concatenate([position[start + t.column("code").to_numpy()] for t, start in zip(tables, starts)])
-    order = np.argsort(code, kind="stable")
-    day = np.concatenate([t.column("day").to_numpy() for t in tables])[order]
-    amount = np.concatenate([t.column("amount").to_numpy() for t in tables])[order]
-    return PurchaseDays(pd.Index(ids), code[order].astype(np.int32), day, amount)
+        return np.zeros(0, np.int32)
+    return np.concatenate([position[start + t.column("code").to_numpy()] for t, start in zip(tables, starts)]
+                          ).astype(np.int32)
 
 
 def _day_log(out: Reduced) -> pd.DataFrame:

@@ -85,6 +85,18 @@ class PurchaseDays:
                    np.concatenate([p.code + offset for p, offset in zip(parts, offsets)]),
                    np.concatenate([p.day for p in parts]), np.concatenate([p.amount for p in parts]))
 
+    @classmethod
+    def from_coded_log(cls, log: pd.DataFrame, rows: np.ndarray, customer_ids: np.ndarray) -> "PurchaseDays":
+        """A purchase-day log already summed by (customer, day) (``ts`` the day, ``amount``
+        its purchases) whose rows' customers are given as positions ``rows`` in the sorted
+        ``customer_ids``: the same timing features as :meth:`from_transactions`, every
+        customer of ``customer_ids`` indexed (one without a day gets what an unknown one
+        gets). Each customer's days must come in day order; a stable sort by position then
+        sorts the whole by (customer, day)."""
+        order = np.argsort(rows, kind="stable")
+        day = log["ts"].to_numpy().astype("datetime64[D]").astype(np.int64)
+        return cls(pd.Index(customer_ids), rows[order], day[order], log["amount"].to_numpy(np.float64)[order])
+
     def features(self, anchor: pd.Period, customer_ids: np.ndarray) -> pd.DataFrame:
         """The timing features of ``customer_ids`` at ``anchor`` (module doc), in
         :func:`timing_feature_names` order, index ``customer_id``; a customer without a
