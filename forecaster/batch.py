@@ -62,11 +62,13 @@ def _with_positive_day(days: PurchaseDays, ids: np.ndarray) -> np.ndarray:
     """Which of ``ids`` (sorted) have a purchase day with a positive amount, i.e. a row with
     one (a day sums its rows of non-negative amount). Binary search on the sorted ids: no
     hash table or sort of every customer's id for the few customers without a forecast."""
-    positive = np.zeros(len(days.customer_ids), dtype=bool)
+    known = days.customer_ids.to_numpy()
+    if not len(known):
+        return np.zeros(len(ids), dtype=bool)
+    positive = np.zeros(len(known), dtype=bool)
     positive[days.code[days.amount > 0]] = True
-    at = np.minimum(days.customer_ids.searchsorted(ids), max(len(positive) - 1, 0))
-    found = days.customer_ids.to_numpy()[at] == ids if len(positive) else np.zeros(len(ids), dtype=bool)
-    return found & positive[at] if len(positive) else found
+    at = np.minimum(np.searchsorted(known, ids), len(known) - 1)
+    return (known[at] == ids) & positive[at]
 
 
 def status_counts(frame: pd.DataFrame) -> str:
