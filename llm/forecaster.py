@@ -32,7 +32,7 @@ from llm.prompt import Message, build_messages, prompt_version, system_prompt
 from llm.tokens import TokenCounter
 from narrator.panel import CustomerHistory, HistoryBatch, MonthlyPanel
 from structurer.features import records_to_features
-from structurer.protocol import Histories, Progress, ProviderInfo
+from structurer.protocol import Histories, NoPopulation, Progress, ProviderInfo
 from structurer.schema import BucketScheme, ForecastRecord, SpendForecastBase, spend_forecast_model
 
 Narrate = Callable[[CustomerHistory], str]
@@ -149,6 +149,12 @@ class LLMForecaster:
 
     def fit(self, cut: MonthlyPanel) -> "LLMForecaster":
         """Nothing to learn: each customer's narrative carries the history the LLM reads."""
+        return self
+
+    def population(self, cut: MonthlyPanel) -> NoPopulation:
+        return NoPopulation()
+
+    def fit_population(self, population: NoPopulation) -> "LLMForecaster":
         return self
 
     def forecast_features(self, batch: HistoryBatch) -> pd.DataFrame:

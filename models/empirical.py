@@ -81,6 +81,39 @@ class EmpiricalOutput:
     mean_positive_spend: np.ndarray
 
 
+@dataclass(frozen=True)
+class EmpiricalPopulation:
+    """What :meth:`EmpiricalForecaster.fit` reads of a cut panel: (customer-months, of which
+    with a purchase) over the last ``prior_months`` after and from each customer's
+    acquisition month, (orders, months) over the months with a purchase, and the spends of
+    those months. Integer counts and a list of arrays, so the populations of groups of
+    customers add up exactly (``a + b``) to the whole cut's; the fit sorts the spends
+    before it averages them, so their order does not matter either."""
+
+    after_acquisition: tuple[int, int]
+    from_acquisition: tuple[int, int]
+    active_orders: tuple[int, int]
+    positive: tuple[np.ndarray, ...]
+
+    def __add__(self, other: "EmpiricalPopulation") -> "EmpiricalPopulation":
+        def plus(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+            return a[0] + b[0], a[1] + b[1]
+        return EmpiricalPopulation(plus(self.after_acquisition, other.after_acquisition),
+                                   plus(self.from_acquisition, other.from_acquisition),
+                                   plus(self.active_orders, other.active_orders), self.positive + other.positive)
+
+
+_ASSIGN_CHUNK = 1 << 22  # spends put into buckets at a time (the bucket codes are int64)
+
+
+def _bucket_counts(scheme: BucketScheme, positive: np.ndarray) -> np.ndarray:
+    """How many of the positive spends fall in each bucket 1..K."""
+    counts = np.zeros(scheme.n_buckets, dtype=np.int64)
+    for lo in range(0, len(positive), _ASSIGN_CHUNK):
+        counts += np.bincount(scheme.assign(positive[lo:lo + _ASSIGN_CHUNK]), minlength=scheme.n_buckets)
+    return counts[1:].astype(float)
+
+
 class EmpiricalForecaster:
     """Recency-weighted bucket frequencies shrunk toward the population's (see module doc).
     A :class:`structurer.protocol.Forecaster` that asks no one: no ledger, no cost."""
@@ -118,19 +151,37 @@ class EmpiricalForecaster:
         must not see: the purchase rate over its last ``prior_months`` months; the bucket
         shares given a purchase, mean positive spend, orders per active month and the VIP
         spend level over all its months."""
+        return self.fit_population(self.population(train))
+
+    def population(self, train: MonthlyPanel) -> "EmpiricalPopulation":
+        """What :meth:`fit` reads of ``train`` (:class:`EmpiricalPopulation`)."""
         months = min(self.prior_months, train.n_months)
         cols = np.arange(train.n_months - months, train.n_months)
+        bought = train.spend[:, cols] > 0
         after_acq = cols[None, :] > train.first_idx[:, None]
-        spend = train.spend[:, cols]
-        if not after_acq.any():  # only one month of data: fall back to acquisition months
-            after_acq = cols[None, :] >= train.first_idx[:, None]
-        self.purchase_rate_ = float((spend[after_acq] > 0).mean())
-        positive = train.spend[train.spend > 0]
-        buckets = self.scheme.assign(positive)
-        counts = np.bincount(buckets, minlength=self.scheme.n_buckets)[1:].astype(float)
+        from_acq = cols[None, :] >= train.first_idx[:, None]
+        active = train.spend > 0
+        return EmpiricalPopulation(
+            after_acquisition=(int(after_acq.sum()), int((bought & after_acq).sum())),
+            from_acquisition=(int(from_acq.sum()), int((bought & from_acq).sum())),
+            active_orders=(int(train.orders[active].sum(dtype=np.int64)), int(active.sum())),
+            positive=(train.spend[active],))
+
+    def fit_population(self, population: "EmpiricalPopulation") -> "EmpiricalForecaster":
+        """The population rates from a cut's :class:`EmpiricalPopulation`; with only one month
+        of data (no month after anyone's acquisition) the purchase rate counts the
+        acquisition months."""
+        months, bought = population.after_acquisition
+        if not months:
+            months, bought = population.from_acquisition
+        self.purchase_rate_ = bought / months if months else float("nan")
+        positive = np.concatenate(population.positive)
+        positive.sort()  # the mean and the quantile then do not depend on the customers' order
+        counts = _bucket_counts(self.scheme, positive)
         self.bucket_shares_ = counts / counts.sum()
         self.mean_positive_spend_ = float(positive.mean())
-        self.orders_per_active_month_ = float(train.orders[train.spend > 0].mean())
+        orders, active = population.active_orders
+        self.orders_per_active_month_ = orders / active
         self.vip_spend_ = float(np.quantile(positive, 0.8))
         return self
 

@@ -30,7 +30,7 @@ outside the season does not reward them for it. The offset is each customer's ow
 (:class:`SeasonContext`): with orders ~ Poisson(lambda * season), P(buy) = 1 - exp(-lambda
 season), and a season moves the log-odds by about log(season) for a customer who rarely buys
 but by about lambda (season - 1) for a frequent one (:func:`season_shift`). The season there
-is the order rate's index (:func:`order_season_factors`: the same centred ratio on orders per
+is the order rate's index (:meth:`SeasonStats.order_factors`: the same centred ratio on orders per
 existing customer), since the share buying saturates: on synthetic:10000:0 at 2024-11 the
 share-buying index of November is 1.13, the order rate's 1.26 (the generator's factor over
 its centred yearly mean: 1.28). ``log(index)`` for everyone was the offset before (issue 11).
@@ -53,18 +53,12 @@ _CENTRED_WEIGHTS = np.r_[0.5, np.ones(WINDOW_MONTHS - 1), 0.5] / WINDOW_MONTHS
 
 def purchase_rates(cut: MonthlyPanel) -> np.ndarray:
     """``rate_t`` for every month of ``cut`` (NaN where nobody was acquired before t)."""
-    months = np.arange(cut.n_months)
-    existing = months[None, :] > cut.first_idx[:, None]
-    bought = existing & (cut.spend > 0)
-    counts = existing.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, bought.sum(axis=0) / counts, np.nan)
+    return SeasonStats.of(cut).purchase_rates()
 
 
-def seasonal_ratios(cut: MonthlyPanel, rates: np.ndarray | None = None) -> np.ndarray:
-    """``s_t`` for every month of ``cut`` (NaN where the centred window is incomplete);
-    ``rates`` per month, :func:`purchase_rates` by default."""
-    rates = purchase_rates(cut) if rates is None else rates
+def seasonal_ratios(rates: np.ndarray) -> np.ndarray:
+    """``s_t`` for every month of the rates per month (NaN where the centred window is
+    incomplete)."""
     ratios = np.full(len(rates), np.nan)
     half = WINDOW_MONTHS // 2
     for t in range(half, len(rates) - half):  # a loop over months, not rows
@@ -74,16 +68,17 @@ def seasonal_ratios(cut: MonthlyPanel, rates: np.ndarray | None = None) -> np.nd
     return ratios
 
 
-def _calendar_index(cut: MonthlyPanel, ratios: np.ndarray, month: int) -> float:
-    """The mean of ``ratios`` over ``cut``'s months of calendar month ``month`` (NaN: none)."""
-    months = pd.period_range(cut.first_month, periods=cut.n_months, freq="M").month.to_numpy()
+def _calendar_index(first_month: pd.Period, ratios: np.ndarray, month: int) -> float:
+    """The mean of ``ratios`` (one per month from ``first_month``) over the months of
+    calendar month ``month`` (NaN: none)."""
+    months = pd.period_range(first_month, periods=len(ratios), freq="M").month.to_numpy()
     same = (months == month) & np.isfinite(ratios)
     return float(ratios[same].mean()) if same.any() else float("nan")
 
 
 def season_index(cut: MonthlyPanel, anchor: pd.Period) -> float:
     """The seasonal index of ``anchor``'s calendar month from ``cut = panel.before(anchor)``."""
-    return _calendar_index(cut, seasonal_ratios(cut), anchor.month)
+    return SeasonStats.of(cut).index(anchor.month)
 
 
 def season_offset(index: np.ndarray) -> np.ndarray:
@@ -96,23 +91,6 @@ def season_offset(index: np.ndarray) -> np.ndarray:
 # -- the per-customer seasonal shift of the purchase log-odds ----------------------------------
 SHIFT_COLUMN = "season_shift"  # the purchase model's log-odds offset (models/xgb.py)
 ORDERS_COLUMN = "season_orders"  # expected orders in the anchor month given a purchase
-
-
-def order_rates(cut: MonthlyPanel) -> np.ndarray:
-    """Orders per customer acquired before t, for every month t of ``cut`` (NaN: nobody)."""
-    months = np.arange(cut.n_months)
-    existing = months[None, :] > cut.first_idx[:, None]
-    counts = existing.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, np.where(existing, cut.orders, 0).sum(axis=0) / counts, np.nan)
-
-
-def order_season_factors(cut: MonthlyPanel) -> np.ndarray:
-    """The order-rate seasonal index of each calendar month (January..December at 0..11)
-    from ``cut``: the ratio to the centred moving average of :func:`season_index`, on orders
-    per existing customer instead of the share buying; NaN where the data cannot tell yet."""
-    ratios = seasonal_ratios(cut, order_rates(cut))
-    return np.array([_calendar_index(cut, ratios, m) for m in range(1, 13)])
 
 
 def _exposure(first_idx: np.ndarray, panel_start: int, anchor: pd.Period, factors: np.ndarray) -> np.ndarray:
@@ -153,6 +131,78 @@ def orders_if_bought(rate: np.ndarray, factor: float) -> np.ndarray:
 _MIN_RATE = 1e-9
 
 
+_COUNT_BITS = 32  # a customer's key in SeasonStats: first month above, orders after the first below
+
+
+@dataclass(frozen=True)
+class SeasonStats:
+    """What :class:`SeasonContext` reads of a cut panel, as integer counts over its
+    customers: per month, the customers acquired before it, how many of them bought and their
+    orders; and how many customers share each (first month, orders after the first) pair.
+    Counts of groups of customers add up exactly to the whole cut's (``a + b``), so a batch
+    made partition by partition gets the context of the whole panel bit for bit, and the
+    moments of the rates are summed over the distinct pairs in one order whatever the
+    customers' order."""
+
+    first_month: pd.Period
+    existing: np.ndarray
+    buying: np.ndarray
+    orders: np.ndarray
+    keys: np.ndarray  # int64, sorted and distinct: first month << _COUNT_BITS | orders after the first
+    counts: np.ndarray  # customers per key
+
+    @classmethod
+    def of(cls, cut: MonthlyPanel) -> "SeasonStats":
+        existing = np.arange(cut.n_months)[None, :] > cut.first_idx[:, None]
+        first = np.minimum(cut.first_idx.astype(np.int64), cut.n_months)
+        after_first = np.maximum(cut.orders.sum(axis=1, dtype=np.int64) - 1, 0)
+        keys, counts = np.unique((first << _COUNT_BITS) | after_first, return_counts=True)
+        return cls(cut.first_month, existing.sum(axis=0), (existing & (cut.spend > 0)).sum(axis=0),
+                   np.where(existing, cut.orders, 0).sum(axis=0, dtype=np.int64), keys, counts.astype(np.int64))
+
+    def __add__(self, other: "SeasonStats") -> "SeasonStats":
+        if other.first_month != self.first_month or len(other.existing) != len(self.existing):
+            raise ValueError("season stats of different panels' months cannot be added")
+        keys, at = np.unique(np.r_[self.keys, other.keys], return_inverse=True)
+        counts = np.zeros(len(keys), dtype=np.int64)
+        np.add.at(counts, at, np.r_[self.counts, other.counts])
+        return SeasonStats(self.first_month, self.existing + other.existing, self.buying + other.buying,
+                           self.orders + other.orders, keys, counts)
+
+    def purchase_rates(self) -> np.ndarray:
+        """``rate_t``: the share of the customers acquired before t who bought in t (NaN: nobody)."""
+        return _per_existing(self.buying, self.existing)
+
+    def index(self, calendar_month: int) -> float:
+        """The seasonal index of a calendar month (1..12): :func:`season_index`."""
+        return _calendar_index(self.first_month, seasonal_ratios(self.purchase_rates()), calendar_month)
+
+    def order_factors(self) -> np.ndarray:
+        """The order-rate seasonal index of each calendar month (January..December at 0..11):
+        the ratio to the centred moving average of :func:`season_index`, on orders per
+        existing customer instead of the share buying; NaN where the data cannot tell yet."""
+        ratios = seasonal_ratios(_per_existing(self.orders, self.existing))
+        return np.array([_calendar_index(self.first_month, ratios, m) for m in range(1, 13)])
+
+    def rate_prior(self, anchor: pd.Period, factors: np.ndarray) -> tuple[float, float]:
+        """(shape, mean) of the gamma prior of the order rates by the method of moments
+        (:class:`SeasonContext`); shape inf when the rates vary no more than Poisson noise."""
+        count = (self.keys & ((1 << _COUNT_BITS) - 1)).astype(float)
+        exposure = _exposure(self.keys >> _COUNT_BITS, month_ordinal(self.first_month), anchor, factors)
+        n, weights = self.counts.sum(), self.counts.astype(float)
+        if not n or weights @ exposure <= 0:
+            return float("inf"), float("nan")
+        mean = float(weights @ count / (weights @ exposure))
+        rate = count / exposure
+        spread = float(weights @ (rate - weights @ rate / n) ** 2 / n - mean * (weights @ (1.0 / exposure)) / n)
+        return (mean ** 2 / spread if spread > 0 and mean > 0 else float("inf")), mean
+
+
+def _per_existing(values: np.ndarray, existing: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(existing > 0, values / existing, np.nan)
+
+
 @dataclass(frozen=True)
 class SeasonContext:
     """What the population tells about the anchor month's season, computed once from
@@ -160,7 +210,7 @@ class SeasonContext:
     chunk, a Dask worker) gets the same features as the whole panel.
 
     * ``index``: :func:`season_index` (the ``season_index`` feature);
-    * ``factors``: :func:`order_season_factors`, the order rate's index per calendar month;
+    * ``factors``: :meth:`SeasonStats.order_factors`, the order rate's index per calendar month;
     * ``prior_shape``, ``prior_mean``: the gamma prior of the customers' order rates at
       season 1, by the method of moments over ``cut``'s customers (Poisson-gamma empirical
       Bayes: Morris 1983, JASA 78(381); Gelman et al. 2013, section 2.6). ``prior_shape``
@@ -182,15 +232,15 @@ class SeasonContext:
 
     @classmethod
     def from_cut(cls, cut: MonthlyPanel, anchor: pd.Period) -> "SeasonContext":
-        factors = order_season_factors(cut)
-        count, exposure = _counts(cut.orders.sum(axis=1), cut.first_idx, cut.start, anchor, factors)
-        shape, mean = float("inf"), float("nan")
-        if len(count) and exposure.sum() > 0:
-            mean = float(count.sum() / exposure.sum())
-            spread = float(np.var(count / exposure) - mean * np.mean(1.0 / exposure))
-            if spread > 0 and mean > 0:
-                shape = mean ** 2 / spread
-        return cls(anchor, season_index(cut, anchor), factors, shape, mean)
+        return cls.from_stats(SeasonStats.of(cut), anchor)
+
+    @classmethod
+    def from_stats(cls, stats: SeasonStats, anchor: pd.Period) -> "SeasonContext":
+        """The context from the cut's :class:`SeasonStats` (of the whole cut, or added up
+        over its groups of customers)."""
+        factors = stats.order_factors()
+        shape, mean = stats.rate_prior(anchor, factors)
+        return cls(anchor, stats.index(anchor.month), factors, shape, mean)
 
     @property
     def factor(self) -> float:

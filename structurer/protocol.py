@@ -52,6 +52,20 @@ class RunLedger(Protocol):
     def render_failures(self) -> Any: ...
 
 
+class Population(Protocol):
+    """A forecaster's summary of a cut panel (:meth:`Forecaster.population`)."""
+
+    def __add__(self, other: Self) -> Self: ...
+
+
+class NoPopulation:
+    """The summary of a forecaster that learns nothing from the cut (an LLM reads each
+    customer's own history)."""
+
+    def __add__(self, other: "NoPopulation") -> "NoPopulation":
+        return self
+
+
 @runtime_checkable
 class Forecaster(Protocol):
     provider: str  # the name records carry; the registry's name for it
@@ -60,7 +74,18 @@ class Forecaster(Protocol):
     ledger: RunLedger | None
 
     def fit(self, cut: MonthlyPanel) -> Self:
-        """Learn what it needs from ``cut``, a panel already cut before the anchor."""
+        """Learn what it needs from ``cut``, a panel already cut before the anchor:
+        ``fit_population(population(cut))``."""
+        ...
+
+    def population(self, cut: MonthlyPanel) -> Population:
+        """What :meth:`fit` learns from ``cut``, as a summary that adds up exactly over
+        groups of its customers (``a + b``): a batch made partition by partition fits on
+        the sum of its partitions' summaries and gets the whole panel's fit."""
+        ...
+
+    def fit_population(self, population: Population) -> Self:
+        """Learn from the summary of a whole cut panel (:meth:`population`)."""
         ...
 
     def forecast_many(self, histories: Histories, progress: Progress | None = None) -> list[ForecastRecord]:

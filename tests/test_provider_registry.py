@@ -34,7 +34,13 @@ class PlaceboForecaster:
         self.scheme = scheme
 
     def fit(self, cut: MonthlyPanel) -> "PlaceboForecaster":
-        counts = np.bincount(self.scheme.assign(cut.spend[cut.spend >= 0]), minlength=self.scheme.n_buckets)
+        return self.fit_population(self.population(cut))
+
+    def population(self, cut: MonthlyPanel) -> np.ndarray:
+        """Bucket counts: a numpy array adds up over groups of customers as a summary must."""
+        return np.bincount(self.scheme.assign(cut.spend[cut.spend >= 0]), minlength=self.scheme.n_buckets)
+
+    def fit_population(self, counts: np.ndarray) -> "PlaceboForecaster":
         self.shares_ = counts / counts.sum()
         return self
 
