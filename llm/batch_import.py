@@ -122,7 +122,7 @@ def read_output_line(line: Mapping[str, Any]) -> LineVerdict:
 
 
 def failure_reason(status: Any, error: Any, body: Any = None) -> FailureReason:
-    """The typed reason of a failed batch line, read as ``llm.client.transport_reason``
+    """The typed reason of a failed batch line, read as ``llm.transport.transport_reason``
     reads the same HTTP statuses live (the error is the line's, else its body's)."""
     if not isinstance(error, dict) and isinstance(body, dict) and isinstance(body.get("error"), dict):
         error = body["error"]

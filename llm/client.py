@@ -2,12 +2,13 @@
 
 Two retry layers, one per cause, never multiplied into each other's counts:
 
-* **Transport** (this module's ``_send``): 429, timeouts, connection errors and 5xx are
-  retried by tenacity, with the SDK's own retries switched off (``max_retries=0``). We
-  retry here rather than in the SDK because the record and the ledger must count retries
-  apart from re-asks, a 429 whose code is ``insufficient_quota`` must stop the run instead
-  of being retried, and the final failure needs a typed reason — none of which the SDK's
-  internal loop exposes. ``retry-after-ms`` / ``Retry-After`` are honoured as the SDK does.
+* **Transport** (this module's ``_send``; which errors and how long to wait:
+  :mod:`llm.transport`): 429, timeouts, connection errors and 5xx are retried by tenacity,
+  with the SDK's own retries switched off (``max_retries=0``). We retry here rather than in
+  the SDK because the record and the ledger must count retries apart from re-asks, a 429
+  whose code is ``insufficient_quota`` must stop the run instead of being retried, and the
+  final failure needs a typed reason — none of which the SDK's internal loop exposes.
+  ``retry-after-ms`` / ``Retry-After`` are honoured as the SDK does.
 * **Re-ask** (``StructuredCaller.ask``): an answer that is not JSON, fails validation, is a
   refusal or was cut off by the length limit is sent back with the error and asked again
   (instructor-style), at most ``max_reasks`` times; then a typed ``failed`` outcome.
@@ -23,7 +24,6 @@ a row stops the run (:class:`EndpointWatch`) instead of retrying every customer.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import ssl
 import time
@@ -35,13 +35,16 @@ import anyio
 import httpx2
 import openai
 from pydantic import ValidationError
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-from tenacity.wait import wait_random_exponential
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
-from llm.config import LLMConfig, RetryPolicy
+from llm.config import LLMConfig
 from llm.errors import LLMError, RunAborted
-from llm.overflow import context_exceeded_detail, exceeds_context
+from llm.overflow import context_exceeded_detail
 from llm.prompt import InvalidKind, Message, reask_message
+# retry_after_s is not used here: imported so that ``from llm.client import retry_after_s``
+# keeps working now that the transport errors live in llm.transport
+from llm.transport import (EndpointWatch, WaitRetryAfterOrJitter, describe, fatal_message, is_transient,
+                           reached_server, retry_after_s, transport_reason)
 from structurer.schema import FailureReason, SpendForecastBase, strict_json_schema
 
 RESPONSE_FORMAT_NAME = "spend_forecast"
@@ -120,137 +123,6 @@ def _tls_context() -> ssl.SSLContext:
     return httpx2.create_ssl_context()
 
 
-# -- transport errors ------------------------------------------------------------------------
-
-
-def _describe(exc: BaseException) -> str:
-    """One line: the error and, when wrapped, its root cause (e.g. a cassette miss)."""
-    text = f"{type(exc).__name__}: {exc}"
-    cause = exc.__cause__
-    if cause is not None:
-        text += f" (caused by {type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''})"
-    return text.replace("\n", " ")
-
-
-def fatal_message(exc: BaseException) -> str | None:
-    """The one-line reason to stop the whole run, or None if the error is not fatal."""
-    if isinstance(exc, openai.RateLimitError) and "insufficient_quota" in (exc.code, exc.type):
-        return ("LLM 호출을 멈췄습니다: API 사용 한도가 소진되었습니다 (429 insufficient_quota). "
-                "결제 정보나 사용 한도를 확인한 뒤 다시 실행하세요.")
-    if isinstance(exc, openai.AuthenticationError):
-        return ("LLM 호출을 멈췄습니다: API 키가 거부되었습니다 (401). "
-                "OPENAI_API_KEY와 OPENAI_BASE_URL을 확인하세요.")
-    if isinstance(exc, openai.PermissionDeniedError):
-        return ("LLM 호출을 멈췄습니다: 이 키로는 모델에 접근할 수 없습니다 (403). "
-                "키의 권한과 --model 값을 확인하세요.")
-    return None
-
-
-def transport_reason(exc: BaseException) -> FailureReason:
-    """The typed failure reason of a transport error."""
-    if isinstance(exc, openai.APITimeoutError):
-        return "timeout"
-    if isinstance(exc, openai.APIConnectionError):
-        return "connection_error"
-    if isinstance(exc, openai.RateLimitError):
-        return "rate_limited"
-    if isinstance(exc, openai.APIStatusError) and exc.status_code == 408:
-        return "timeout"  # the server's own request timeout
-    if isinstance(exc, openai.APIStatusError) and (exc.status_code >= 500 or exc.status_code == 409):
-        return "server_error"  # 409: a lock timeout on the server, retried like the SDK does
-    if isinstance(exc, openai.BadRequestError):
-        return "context_exceeded" if exceeds_context(exc.code, exc.type, exc.body) else "bad_request"
-    return "other"
-
-
-def reached_server(exc: BaseException) -> bool:
-    """Whether a failed attempt got as far as the server. Only a connection that could not
-    be opened (refused, unknown host, connect timeout) or a free pooled connection that never
-    came (pool timeout) is known to have sent nothing; a read timeout or a dropped
-    connection means the request was written and the server has it."""
-    cause = exc.__cause__
-    return not isinstance(cause, (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout))
-
-
-# A run's endpoint is taken for unreachable when its requests keep failing for these reasons
-# (no answer could come from it); a rate limit means it is there and asks us to wait.
-_NO_ANSWER_REASONS = ("connection_error", "timeout", "server_error")
-
-
-class EndpointWatch:
-    """Stops a run at once when its endpoint never answers: after ``limit`` requests in a
-    row failed with no answer (connection refused, timeout, 5xx) before the first answer of
-    the run, :class:`RunAborted`. Once anything has answered, failures go through the usual
-    retries and end as ``failed`` records (the verbs' ``--max-failed`` check covers them)."""
-
-    def __init__(self, endpoint: str, limit: int) -> None:
-        self._endpoint = endpoint
-        self._limit = limit
-        self._failures = 0
-        self._answered = False
-
-    def answered(self) -> None:
-        self._answered = True
-
-    def failed(self, exc: openai.APIError) -> None:
-        reason = transport_reason(exc)
-        if reason not in _NO_ANSWER_REASONS:  # a 429 or a 4xx: the endpoint is there
-            self._answered = True
-        if self._answered:
-            return
-        self._failures += 1
-        if self._failures >= self._limit:
-            raise RunAborted(
-                f"LLM 호출을 멈췄습니다: {self._endpoint}에서 답을 한 번도 받지 못한 채 요청 {self._failures}개가 "
-                f"연달아 실패했습니다 ({reason}: {_describe(exc)}). 서버가 켜져 있는지, --base-url 또는 "
-                "OPENAI_BASE_URL이 맞는지 확인하세요."
-            ) from exc
-
-
-def _is_transient(exc: BaseException) -> bool:
-    """Worth retrying: rate limits (not quota), timeouts, connection errors, 5xx."""
-    if fatal_message(exc) is not None:
-        return False
-    return transport_reason(exc) in ("timeout", "connection_error", "rate_limited", "server_error")
-
-
-def retry_after_s(exc: BaseException | None) -> float | None:
-    """Seconds the server asked us to wait: ``retry-after-ms``, else ``Retry-After`` as
-    seconds or as an HTTP date; None when absent or unreadable."""
-    if not isinstance(exc, openai.APIStatusError):
-        return None
-    headers = exc.response.headers
-    for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            return max(0.0, float(value) / divisor)
-        except ValueError:
-            pass
-    date = headers.get("retry-after")
-    if date:
-        try:
-            return max(0.0, email.utils.parsedate_to_datetime(date).timestamp() - time.time())
-        except (TypeError, ValueError):
-            return None
-    return None
-
-
-class _WaitRetryAfterOrJitter:
-    """tenacity wait: the server's Retry-After when given (capped), else full jitter."""
-
-    def __init__(self, policy: RetryPolicy) -> None:
-        self._policy = policy
-        self._jitter = wait_random_exponential(multiplier=policy.initial_backoff_s, max=policy.max_backoff_s)
-
-    def __call__(self, state: RetryCallState) -> float:
-        asked = retry_after_s(state.outcome.exception() if state.outcome else None)
-        if asked is not None:
-            return min(asked, self._policy.max_retry_after_s)
-        return self._jitter(state)
-
-
 # -- answers ---------------------------------------------------------------------------------
 
 
@@ -297,7 +169,7 @@ class StructuredCaller:
         fixed = {"model": config.model, "response_format": response_format(model), **config.sampling}
         self._body_head = json.dumps(fixed, ensure_ascii=False, separators=(",", ":"))[:-1] + ',"messages":'
         self._endpoint = ChatEndpoint(client, config.timeout_s)
-        self._wait = _WaitRetryAfterOrJitter(config.retry)
+        self._wait = WaitRetryAfterOrJitter(config.retry)
         self._watch = EndpointWatch(config.endpoint, config.retry.unreachable_after)
 
     async def ask(self, messages: list[Message]) -> CallOutcome:
@@ -333,7 +205,7 @@ class StructuredCaller:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._config.retry.max_attempts),
             wait=self._wait,
-            retry=retry_if_exception(_is_transient),
+            retry=retry_if_exception(is_transient),
             reraise=True,
         )
         try:
@@ -346,7 +218,7 @@ class StructuredCaller:
             message = fatal_message(exc)
             if message is not None:
                 raise RunAborted(message) from exc
-            raise TransportGaveUp(transport_reason(exc), _describe(exc)) from exc
+            raise TransportGaveUp(transport_reason(exc), describe(exc)) from exc
         raise AssertionError("unreachable: tenacity either returns or re-raises")
 
     async def _attempt(self, conversation: list[Message], outcome: CallOutcome) -> Reply:

@@ -12,12 +12,12 @@ import pytest
 
 import llm.tokens as tokens_module
 from llm.cache import ResponseCache, cache_key
-from llm.client import (Reply, Unusable, _is_transient, fatal_message, judge, reached_server, retry_after_s,
-                        transport_reason)
+from llm.client import Reply, Unusable, fatal_message, judge, reached_server, retry_after_s, transport_reason
 from llm.config import LOCAL_PLACEHOLDER_KEY, resolve_config
 from llm.errors import LLMConfigError, LLMError, PriceFileError
 from llm.ledger import OUTPUT_TOKENS_ASSUMED, Price, PriceTable, UsageLedger
 from llm.tokens import TokenCounter, approximate_tokens
+from llm.transport import is_transient
 from llm_server import LoopbackLLMServer, make_histories, synthetic_answer
 from structurer.schema import BucketScheme, spend_forecast_model
 
@@ -92,7 +92,7 @@ def test_transport_errors_get_typed_reasons(error, reason, retried):
     status = {openai.RateLimitError: 429, openai.InternalServerError: 503, openai.ConflictError: 409,
               openai.APIStatusError: 408, openai.BadRequestError: 400, openai.NotFoundError: 404}[error]
     exc = _status_error(error, status)
-    assert transport_reason(exc) == reason and _is_transient(exc) == retried
+    assert transport_reason(exc) == reason and is_transient(exc) == retried
 
 
 def _wrapped(cls, cause: Exception):
@@ -112,7 +112,7 @@ def _wrapped(cls, cause: Exception):
 ])
 def test_only_attempts_that_never_connected_are_not_counted_as_requests(error, cause, reached):
     exc = _wrapped(error, cause)
-    assert reached_server(exc) is reached and _is_transient(exc)
+    assert reached_server(exc) is reached and is_transient(exc)
     assert reached_server(_status_error(openai.InternalServerError, 500))  # any status code is an answer
 
 

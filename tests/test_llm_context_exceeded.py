@@ -20,9 +20,10 @@ import pytest
 from rich.console import Console
 
 from llm.batch_import import read_output_line
-from llm.client import _is_transient, transport_reason
+from llm.client import transport_reason
 from llm.ledger import PriceTable, UsageLedger
 from llm.overflow import context_exceeded_detail
+from llm.transport import is_transient
 from structurer.schema import ForecastRecord
 
 LLAMA = json.loads((Path(__file__).parent / "fixtures" / "llama_server" / "context_exceeded.json").read_text())["body"]
@@ -48,7 +49,7 @@ def _sdk_error(body: dict) -> openai.APIStatusError:
 def test_each_servers_overflow_is_context_exceeded_and_not_retried(body):
     exc = _sdk_error(body)
     assert isinstance(exc, openai.BadRequestError)
-    assert transport_reason(exc) == "context_exceeded" and not _is_transient(exc)
+    assert transport_reason(exc) == "context_exceeded" and not is_transient(exc)
 
 
 def test_another_400_stays_a_bad_request():
