@@ -18,11 +18,18 @@ the order of a seed change: on synthetic:3000's last anchor, without subsampling
 log loss by 3e-4 (``tests/test_dask_train.py`` asserts 1e-3); with the default subsampling the
 log loss moved by 1.3e-3, where another seed moves the single-machine fit by 6e-4.
 
+XGBoost's native log lines on the workers go to Python (:func:`route_native_log`): warnings
+as UserWarning, the rest, e.g. the collective's "Task [xgboost.dask-0]:... got rank 0" at the
+start of every booster on every worker, at DEBUG on this module's logger, not on stderr.
+
 Imports dask and ``xgboost.dask`` only inside :func:`fit`.
 """
 
 from __future__ import annotations
 
+import ctypes
+import logging
+import warnings
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -35,6 +42,49 @@ if TYPE_CHECKING:
     from distributed import Client
 
 LABEL = "label"
+log = logging.getLogger(__name__)
+
+
+def _native_line(message: bytes) -> None:
+    """One log line of XGBoost's native library, on a worker's task thread: a warning is
+    raised as XGBoost's own callback raises it (``xgboost.core._log_callback``), anything else
+    goes to this module's logger at DEBUG."""
+    text = message.decode("utf-8", "replace")
+    if "WARNING:" in text:
+        warnings.warn(text, UserWarning, stacklevel=2)
+    else:
+        log.debug(text)
+
+
+# the library keeps only the callback's address: the ctypes object must live as long as the process
+_NATIVE_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_char_p)(_native_line)
+
+
+def _register_native_log() -> None:
+    """(A task on a worker.) This thread's native log lines go to :func:`_native_line`."""
+    from xgboost.core import _LIB, _check_call  # the C API's registration has no Python wrapper
+
+    _check_call(_LIB.XGBRegisterLogCallback(_NATIVE_CALLBACK))
+
+
+def route_native_log(client: "Client") -> None:
+    """Every worker's task thread sends XGBoost's native log lines through Python
+    (:func:`_native_line`) instead of writing them to the worker's stderr.
+
+    Why: XGBoost keeps its log callback per thread (``XGBRegisterLogCallback`` registers it
+    for the calling thread only) and the Python package registers it on the thread that
+    imported xgboost. A worker trains on its task thread, where the native default writes
+    each line to stderr, and there the collective announces every booster's start on every
+    worker: "Task [xgboost.dask-0]:tcp://127.0.0.1:43737 got rank 0", twice per worker and
+    fit. That line is ``LOG(CONSOLE)``, which ``verbosity=0`` does not silence, and it is
+    not a Python log record, so no logger level reaches it either. XGBoost's errors are
+    exceptions, not log lines, and its warnings still show (as UserWarning).
+
+    One task pinned to each worker reaches its one task thread (``--dask local:N`` starts
+    single-threaded workers; the setting stays with the thread, and a repeat is harmless).
+    A worker with several threads may still print from the others, to its own stderr."""
+    client.gather([client.submit(_register_native_log, pure=False, workers=[address], allow_other_workers=False)
+                   for address in client.nthreads()])
 
 
 def _margin(part: pd.DataFrame, model: HurdleXGB) -> pd.Series:
@@ -79,6 +129,7 @@ def fit(client: "Client", model: HurdleXGB, train: "dd.DataFrame", val: "dd.Data
     Raises: InsufficientData when the training or validation rows hold no purchase."""
     import dask
 
+    route_native_log(client)
     model.feature_names_ = list(cols)
     bought, bought_val = train[LABEL] > 0, val[LABEL] > 0
     n_bought, n_bought_val = dask.compute(bought.sum(), bought_val.sum())

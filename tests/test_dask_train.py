@@ -5,8 +5,10 @@ purchase booster's seasonal offset, and the command line writes a model folder b
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +17,12 @@ import pytest
 
 pytest.importorskip("distributed")
 
+import dask.dataframe as dd  # noqa: E402
+
 from forecaster import artifact, dask_engine, pipeline, synthetic  # noqa: E402
 from forecaster.dask_train import ClusterRows, tracker_host  # noqa: E402
 from forecaster.datasets import load_dataset  # noqa: E402
-from models import arms, metrics  # noqa: E402
+from models import arms, metrics, xgb_dask  # noqa: E402
 from models.arm_specs import XGB_BASE  # noqa: E402
 from models.season import SHIFT_COLUMN  # noqa: E402
 from models.xgb import HurdleXGB  # noqa: E402
@@ -93,6 +97,24 @@ def test_cluster_fit_starts_the_purchase_booster_from_the_seasonal_offset(client
 
 def test_tracker_listens_on_loopback_for_an_in_process_cluster(client):
     assert tracker_host(client) == "127.0.0.1"
+
+
+def test_workers_log_the_collectives_rank_line_instead_of_printing_it(client, capfd, caplog):
+    """XGBoost's collective writes "Task [xgboost.dask-N]:... got rank N" from native code to
+    file descriptor 2 of each worker (here, this process) at every booster's start; it goes to
+    models.xgb_dask's logger at DEBUG instead, and XGBoost's warnings (here, of an unused
+    parameter) are raised as UserWarning on the worker instead of being written there."""
+    rng = np.random.default_rng(0)
+    rows = pd.DataFrame({"x": rng.normal(size=400), "label": rng.integers(0, 3, size=400)})
+    train, val = dd.from_pandas(rows[:300], npartitions=2), dd.from_pandas(rows[300:], npartitions=2)
+    caplog.set_level(logging.DEBUG, logger="models.xgb_dask")
+    with warnings.catch_warnings(record=True) as raised:
+        warnings.simplefilter("always")
+        xgb_dask.fit(client, arms.hurdle(3, 0, params={"not_a_parameter": 1}), train, val, ["x"],
+                     tracker_host=tracker_host(client))
+    assert "got rank" not in capfd.readouterr().err
+    assert any("got rank" in record.getMessage() for record in caplog.records)
+    assert any("not_a_parameter" in str(w.message) and w.category is UserWarning for w in raised)
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
