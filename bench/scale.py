@@ -21,7 +21,10 @@ including interpreter start and imports, and the child's peak RSS, ``ru_maxrss``
 * ``duckdb``: ``SELECT customer_id, month, sum(amount), count(*) ... GROUP BY`` over the same
   Parquet files, the result fetched as an Arrow table (DuckDB's own threads: all cores);
 * ``batch``: ``forecaster batch --data FOLDER --model DIR`` (a model from ``forecaster
-  train``), the streamed batch; needs ``--model``;
+  train``): data read in chunks is scored one spill file of customers at a time
+  (:mod:`forecaster.batch_partitioned`); needs ``--model``;
+* ``batch-whole``: the batch that holds the whole panel (``TrainedModel.write_predictions``
+  on the loaded data, :mod:`forecaster.batch_stream`), what ``batch`` did before;
 * ``duckdb-full``: DuckDB doing the work the panel build does beyond the group-by: the
   exact duplicate rows dropped (``SELECT DISTINCT``), net spend floored at 0 and distinct
   orders with a positive amount per customer-month, and the purchase-day log (customer x
@@ -72,6 +75,13 @@ def child_panel(folder: str, chunk_rows: int) -> None:
     panel = dataset.panel
     print(json.dumps({"rows": dataset.transaction_count(), "customers": len(panel.customer_ids),
                       "months": panel.n_months}))
+
+
+def child_batch_whole(folder: str, model: str, out: str, chunk_rows: int) -> None:
+    import forecaster as fc
+    counts = fc.TrainedModel.load(model).write_predictions(fc.load_dataset(folder, chunk_rows=chunk_rows), out,
+                                                           force=True)
+    print(json.dumps({"rows": sum(counts.values())}))
 
 
 def child_duckdb_full(folder: str) -> None:
@@ -159,6 +169,9 @@ def step_argv(step: str, folder: Path, args: argparse.Namespace, out: Path) -> l
         return me + ["--child", "panel-dask", str(folder), "--workers", str(args.workers)]
     if step in ("duckdb", "duckdb-full"):
         return me + ["--child", step, str(folder)]
+    if step == "batch-whole":
+        return me + ["--child", step, str(folder), str(args.model), str(out / f"{step}.parquet"),
+                     "--chunk-rows", str(args.chunk_rows)]
     forecaster = str(Path(sys.executable).with_name("forecaster"))
     batch = [forecaster, "batch", "--data", str(folder), "--model", str(args.model), "--out",
              str(out / f"{step}.parquet"), "--force"]
@@ -181,9 +194,10 @@ def main() -> None:
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        kind, folder = args.child
+        kind, folder, *more = args.child
         children = {"panel": lambda: child_panel(folder, args.chunk_rows), "duckdb": lambda: child_duckdb(folder),
                     "duckdb-full": lambda: child_duckdb_full(folder),
+                    "batch-whole": lambda: child_batch_whole(folder, *more, args.chunk_rows),
                     "panel-dask": lambda: child_panel_dask(folder, args.workers)}
         children[kind]()
         return

@@ -138,6 +138,31 @@ def top_flags(frame: pd.DataFrame) -> np.ndarray:
     return top_share(frame["purchase_prob"].to_numpy()[forecast], frame["customer_id"].to_numpy()[forecast])[0]
 
 
+@dataclass(frozen=True)
+class WholeCut:
+    """The population pieces of the whole cut panel: the forecaster fitted on it and its
+    seasonal context. A batch made partition by partition hands every partition's job the
+    pieces of all partitions summed (:mod:`forecaster.batch_partitioned`)."""
+
+    fitted: Forecaster
+    season: SeasonContext
+
+
+def open_provider(art: artifact.Artifact, currency: str, forecaster: ForecasterChoice | None) -> Provider:
+    """The trained model's forecaster for data in ``currency``; UserError when the currency,
+    the provider or the prompt differ from the model's."""
+    info = art.config["forecaster"]
+    if currency != art.config["currency"]:
+        raise UserError(f"{art.name} was trained on {art.config['currency']} amounts but the data is in "
+                        f"{currency}; retrain on this data or pass the matching --currency")
+    provider = Provider(info["provider"], art.scheme, trained_settings(art, forecaster),
+                        empirical=artifact.empirical_settings(art.config))
+    if provider.info["prompt_version"] != info["prompt_version"]:
+        raise UserError(f"{art.name} was trained with prompt {info['prompt_version']!r}, the running code "
+                        f"uses {provider.info['prompt_version']!r}; retrain with `forecaster train`")
+    return provider
+
+
 @dataclass
 class BatchJob:
     """One anchor's batch: ``shown`` are the customers forecast (acquired before the anchor,
@@ -152,22 +177,17 @@ class BatchJob:
     shown: MonthlyPanel
     anchor: pd.Period
     unforecast: pd.DataFrame
+    whole: WholeCut | None = None  # given: the population pieces are not computed from ``cut``
 
     @classmethod
     def open(cls, art: artifact.Artifact, dataset: Dataset, anchor: pd.Period, limit: int | None = None,
-             forecaster: ForecasterChoice | None = None) -> "BatchJob":
+             forecaster: ForecasterChoice | None = None, whole: WholeCut | None = None,
+             provider: Provider | None = None) -> "BatchJob":
         """``limit``: only the first N customers of the data (by id), forecast or not.
         ``forecaster``: see :func:`trained_settings` (a provider that asks no one ignores the
-        LLM settings)."""
-        info = art.config["forecaster"]
-        if dataset.currency != art.config["currency"]:
-            raise UserError(f"{art.name} was trained on {art.config['currency']} amounts but the data is in "
-                            f"{dataset.currency}; retrain on this data or pass the matching --currency")
-        provider = Provider(info["provider"], art.scheme, trained_settings(art, forecaster),
-                            empirical=artifact.empirical_settings(art.config))
-        if provider.info["prompt_version"] != info["prompt_version"]:
-            raise UserError(f"{art.name} was trained with prompt {info['prompt_version']!r}, the running code "
-                            f"uses {provider.info['prompt_version']!r}; retrain with `forecaster train`")
+        LLM settings). ``whole`` and ``provider``: a partition's job
+        (:mod:`forecaster.batch_partitioned`)."""
+        provider = provider or open_provider(art, dataset.currency, forecaster)
         panel = dataset.panel
         try:
             panel.check_anchor(anchor)
@@ -181,7 +201,7 @@ class BatchJob:
         shown = cut if limit is None else cut.take(np.arange(n))
         unforecast = unforecast_rows(dataset, panel.customer_ids[chosen][~acquired], panel.first_idx[chosen][~acquired],
                                      anchor)
-        return cls(art, provider, cut, dataset.purchase_days, shown, anchor, unforecast)
+        return cls(art, provider, cut, dataset.purchase_days, shown, anchor, unforecast, whole)
 
     def __len__(self) -> int:
         """How many customers are forecast."""
@@ -260,12 +280,12 @@ class BatchJob:
     def fitted(self) -> Forecaster:
         """The forecaster fitted on the whole cut panel, once (a fit per chunk read every
         customer once per chunk: quadratic in the customers)."""
-        return self.provider.fitted(self.cut)
+        return self.whole.fitted if self.whole is not None else self.provider.fitted(self.cut)
 
     @cached_property
     def season(self) -> SeasonContext:
         """The population's seasonal context at the anchor (:class:`models.season.SeasonContext`), once."""
-        return SeasonContext.from_cut(self.cut, self.anchor)
+        return self.whole.season if self.whole is not None else SeasonContext.from_cut(self.cut, self.anchor)
 
     def run(self, chunk_customers: int | None = None) -> pd.DataFrame:
         """One row per customer of the data (or of the first ``--limit``), in id order, made

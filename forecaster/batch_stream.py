@@ -35,15 +35,16 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from forecaster import destination, progress
+from forecaster import artifact, destination, progress
 from forecaster.batch import BatchJob, check_output, chunk_bounds, flag_top, status_tally, UNFORECAST
+from forecaster.providers import Provider
 from forecaster.errors import UserError
 from forecaster.memory import DEFAULT_CHUNK_CUSTOMERS
 
@@ -51,27 +52,40 @@ PROGRESS = "progress.json"
 KIND = "forecaster batch progress"
 WORK_TAG = "forecaster-batch"
 HASH_ROWS = 1 << 20  # rows of an array hashed at a time
+PART_ROW_GROUP = 8192  # rows per row group of a part: a merge reads the parts a row group at a time
 
 
 def run_key(job: BatchJob, chunk_customers: int) -> str:
     """A digest of everything that decides the rows: the model (config and boosters), the
     cut panel, the purchase days, the customers without a forecast, the provider, the
     anchor and the chunk size. A rerun with the same arguments on the same data finds it."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(json.dumps(job.art.config, sort_keys=True, default=str).encode())
-    for model in job.art.models.values():
-        for booster in (model.purchase_, model.bucket_):
-            h.update(bytes(booster.save_raw("ubj")))
-    h.update(json.dumps([job.provider.info, job.provider.llm.model, job.provider.llm.base_url, str(job.anchor),
-                         chunk_customers]).encode())
+    h = model_digest(job.art, job.provider, job.anchor, chunk_customers)
     panel = job.shown
     h.update(pd.util.hash_array(np.asarray(job.cut.customer_ids, dtype=object)).tobytes())
     h.update(pd.util.hash_array(np.asarray(panel.customer_ids, dtype=object)).tobytes())
-    for array in (job.cut.spend, job.cut.orders, job.cut.first_idx, job.days.code, job.days.day, job.days.amount):
-        for lo in range(0, max(len(array), 1), HASH_ROWS):  # the cut may be a view: no copy of it whole
-            h.update(memoryview(np.ascontiguousarray(array[lo:lo + HASH_ROWS])).cast("B"))
+    update_digest(h, (job.cut.spend, job.cut.orders, job.cut.first_idx, job.days.code, job.days.day, job.days.amount))
     h.update(pd.util.hash_pandas_object(job.unforecast, index=False).to_numpy().tobytes())
     return h.hexdigest()
+
+
+def model_digest(art: artifact.Artifact, provider: Provider, anchor: pd.Period, chunk_customers: int) -> "hashlib._Hash":
+    """A BLAKE2b of the model (config and boosters), the provider, the anchor and the chunk
+    size, to which a run adds its data."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(json.dumps(art.config, sort_keys=True, default=str).encode())
+    for model in art.models.values():
+        for booster in (model.purchase_, model.bucket_):
+            h.update(bytes(booster.save_raw("ubj")))
+    h.update(json.dumps([provider.info, provider.llm.model, provider.llm.base_url, str(anchor),
+                         chunk_customers]).encode())
+    return h
+
+
+def update_digest(h: "hashlib._Hash", arrays: Iterable[np.ndarray]) -> None:
+    """``arrays``' bytes into ``h``, HASH_ROWS at a time (an array may be a view: no copy of it whole)."""
+    for array in arrays:
+        for lo in range(0, max(len(array), 1), HASH_ROWS):
+            h.update(memoryview(np.ascontiguousarray(array[lo:lo + HASH_ROWS])).cast("B"))
 
 
 @dataclass(frozen=True)
@@ -106,7 +120,7 @@ class WorkFolder:
     def record(self, state: dict, k: int, frame: pd.DataFrame) -> None:
         """Write chunk ``k``'s part, then mark it done (each file replaced atomically)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        _replace(self.part(k), lambda tmp: frame.to_parquet(tmp, index=False))
+        _replace(self.part(k), lambda tmp: frame.to_parquet(tmp, index=False, row_group_size=PART_ROW_GROUP))
         state["done"][str(k)] = {"rows": len(frame), "status": dict(Counter(frame["status"]))}
         _replace(self.folder / PROGRESS, lambda tmp: tmp.write_text(json.dumps(state, ensure_ascii=False, indent=1),
                                                                      encoding="utf-8"))
@@ -141,6 +155,18 @@ def other_work_folders(work: WorkFolder) -> list[Path]:
     return sorted(p for p in work.folder.parent.glob(prefix + "*") if p != work.folder and p.is_dir())
 
 
+def resumed_state(work: WorkFolder) -> dict:
+    """The work folder's state, with a notice for a resumed run and for the folders of
+    earlier runs with other arguments or data."""
+    for other in other_work_folders(work):
+        progress.notice(f"{other}: 다른 설정이나 데이터로 중단된 이전 실행의 중간 결과입니다. 필요 없으면 지우세요.")
+    state = work.state()
+    if state["done"]:
+        progress.notice(f"중단된 실행을 이어서 합니다: {work.chunks}개 묶음 중 {len(state['done'])}개는 "
+                        f"{work.folder}에 있어 다시 계산하지 않습니다.")
+    return state
+
+
 def top_from_parts(work: WorkFolder, job: BatchJob) -> np.ndarray:
     """The top-20% flag of every forecast customer, from the purchase probabilities of all
     parts (read one column at a time: 4 bytes a customer)."""
@@ -167,17 +193,18 @@ def _flagged_parts(work: WorkFolder, flags: np.ndarray) -> Iterator[pd.DataFrame
         offset += n
 
 
-def _write_parquet(frames: Iterator[pd.DataFrame], tmp: Path) -> None:
+def write_parquet(frames: Iterator[pd.DataFrame], tmp: Path, schema: pa.Schema | None = None) -> None:
+    """The frames into one Parquet file, each cast to ``schema`` (default: the first frame's)."""
     writer = None
     for frame in frames:
         table = pa.Table.from_pandas(frame, preserve_index=False)
         if writer is None:
-            writer = pq.ParquetWriter(tmp, table.schema)
-        writer.write_table(table)
+            writer = pq.ParquetWriter(tmp, schema or table.schema)
+        writer.write_table(table.cast(writer.schema) if table.schema != writer.schema else table)
     writer.close()
 
 
-def _write_csv(frames: Iterator[pd.DataFrame], tmp: Path) -> None:
+def write_csv(frames: Iterator[pd.DataFrame], tmp: Path) -> None:
     with open(tmp, "w", encoding="utf-8", newline="") as handle:
         for k, frame in enumerate(frames):
             destination.neutralise_formulas(frame).to_csv(handle, header=k == 0, index=False)
@@ -191,12 +218,7 @@ def stream_to_file(job: BatchJob, out: Path, force: bool, chunk_customers: int =
     job.check_population()
     bounds = chunk_bounds(len(job), chunk_customers)
     work = WorkFolder.beside(out, run_key(job, chunk_customers), len(bounds))
-    for other in other_work_folders(work):
-        progress.notice(f"{other}: 다른 설정이나 데이터로 중단된 이전 실행의 중간 결과입니다. 필요 없으면 지우세요.")
-    state = work.state()
-    if state["done"]:
-        progress.notice(f"중단된 실행을 이어서 합니다: {len(bounds)}개 묶음 중 {len(state['done'])}개는 "
-                        f"{work.folder}에 있어 다시 계산하지 않습니다.")
+    state = resumed_state(work)
     todo = [k for k in range(len(bounds)) if str(k) not in state["done"]]
     done = sum(hi - lo for k, (lo, hi) in enumerate(bounds) if str(k) in state["done"])
     with job.forecasting(bounds, done) as chunk_rows:
@@ -204,7 +226,7 @@ def stream_to_file(job: BatchJob, out: Path, force: bool, chunk_customers: int =
             work.record(state, k, chunk_rows(k))
     flags = top_from_parts(work, job)
     check_output(out, force)  # again: the file may have appeared during the run
-    write = _write_csv if out.suffix.lower() == ".csv" else _write_parquet
+    write = write_csv if out.suffix.lower() == ".csv" else write_parquet
     destination.write_file(out, lambda tmp: write(_flagged_parts(work, flags), tmp))
     work.remove()
     return status_tally(chunk["status"] for chunk in state["done"].values())

@@ -119,7 +119,27 @@ def judge_coverage(panel: MonthlyPanel, ts: np.ndarray, *, data_end: pd.Timestam
     date_only = bool((ts.astype("datetime64[D]") == ts).all())
     last_start = ordinal_to_period(panel.start + panel.n_months - 1).to_timestamp().to_datetime64()
     times = TimeSummary(pd.Timestamp(ts.min()), pd.Timestamp(ts.max()), date_only, int((ts >= last_start).sum()))
-    return judge_summary(panel, times, data_end=data_end, keep_partial=keep_partial)
+    return judge_summary(MonthTotals.of(panel), times, data_end=data_end, keep_partial=keep_partial)
+
+
+@dataclass(frozen=True)
+class MonthTotals:
+    """What the coverage rule reads of the panel: its months (``months``, a panel without
+    customers), the orders in each (summed over the customers) and how many customers bought
+    in the last one. Totals of groups of customers add up (``a + b``), so a batch made
+    partition by partition judges the whole data's months."""
+
+    months: MonthlyPanel
+    orders: np.ndarray  # int64 per month
+    last_buyers: int
+
+    @classmethod
+    def of(cls, panel: MonthlyPanel) -> "MonthTotals":
+        return cls(panel.take(np.zeros(0, dtype=np.intp)), panel.orders.sum(axis=0, dtype=np.int64),
+                   int((panel.orders[:, -1] > 0).sum()))
+
+    def __add__(self, other: "MonthTotals") -> "MonthTotals":
+        return MonthTotals(self.months, self.orders + other.orders, self.last_buyers + other.last_buyers)
 
 
 @dataclass(frozen=True)
@@ -134,20 +154,22 @@ class TimeSummary:
     last_month_rows: int
 
 
-def judge_summary(panel: MonthlyPanel, times: TimeSummary, *, data_end: pd.Timestamp | None = None,
+def judge_summary(panel: MonthTotals, times: TimeSummary, *, data_end: pd.Timestamp | None = None,
                   keep_partial: bool = False) -> Coverage:
-    """:func:`judge_coverage` from a :class:`TimeSummary` of the timestamps."""
+    """:func:`judge_coverage` from the panel's :class:`MonthTotals` and a :class:`TimeSummary`
+    of the timestamps."""
     first_ts, last_ts, date_only = times.first, times.last, times.date_only
     span = _Span(panel, first_ts, last_ts + (_DAY if date_only else pd.Timedelta(0)))
-    trailing = MonthCoverage(panel.last_month, last_ts, span.share(panel.n_months - 1), None, "too-few-months",
-                             date_only, rows=times.last_month_rows, buyers=int((panel.orders[:, -1] > 0).sum()))
+    trailing = MonthCoverage(panel.months.last_month, last_ts, span.share(panel.months.n_months - 1), None,
+                             "too-few-months",
+                             date_only, rows=times.last_month_rows, buyers=panel.last_buyers)
     last = _stated(trailing, span, data_end) if data_end is not None else _trailing(trailing, span)
     return Coverage(_leading(span, first_ts, date_only), last, keep_partial)
 
 
 def _trailing(month: MonthCoverage, span: "_Span") -> MonthCoverage:
     """The last month judged by its quiet end against the months before it."""
-    n = span.panel.n_months
+    n = span.panel.months.n_months
     if n == 1:
         return month
     cols = range(max(0, n - 1 - RATE_MONTHS), n - 1)
@@ -162,14 +184,14 @@ def _stated(month: MonthCoverage, span: "_Span", data_end: pd.Timestamp) -> Mont
     if data_end.to_period("M") != month.month:  # the export runs past the data's last month
         return dataclasses.replace(month, partial=False, decided_by="data-end")
     stated = _Span(span.panel, span.covered_start, data_end + _DAY)
-    return dataclasses.replace(month, edge=data_end, date_only=True, share=stated.share(span.panel.n_months - 1),
-                               partial=stated.covered_end < stated.start_of(span.panel.n_months),
+    return dataclasses.replace(month, edge=data_end, date_only=True, share=stated.share(span.panel.months.n_months - 1),
+                               partial=stated.covered_end < stated.start_of(span.panel.months.n_months),
                                decided_by="data-end")
 
 
 def _leading(span: "_Span", first_ts: pd.Timestamp, date_only: bool) -> MonthCoverage:
     """The first month judged by its quiet start against the months after it."""
-    month, n = span.panel.first_month, span.panel.n_months
+    month, n = span.panel.months.first_month, span.panel.months.n_months
     if n == 1:
         return MonthCoverage(month, first_ts, span.share(0), None, "too-few-months", date_only)
     cols = range(1, min(n, 1 + RATE_MONTHS))
@@ -188,12 +210,12 @@ def _implausibly_quiet(rate: float, gap_days: float) -> bool:
 class _Span:
     """The recorded time span over the panel's months."""
 
-    panel: MonthlyPanel
+    panel: MonthTotals
     covered_start: pd.Timestamp
     covered_end: pd.Timestamp  # first instant not covered
 
     def start_of(self, col: int) -> pd.Timestamp:
-        return ordinal_to_period(self.panel.start + col).to_timestamp()
+        return ordinal_to_period(self.panel.months.start + col).to_timestamp()
 
     def covered_days(self, col: int) -> float:
         lo = max(self.start_of(col), self.covered_start)
@@ -204,10 +226,10 @@ class _Span:
         return self.covered_days(col) / ((self.start_of(col + 1) - self.start_of(col)) / _DAY)
 
     def orders(self, cols: range) -> int:
-        return int(self.panel.orders[:, cols.start:cols.stop].sum())
+        return int(self.panel.orders[cols.start:cols.stop].sum())
 
     def median_rate(self, cols: range) -> float:
         """Median orders per covered day over ``cols`` (months without covered time skipped)."""
-        orders = self.panel.orders.sum(axis=0)
+        orders = self.panel.orders
         rates = [orders[c] / days for c in cols if (days := self.covered_days(c)) > 0]
         return float(np.median(rates)) if rates else 0.0

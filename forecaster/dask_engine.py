@@ -117,8 +117,8 @@ def load_dataset(client: "Client", src: str, *, customer: str | None = None, dat
     if not (path.is_dir() or path.suffix.lower() in (".csv", ".parquet", ".pq")):
         raise UserError(f"--dask reads a .csv or .parquet file or a folder of Parquet files, not {src!r}; "
                         f"drop --dask for the built-in data, or write it out (forecaster.synthetic.write_parquet)")
-    code = datasets._check_currency(currency or datasets.USER_FILE_CURRENCY)
-    months = datasets._month_options(date_range, data_end, keep_partial_month)
+    code = datasets.check_currency(currency or datasets.USER_FILE_CURRENCY)
+    months = datasets.month_options(date_range, data_end, keep_partial_month)
     return build(client, path, customer_col=customer, date_col=date, amount_col=amount, order_col=order,
                  currency=code, date_format=date_format, decimal_comma=decimal_comma, months=months)
 

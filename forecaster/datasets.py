@@ -68,7 +68,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster.columns import frame_table
-from forecaster.coverage import Coverage, judge_coverage, judge_summary
+from forecaster.coverage import Coverage, MonthTotals, judge_coverage, judge_summary
 from forecaster.dates import DateRange, parse_data_end, parse_date_range, screen_dates
 from forecaster.errors import UserError
 from forecaster.synthetic import DEFAULT_CUSTOMERS, DEFAULT_SEED, generate
@@ -122,6 +122,8 @@ class Dataset:
     read_notices: tuple[str, ...] = ()  # how the file was read (e.g. its separator)
     # read in chunks: the panel and row counts; ``transactions`` is then the purchase-day log
     ingested: "Ingested | None" = None
+    # one partition of a shop read in chunks (forecaster.batch_partitioned): the whole data's coverage
+    judged: Coverage | None = None
 
     @cached_property
     def full_panel(self) -> MonthlyPanel:
@@ -132,8 +134,10 @@ class Dataset:
 
     @cached_property
     def coverage(self) -> Coverage:
+        if self.judged is not None:
+            return self.judged
         if self.ingested is not None:
-            return judge_summary(self.full_panel, self.ingested.times, data_end=self.data_end,
+            return judge_summary(MonthTotals.of(self.full_panel), self.ingested.times, data_end=self.data_end,
                                  keep_partial=self.keep_partial_month)
         return judge_coverage(self.full_panel, self.transactions["ts"].to_numpy(), data_end=self.data_end,
                               keep_partial=self.keep_partial_month)
@@ -229,7 +233,7 @@ def load_dataset(
     mapping = {"--customer-col": customer_col, "--date-col": date_col, "--amount-col": amount_col,
                "--order-col": order_col, "--currency": currency, "--date-format": date_format,
                "--decimal-comma": decimal_comma or None, "--chunk-rows": chunk_rows}
-    months = _month_options(date_range, data_end, keep_partial_month)
+    months = month_options(date_range, data_end, keep_partial_month)
     if kind == "cdnow" or kind == "synthetic" or kind.startswith("synthetic:"):
         given = [flag for flag, value in mapping.items() if value is not None]
         if given:
@@ -254,7 +258,7 @@ class _MonthOptions:
     keep_partial_month: bool = False
 
 
-def _month_options(date_range: str | None, data_end: str | None, keep_partial_month: bool) -> _MonthOptions:
+def month_options(date_range: str | None, data_end: str | None, keep_partial_month: bool) -> _MonthOptions:
     return _MonthOptions(parse_date_range(date_range) if date_range else None,
                          parse_data_end(data_end) if data_end else None, keep_partial_month)
 
@@ -318,6 +322,13 @@ def _load_synthetic(src: str) -> Dataset:
     return Dataset(f"synthetic:{n}:{seed}", shop.transactions, "KRW", cleaning, shop.latent)
 
 
+def reads_in_chunks(path: Path, chunk_rows: int | None) -> bool:
+    """Whether a file is read by the chunked reader: a folder, ``--chunk-rows`` given, or a
+    file over CHUNKED_FROM_BYTES that is not gzip-compressed."""
+    return path.is_dir() or chunk_rows is not None or (
+        path.is_file() and path.stat().st_size > CHUNKED_FROM_BYTES and not path.name.lower().endswith(".gz"))
+
+
 def load_user_file(
     path: Path,
     *,
@@ -332,11 +343,10 @@ def load_user_file(
     chunk_rows: int | None = None,
 ) -> Dataset:
     """A user's CSV/Parquet transactions, validated and cleaned per the module policies."""
-    code = _check_currency(currency or USER_FILE_CURRENCY)
-    if path.is_dir() or chunk_rows is not None or (path.is_file() and path.stat().st_size > CHUNKED_FROM_BYTES
-                                                   and not path.name.lower().endswith(".gz")):
+    code = check_currency(currency or USER_FILE_CURRENCY)
+    if reads_in_chunks(path, chunk_rows):
         from forecaster.ingest import DEFAULT_CHUNK_ROWS, check_chunk_rows
-        from forecaster.ingest_reduce import load_chunked
+        from forecaster.ingest_chunked import load_chunked
         return load_chunked(path, customer_col=customer_col, date_col=date_col, amount_col=amount_col,
                             order_col=order_col, currency=code, date_format=date_format,
                             decimal_comma=decimal_comma, months=months,
@@ -379,15 +389,15 @@ def from_table(
                               "결제금액": ["12,300원", "8,000원"]})
         from_table(frame, name="shop").transactions["amount"].tolist()  # [12300.0, 8000.0]
     """
-    code = _check_currency(currency or USER_FILE_CURRENCY)
-    months = _month_options(date_range, data_end, keep_partial_month)
+    code = check_currency(currency or USER_FILE_CURRENCY)
+    months = month_options(date_range, data_end, keep_partial_month)
     from forecaster.raw_tables import from_raw_table
     return from_raw_table(frame_table(table, name), customer_col=customer_col, date_col=date_col,
                            amount_col=amount_col, order_col=order_col, currency=code,
                            date_format=date_format, decimal_comma=decimal_comma, months=months)
 
 
-def _check_currency(currency: str) -> str:
+def check_currency(currency: str) -> str:
     code = currency.strip().upper()
     if not re.fullmatch(r"[A-Z]{3}", code):
         raise UserError(f"--currency '{currency}' is not a 3-letter currency code; use e.g. KRW or USD")

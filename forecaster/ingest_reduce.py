@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,13 +19,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from forecaster.coverage import TimeSummary
+from forecaster.coverage import Coverage, TimeSummary
 from forecaster.dates import SHOP_TIMEZONE, OUTLIER_GAP_MONTHS, SHOWN_ROWS, check_span, outlying_bulk, refuse_beyond, refuse_outliers
 from forecaster.errors import UserError
-from forecaster.ingest import Roles, ScanTotals, partitions, resolve_roles, scan
+from forecaster.ingest import Roles, ScanTotals
 from forecaster.ingest_arrays import days_months, dense_codes, duplicated_rows, group_sum, sorted_codes, stable_order
 from forecaster.ingest_spill import Spill
-from forecaster.ingest_source import Source, open_source
+from forecaster.ingest_source import Source
 from narrator.panel import MonthlyPanel, first_order_column, panel_cells
 
 if TYPE_CHECKING:
@@ -93,11 +92,7 @@ def reduce_spill(spill: Spill, months: tuple[int, int] | None, currency: str,
     day) among purchases and by (customer, month) (see :func:`group_sum`). REDUCE_THREADS
     files at a time (numpy's sorts and Arrow's kernels release the GIL), merged in order."""
     def one(p: int) -> Reduced:
-        part = Reduced()
-        files = spill.read(p)
-        if files is not None:
-            _reduce_part(Part.of(*files), part, months, currency, sorted_keys)
-        return part
+        return reduce_file(spill, p, months, currency, sorted_keys)
 
     out = Reduced()
     if REDUCE_THREADS == 1:
@@ -108,6 +103,16 @@ def reduce_spill(spill: Spill, months: tuple[int, int] | None, currency: str,
         for part in pool.map(one, range(spill.parts)):
             out.merge(part)
     return out
+
+
+def reduce_file(spill: Spill, p: int, months: tuple[int, int] | None, currency: str,
+                sorted_keys: tuple[bool, bool]) -> Reduced:
+    """Spill file ``p``'s counts, panel rows and purchase days (:func:`reduce_spill`)."""
+    part = Reduced()
+    files = spill.read(p)
+    if files is not None:
+        _reduce_part(Part.of(*files), part, months, currency, sorted_keys)
+    return part
 
 
 @dataclass
@@ -258,6 +263,11 @@ def check_dates(source: Source, roles: Roles, totals: ScanTotals, spill: Spill, 
 def assemble(out: Reduced, totals: ScanTotals, months: tuple[int, int], currency: str) -> tuple[Ingested, pd.DataFrame]:
     """The full panel (customers sorted as build_panel sorts them) and the purchase-day log
     (its ids the panel's own string objects: one Python string per customer)."""
+    return assemble_ingested(out, totals, months, currency), _day_log(out)
+
+
+def assemble_ingested(out: Reduced, totals: ScanTotals, months: tuple[int, int], currency: str) -> Ingested:
+    """:func:`assemble`'s panel and counts; ``out``'s purchase days are left to :func:`_day_log`."""
     ids = pa.concat_arrays([p[0] for p in out.pieces]) if out.pieces else pa.array([], pa.large_string())
     order = pc.sort_indices(ids).to_numpy()  # UTF-8 byte order = code point order
     position = np.empty(len(order), dtype=np.int64)
@@ -270,7 +280,7 @@ def assemble(out: Reduced, totals: ScanTotals, months: tuple[int, int], currency
     times = TimeSummary(pd.Timestamp(totals.first_ts), pd.Timestamp(totals.last_ts), totals.date_only,
                         int(last_rows.sum()))
     day_rows = _day_rows(out.days, position, starts)
-    return Ingested(panel, times, rows, last_rows, day_rows), _day_log(out)
+    return Ingested(panel, times, rows, last_rows, day_rows)
 
 
 def _scatter(pieces: list, position: np.ndarray, n_months: int) -> tuple[np.ndarray, ...]:
@@ -314,43 +324,35 @@ def _day_log(out: Reduced) -> pd.DataFrame:
     return table.to_pandas(split_blocks=True, self_destruct=True)
 
 
+def sorted_guess(totals: ScanTotals) -> tuple[bool, bool]:
+    """Whether the kept rows come sorted by (customer, day) and (customer, month), as the
+    scan saw the rows: a reduction told so checks it (:func:`_reduce_exact`)."""
+    return totals.day_order.found == 0, totals.month_order.found == 0
+
+
+def sorted_actual(guess: tuple[bool, bool], kept_breaks: list[int]) -> tuple[bool, bool]:
+    """The kept rows' order once reduced (``kept_breaks``: :attr:`Reduced.kept_breaks` of
+    every file): rows out of order that all turn out to be duplicates leave them sorted."""
+    return guess[0] or kept_breaks[0] == 0, guess[1] or kept_breaks[1] == 0
+
+
 def _reduce_exact(spill: Spill, months: tuple[int, int], currency: str, totals: ScanTotals) -> Reduced:
-    """reduce_spill told whether the kept rows come sorted by key: rows out of order that all
-    turn out to be duplicates leave them sorted, which a second reduction then follows."""
-    guess = (totals.day_order.found == 0, totals.month_order.found == 0)
+    """reduce_spill told whether the kept rows come sorted by key, reduced again in the rare
+    case the guess was wrong (:func:`sorted_actual`)."""
+    guess = sorted_guess(totals)
     out = reduce_spill(spill, months, currency, guess)
-    actual = (guess[0] or out.kept_breaks[0] == 0, guess[1] or out.kept_breaks[1] == 0)
+    actual = sorted_actual(guess, out.kept_breaks)
     return out if actual == guess else reduce_spill(spill, months, currency, actual)
 
 
-def load_chunked(path: Path, *, customer_col: str | None, date_col: str | None, amount_col: str | None,
-                 order_col: str | None, currency: str, date_format: str | None, decimal_comma: bool,
-                 months: "_MonthOptions", chunk_rows: int, spill_dir: Path | None = None) -> "Dataset":
-    """A Parquet folder, Parquet file or CSV file read in chunks (module doc of
-    :mod:`forecaster.ingest`) into the Dataset the in-memory reader would give."""
-    source = open_source(path)
-    roles = resolve_roles(source, customer_col, date_col, amount_col, order_col)
-    spill = Spill(partitions(source.rows, chunk_rows), spill_dir)
-    try:
-        totals = scan(source, roles, spill, chunk_rows=chunk_rows, date_format=date_format,
-                      decimal_comma=decimal_comma, date_range=months.date_range, data_end=months.data_end)
-        spill.close()
-        range_text = months.date_range.text if months.date_range else None
-        month_range = check_dates(source, roles, totals, spill, range_text, months.data_end, currency)
-        out = _reduce_exact(spill, month_range, currency, totals)
-    finally:
-        spill.close()
-        spill.remove()
-    return reduced_dataset(source, roles, totals, out, month_range, months, currency)
-
-
 def reduced_dataset(source: Source, roles: Roles, totals: ScanTotals, out: Reduced, month_range: tuple[int, int],
-                    months: "_MonthOptions", currency: str) -> "Dataset":
+                    months: "_MonthOptions", currency: str, judged: Coverage | None = None) -> "Dataset":
     """The Dataset of a reduced scan: panel, purchase-day log and cleaning counts (any engine
-    that fills a ScanTotals and a Reduced)."""
+    that fills a ScanTotals and a Reduced); ``judged``: see :meth:`ChunkedScan.dataset`
+    (a spill file without a purchase is then no error: the whole data's check is the caller's)."""
     from forecaster.columns import refuse_no_purchase
     from forecaster.datasets import Cleaning, Dataset
-    if not out.positive:
+    if not out.positive and judged is None:
         refuse_no_purchase(source.where, roles.amount)
     ingested, days = assemble(out, totals, month_range, currency)
     cleaning = Cleaning(
@@ -361,4 +363,4 @@ def reduced_dataset(source: Source, roles: Roles, totals: ScanTotals, out: Reduc
         return_rows=out.return_rows, return_total=return_total(out) if out.return_rows else 0.0,
         months_floored=out.months_floored)
     return Dataset(source.where.file, days, currency, cleaning, keep_partial_month=months.keep_partial_month,
-                   data_end=months.data_end, read_notices=source.notices, ingested=ingested)
+                   data_end=months.data_end, read_notices=source.notices, ingested=ingested, judged=judged)

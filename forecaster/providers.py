@@ -22,7 +22,7 @@ from llm.config import DEFAULT_MAX_TOKENS, DEFAULT_TIMEOUT_S, check_max_tokens, 
 from llm.errors import LLMError
 from models.empirical import DEFAULT_SETTINGS, EmpiricalForecaster, EmpiricalSettings
 from narrator.panel import HistoryBatch, MonthlyPanel
-from structurer.protocol import Forecaster, Progress, ProviderInfo
+from structurer.protocol import Forecaster, Population, Progress, ProviderInfo
 from structurer.schema import BucketScheme, ForecastRecord
 
 
@@ -179,6 +179,15 @@ class Provider:
         from the whole cut panel: fit once per run, not once per chunk of customers)."""
         with _llm_errors_as_user_errors():
             return self.forecaster.fit(cut)
+
+    def population(self, cut: MonthlyPanel) -> Population:
+        """What :meth:`fitted` learns from ``cut``, as a summary that adds over groups of customers."""
+        return self.forecaster.population(cut)
+
+    def fitted_from(self, population: Population) -> Forecaster:
+        """The forecaster fitted on the summed :meth:`population` of a whole cut panel."""
+        with _llm_errors_as_user_errors():
+            return self.forecaster.fit_population(population)
 
     def records(self, batch: HistoryBatch, fitted: Forecaster) -> list[ForecastRecord]:
         """One record per customer of the batch, in order, from ``fitted`` (:meth:`fitted`)."""

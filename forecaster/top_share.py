@@ -30,20 +30,34 @@ def tie_keys(customer_ids: np.ndarray) -> np.ndarray:
                      for c in customer_ids], dtype=np.uint64)
 
 
+def top_cutoff(scores: np.ndarray, share: float = TOP_SHARE) -> tuple[float | None, int]:
+    """(the lowest flagged score, None when nobody is flagged; how many of the customers at
+    exactly that score are flagged: :func:`tied_chosen` picks them)."""
+    n, k = len(scores), top_count(len(scores), share)
+    if k == 0:
+        return None, 0
+    cutoff = float(np.partition(scores, n - k)[n - k])  # the k-th highest score
+    return cutoff, k - int((scores > cutoff).sum())
+
+
+def tied_chosen(tied_ids: np.ndarray, slots: int) -> np.ndarray:
+    """Which of the customers at the cut-off score are flagged: the first ``slots`` by the
+    hash of their id, then the id (module doc)."""
+    chosen = np.zeros(len(tied_ids), dtype=bool)
+    chosen[np.lexsort((tied_ids.astype(str), tie_keys(tied_ids)))[:slots]] = True
+    return chosen
+
+
 def top_share(scores: np.ndarray, customer_ids: np.ndarray, share: float = TOP_SHARE) -> tuple[np.ndarray, float | None]:
     """(flag per customer, the lowest flagged score or None when nobody is flagged)."""
     scores = np.asarray(scores, dtype=float)
-    n, k = len(scores), top_count(len(scores), share)
-    flags = np.zeros(n, dtype=bool)
-    if k == 0:
+    flags = np.zeros(len(scores), dtype=bool)
+    cutoff, slots = top_cutoff(scores, share)
+    if cutoff is None:
         return flags, None
-    cutoff = float(np.partition(scores, n - k)[n - k])  # the k-th highest score
-    above = scores > cutoff
-    flags[above] = True
+    flags[scores > cutoff] = True
     tied = np.flatnonzero(scores == cutoff)
-    ids = np.asarray(customer_ids)[tied]
-    order = np.lexsort((ids.astype(str), tie_keys(ids)))
-    flags[tied[order[: k - int(above.sum())]]] = True
+    flags[tied[tied_chosen(np.asarray(customer_ids)[tied], slots)]] = True
     return flags, cutoff
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from clitools import run_cli, train_once
+from status_shop import write_status_shop
 
 import forecaster as fc
 from forecaster import batch as batch_module
@@ -37,13 +38,7 @@ def dataset():
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory):
     """Customers of every status, ids of those without a forecast among the forecast ones."""
-    rows = [(f"C{c:02d}", f"2024-{m:02d}-{c % 28 + 1:02d}", 10_000.0 + 1_000 * c) for c in range(20)
-            for m in range(1, 7)]
-    rows += [("C05X", "2024-05-20", 25_000.0), ("C07R", "2024-03-03", -8_000.0), ("C11Z", "2024-04-04", 0.0),
-             ("C15N", "2024-07-01 04:00", 12_000.0), ("A00", "2024-06-02", 9_000.0)]
-    path = tmp_path_factory.mktemp("shop") / "shop.csv"
-    pd.DataFrame(rows, columns=["customer_id", "ts", "amount"]).to_csv(path, index=False)
-    return fc.load_dataset(str(path))
+    return fc.load_dataset(str(write_status_shop(tmp_path_factory.mktemp("shop") / "shop.csv")))
 
 
 def _work_folders(folder: Path) -> list[Path]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -21,6 +21,9 @@ from forecaster.providers import DEFAULT_PROVIDER, ForecasterChoice, resolve
 from forecaster.spending import (DEFAULT_MAX_FAILED, Confirm, approve_cost, check_failed_share, check_share,
                                  failure_checked)
 from llm.ledger import DryRunEstimate
+
+if TYPE_CHECKING:
+    from forecaster.ingest_chunked import ChunkedScan
 
 NOT_MADE = "모델을 만들지 않았으므로 저장하지 않았습니다."
 ROWS_KEPT = "예측한 행은 LLMRunFailed.rows에 있습니다."
@@ -147,6 +150,31 @@ class TrainedModel:
         job = self._approved_job(dataset, anchor, limit, forecaster, max_failed, confirm, budget_usd)
         counts = stream_to_file(job, path, force, chunk_customers)
         self._check_run(job, max_failed, f"결과 {sum(counts.values()):,}행은 실패한 행(status failed)까지 {path}에 썼습니다.")
+        return counts
+
+    def write_predictions_from_scan(self, scan: "ChunkedScan", path: str | Path, anchor: str | pd.Period | None = None,
+                                    *, force: bool = False, chunk_customers: int = DEFAULT_CHUNK_CUSTOMERS,
+                                    forecaster: ForecasterChoice | None = None,
+                                    max_failed: float = DEFAULT_MAX_FAILED, confirm: Confirm = False) -> Counter:
+        """:meth:`write_predictions` for a shop already scanned into spill files
+        (``forecaster.ingest_chunked.open_scan``), one spill file of customers at a time
+        (:mod:`forecaster.batch_partitioned`): the same file, with memory set by a spill
+        file's customers instead of the whole panel. An LLM forecaster's run reads the whole
+        panel instead: every prompt is approved and answered before the first row."""
+        from forecaster.api.data import _announced
+        from forecaster.batch import open_provider
+        from forecaster.batch_partitioned import write_partitioned
+
+        art = self._check_fitted()
+        provider = open_provider(art, scan.currency, forecaster)
+        if provider.is_llm:
+            return self.write_predictions(_announced(scan.whole()), path, anchor, force=force,
+                                          chunk_customers=chunk_customers, forecaster=forecaster,
+                                          max_failed=max_failed, confirm=confirm)
+        month = parse_anchor(anchor) if isinstance(anchor, str) else anchor
+        counts = write_partitioned(art, scan, provider, Path(path), month, force, chunk_customers)
+        for line in self.warnings_:
+            progress.warning(line)
         return counts
 
     def _approved_job(self, dataset: Dataset, anchor: str | pd.Period | None, limit: int | None,

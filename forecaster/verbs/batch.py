@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 
 from forecaster.memory import DEFAULT_CHUNK_CUSTOMERS
-from forecaster.verbs.options import DaskOption, DataOptions, dataset_from_options, engine, with_options
+from forecaster.verbs.options import (DaskOption, DataOptions, dataset_from_options, engine,
+                                      scan_from_options, with_options)
 from forecaster.verbs.provider_options import LLMRunOptions, err
 
 NOTHING_TO_ESTIMATE = "경험적 예측기는 LLM을 호출하지 않으므로 드라이런으로 추정할 호출·토큰·비용이 없습니다."
@@ -42,6 +43,16 @@ def batch(
     month = parse_anchor(anchor) if anchor else None  # a typo fails before the data is loaded
     if dask is not None:
         _batch_on_dask(dask, model, out, data, month, limit, force, chunk_customers)
+        return
+    scan = None if dry_run or limit is not None else scan_from_options(data)
+    if scan is not None:  # read in chunks: scored one spill file of customers at a time
+        with scan:
+            trained = TrainedModel.load(model)
+            counts = trained.write_predictions_from_scan(
+                scan, out, month, force=force, chunk_customers=chunk_customers,
+                forecaster=llm.choice(trained.config_["forecaster"]["provider"]), max_failed=llm.max_failed,
+                confirm=llm.consent())
+        err.print(f"{batch_job.status_line(counts)}, 결과를 {out}에 썼습니다.", soft_wrap=True)
         return
     dataset = dataset_from_options(data)
     trained = TrainedModel.load(model)

@@ -257,6 +257,19 @@ def dataset_from_options(options: DataOptions, client: Any = None) -> Dataset:
     )
 
 
+def scan_from_options(options: DataOptions) -> Any:
+    """The data the options name scanned into spill files
+    (:func:`forecaster.ingest_chunked.open_scan`), or None when it is read whole."""
+    from forecaster.ingest_chunked import open_scan
+
+    dates = options.dates
+    return open_scan(options.data, customer_col=options.customer_col, date_col=options.date_col,
+                     amount_col=options.amount_col, order_col=options.order_col, currency=options.currency,
+                     date_format=dates.date_format, decimal_comma=dates.decimal_comma, date_range=dates.date_range,
+                     data_end=dates.data_end, keep_partial_month=dates.keep_partial_month,
+                     chunk_rows=options.chunk_rows)
+
+
 def _dask_dataset(options: DataOptions, client: Any) -> Dataset:
     from forecaster import progress
     from forecaster.dask_engine import load_dataset
