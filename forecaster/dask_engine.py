@@ -74,12 +74,13 @@ def connect(address: str, *, processes: bool = True) -> Iterator["Client"]:
     (with the local cluster it started). ``processes=False`` runs local workers as threads of
     this process (the tests)."""
     target = parse_address(address)
-    # distributed logs each shuffle at WARNING on stderr, where the CLI's own lines go
-    logging.getLogger("distributed").setLevel(logging.ERROR)
     try:
         from distributed import Client, LocalCluster
     except ImportError:
         raise UserError(f"--dask needs the optional dask packages, which are not installed; {DASK_HINT}") from None
+    # distributed logs each shuffle at WARNING on stderr, where the CLI's own lines go; set
+    # after the import, which configures its loggers (to INFO) when it first runs
+    logging.getLogger("distributed").setLevel(logging.ERROR)
     if isinstance(target, int):
         # worker processes listen on loopback only; in-process workers talk through memory (inproc://)
         where = {"host": "127.0.0.1"} if processes else {}

@@ -48,11 +48,11 @@ from forecaster.amounts import parse_amounts
 from forecaster.columns import customer_ids, order_ids, resolve_column
 from forecaster.dates import _KST_SUFFIX, _TZ_SUFFIX, DateRange, outside_years, parse_dates
 from forecaster.errors import UserError
+from forecaster.memory import DEFAULT_CHUNK_ROWS
 from forecaster.ingest_arrays import _WEIGHTS, days_months, sorted_codes, text_hash
 from forecaster.ingest_source import Source
 from forecaster.ingest_spill import OrderCheck, Spill
 
-DEFAULT_CHUNK_ROWS = 1_000_000
 PARTITION_CHUNKS = 1  # a spill file holds about this many chunks' rows (1M customers: 1.56 GB peak with 1, 2.03 GB with 4)
 _US = "datetime64[us]"
 

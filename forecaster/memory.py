@@ -13,7 +13,10 @@ docs/architecture.md, section "Memory"):
 * ``batch``: the larger of the load and what the scoring holds: what it keeps of everyone
   (the log, the cut panel, the purchase days; per transaction) plus one chunk of
   ``--chunk-customers`` customers' features, answers and rows
-  (:mod:`forecaster.batch_stream`).
+  (:mod:`forecaster.batch_stream`); for data read in chunks (a Parquet folder, a large
+  file, ``--chunk-rows``), one spill file of about ``--chunk-rows`` rows reduced and scored
+  at a time plus what the run keeps of everyone (:mod:`forecaster.batch_partitioned`),
+  measured on the 1M and 3M shops of ``bench/scale.py``.
 
 The synthetic shops have 10.6 transactions and 36 months a customer; a shop with other
 ratios is estimated from the same coefficients. Synthetic data is generated in memory,
@@ -45,6 +48,11 @@ EVALUATE_PER_ROW = 2_100.0  # of evaluate (more arms and columns)
 BATCH_BASE_BYTES = 600 * MIB  # batch also imports xgboost and pyarrow
 BATCH_PER_TRANSACTION = 169.0  # what batch holds of everyone: the log, the cut panel, the purchase days
 BATCH_PER_CHUNK_CUSTOMER = 4_900.0  # one chunk's features, answers and rows
+# batch over a spill file at a time (bench/scale.py --steps batch: 1.70 GiB at 10.6M rows, 2.27 GiB at 31.7M)
+PARTITIONED_BASE_BYTES = 1_420 * MIB  # imports, the model, one spill file of 1,000,000 rows reduced and scored
+PARTITIONED_PER_TRANSACTION = 29.0  # kept of everyone: positive monthly spends, the merge's ids and order
+PARTITIONED_PER_CHUNK_ROW = 700.0  # a spill file's rows beyond 1,000,000 (--chunk-rows)
+DEFAULT_CHUNK_ROWS = 1_000_000  # the chunked reader's rows per chunk (forecaster.ingest), a spill file's
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,7 @@ class Workload:
     transactions: int
     sample_customers: int | None = None
     chunk_customers: int = DEFAULT_CHUNK_CUSTOMERS
+    chunk_rows: int | None = None  # read in chunks: batch goes one spill file at a time
 
     @property
     def anchors(self) -> int:
@@ -81,9 +90,15 @@ def estimate(work: Workload) -> dict[str, float]:
         "data": loaded,
         "train": loaded + TRAIN_PER_ROW * rows,
         "evaluate": loaded + EVALUATE_PER_ROW * rows,
-        "batch": max(loaded, BATCH_BASE_BYTES + BATCH_PER_TRANSACTION * work.transactions
-                     + BATCH_PER_CHUNK_CUSTOMER * chunk),
+        "batch": partitioned_bytes(work) if work.chunk_rows else
+        max(loaded, BATCH_BASE_BYTES + BATCH_PER_TRANSACTION * work.transactions + BATCH_PER_CHUNK_CUSTOMER * chunk),
     }
+
+
+def partitioned_bytes(work: Workload) -> float:
+    """``batch`` one spill file at a time (module doc); a file holds about ``chunk_rows`` rows."""
+    return (PARTITIONED_BASE_BYTES + PARTITIONED_PER_TRANSACTION * work.transactions
+            + PARTITIONED_PER_CHUNK_ROW * (min(work.chunk_rows, work.transactions) - DEFAULT_CHUNK_ROWS))
 
 
 # the flag that lowers each verb's estimate
@@ -130,6 +145,13 @@ def check_fits(estimates: dict[str, float], budget: int, work: Workload, stated:
         if verb not in REMEDY or estimates["data"] > budget:
             raise UserError(f"데이터를 읽는 데만 약 {size_text(estimates['data'])}가 필요해 {where} "
                             f"{size_text(budget)}를 넘습니다; 메모리가 더 큰 기계에서 실행하세요")
-        now = work.chunk_customers if verb == "batch" else work.sample_customers
+        flag, now = _remedy(verb, work)
         raise UserError(f"`forecaster {verb}`의 예상 최대 메모리는 약 {size_text(need)}로 {where} {size_text(budget)}보다 "
-                        f"큽니다; {REMEDY[verb]} 값(지금 {f'{now:,}' if now else '전체 고객'})을 줄여 다시 확인하세요")
+                        f"큽니다; {flag} 값(지금 {f'{now:,}' if now else '전체 고객'})을 줄여 다시 확인하세요")
+
+
+def _remedy(verb: str, work: Workload) -> tuple[str, int | None]:
+    """The flag that lowers ``verb``'s estimate and its value now."""
+    if verb == "batch" and work.chunk_rows:
+        return "--chunk-rows", work.chunk_rows
+    return REMEDY[verb], work.chunk_customers if verb == "batch" else work.sample_customers

@@ -69,3 +69,15 @@ def test_a_bad_memory_limit_fails_before_the_data_is_loaded(monkeypatch, capsys)
     monkeypatch.setattr("forecaster.verbs.data.dataset_from_options", lambda *a: pytest.fail("data loaded"))
     code, _, err = run_cli(["data", "--data", DATA, "--memory-limit", "lots"], monkeypatch, capsys)
     assert code == 2 and err.startswith("오류: --memory-limit lots")
+
+
+def test_data_read_in_chunks_is_batched_a_spill_file_at_a_time_in_far_less_memory():
+    """10M customers and 106M rows (bench/scale.py's shop): the whole-panel batch's estimate
+    is far above 8 GB, the one a spill file at a time below it, and it falls with --chunk-rows."""
+    whole = memory.estimate(memory.Workload(10_000_000, 36, 106_000_000))
+    files = memory.estimate(memory.Workload(10_000_000, 36, 106_000_000, chunk_rows=1_000_000))
+    smaller = memory.estimate(memory.Workload(10_000_000, 36, 106_000_000, chunk_rows=250_000))
+    assert whole["batch"] > 12 * memory.GB and files["batch"] < 8 * memory.GB and smaller["batch"] < files["batch"]
+    work = memory.Workload(10_000_000, 36, 106_000_000, chunk_rows=1_000_000)
+    with pytest.raises(UserError, match="forecaster batch.*--chunk-rows 값\\(지금 1,000,000\\)"):
+        memory.check_fits({"data": 0.0, "batch": files["batch"]}, memory.GB, work, stated=True)

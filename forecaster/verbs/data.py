@@ -45,7 +45,8 @@ def _memory_table(work: memory.Workload, estimates: dict[str, float], budget: in
     table.add_column("값", overflow="fold")
     sample = f"--sample-customers {work.sample_customers:,}" if work.sample_customers else "전체 고객"
     notes = {"data": "데이터 읽기", "train": sample, "evaluate": sample,
-             "batch": f"--chunk-customers {work.chunk_customers:,}"}
+             "batch": f"스필 파일 하나씩, --chunk-rows {work.chunk_rows:,}" if work.chunk_rows
+             else f"--chunk-customers {work.chunk_customers:,}"}
     for verb, need in estimates.items():
         table.add_row(f"forecaster {verb}", f"{memory.size_text(need)} ({notes[verb]})")
     where = "--memory-limit" if stated else "사용 가능 (/proc/meminfo MemAvailable)"
@@ -71,8 +72,9 @@ def data(
     with engine(dask) as client:
         dataset = dataset_from_options(data, client)
     summary = describe(dataset)
+    chunk_rows = (data.chunk_rows or memory.DEFAULT_CHUNK_ROWS) if dataset.ingested is not None else None
     work = memory.Workload(len(dataset.panel.customer_ids), dataset.panel.n_months, dataset.transaction_count(),
-                           sample_customers, chunk_customers)
+                           sample_customers, chunk_customers, chunk_rows)
     estimates = memory.estimate(work)
     stated = budget is not None
     budget = budget if stated else memory.available_bytes()
