@@ -57,7 +57,7 @@ from forecaster.top_share import tied_chosen, top_cutoff
 from models.season import SeasonContext, SeasonStats
 from structurer.protocol import Population
 
-MERGE_ROWS = 1 << 18  # output rows put into id order at a time
+MERGE_ROWS = 1 << 16  # output rows put into id order at a time (a block is copied a few times)
 
 
 @dataclass
@@ -91,6 +91,11 @@ class Summary:
         update_digest(self.digest, (panel.spend, panel.orders, panel.first_idx))
         update_digest(self.digest, (t.column(c).to_numpy().view(np.int64) if c == "ts" else t.column(c).to_numpy()
                                     for t in days for c in ("code", "ts", "amount")))
+
+    def release(self) -> None:
+        """Drop the summaries once the population pieces are fitted from them."""
+        for pieces in (self.season, self.population):
+            pieces.clear()
 
     def _add(self, anchor: pd.Period, acquired: int, season: SeasonStats, population: Population) -> None:
         if anchor not in self.season:
@@ -165,6 +170,7 @@ def write_partitioned(art: artifact.Artifact, chunked: ChunkedScan, provider: Pr
                         f"so there is nobody to forecast; choose a later --anchor")
     whole = WholeCut(provider.fitted_from(summary.population[anchor]),
                      SeasonContext.from_stats(summary.season[anchor], anchor))
+    summary.release()  # the positive spends of everyone, at each candidate anchor: no longer needed
     summary.digest.update(f"{anchor} {keys}".encode())
     work = WorkFolder.beside(out, summary.digest.hexdigest(), chunked.spill.parts)
     state = resumed_state(work)

@@ -52,7 +52,7 @@ PROGRESS = "progress.json"
 KIND = "forecaster batch progress"
 WORK_TAG = "forecaster-batch"
 HASH_ROWS = 1 << 20  # rows of an array hashed at a time
-PART_ROW_GROUP = 8192  # rows per row group of a part: a merge reads the parts a row group at a time
+PART_ROW_GROUP = 2048  # rows per row group of a part: a merge holds one of every part
 
 
 def run_key(job: BatchJob, chunk_customers: int) -> str:
