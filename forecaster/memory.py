@@ -48,10 +48,11 @@ EVALUATE_PER_ROW = 2_100.0  # of evaluate (more arms and columns)
 BATCH_BASE_BYTES = 600 * MIB  # batch also imports xgboost and pyarrow
 BATCH_PER_TRANSACTION = 169.0  # what batch holds of everyone: the log, the cut panel, the purchase days
 BATCH_PER_CHUNK_CUSTOMER = 4_900.0  # one chunk's features, answers and rows
-# batch over a spill file at a time (bench/scale.py --steps batch: 1.70 GiB at 10.6M rows, 2.27 GiB at 31.7M)
-PARTITIONED_BASE_BYTES = 1_420 * MIB  # imports, the model, one spill file of 1,000,000 rows reduced and scored
-PARTITIONED_PER_TRANSACTION = 29.0  # kept of everyone: positive monthly spends, the merge's ids and order
-PARTITIONED_PER_CHUNK_ROW = 700.0  # a spill file's rows beyond 1,000,000 (--chunk-rows)
+# batch over a spill file at a time (bench/scale.py --steps batch at 962f726: 1.11 GiB for 10.6M rows,
+# 2.67 GiB for 105.9M; --chunk-rows 250,000 and 3,000,000 on 10.6M rows: 0.92 and 1.98 GiB)
+PARTITIONED_BASE_BYTES = 960 * MIB  # imports, the model, one spill file of 1,000,000 rows reduced and scored
+PARTITIONED_PER_TRANSACTION = 17.6  # kept of everyone: the summaries while summed, the merge's ids and order
+PARTITIONED_PER_CHUNK_ROW = 400.0  # a spill file's (and a scanned chunk's) rows beyond or below 1,000,000
 DEFAULT_CHUNK_ROWS = 1_000_000  # the chunked reader's rows per chunk (forecaster.ingest), a spill file's
 
 
