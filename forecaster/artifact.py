@@ -30,12 +30,14 @@ from models.errors import InsufficientData
 from models.features import baseline_feature_names
 from models.rows import RowSpec, forecast_group_names
 from models.empirical import DEFAULT_SETTINGS, EmpiricalSettings
-from models.tuning import XGB_DEFAULT, XGB_GRID, Tuning, tune_empirical, tune_xgb, tuning_month, untuned
+from models.tuning import (OFFSET_KEY, OFFSETS, XGB_DEFAULT, XGB_GRID, Tuning, offset_columns, tune_empirical, tune_xgb,
+                           tuning_month, untuned, xgb_params)
 from models.xgb import HurdleXGB
 from narrator.panel import MonthlyPanel, parse_month
 from structurer.schema import BucketScheme
 
-ARTIFACT_FORMAT = 4  # 4: the per-customer seasonal shift (season_shift) as the purchase offset; season_orders
+ARTIFACT_FORMAT = 5  # 5: repeat_buy (models/repeat.py) and the purchase offset chosen on the tuning month
+# 4: the per-customer seasonal shift (season_shift) as the purchase offset; season_orders
 # 3: the centred seasonal index as the purchase model's offset; order value and rate features
 # 2: day-level timing features and the seasonal index in the baseline
 # the two arms an artifact holds: the baseline and the final model (baseline + forecaster)
@@ -73,13 +75,14 @@ class Artifact:
 
 
 def _fit_pair(rows: pd.DataFrame, spec: RowSpec, val_anchor: str, scheme: BucketScheme, seed: int,
-              params: dict, fit: arms.Fit = arms.fit_xgb):
+              chosen: dict, fit: arms.Fit = arms.fit_xgb):
     train, val = rows[rows["anchor"] < val_anchor], rows[rows["anchor"] == val_anchor]
     minimum_data.check_buyers(rows, sorted(train["anchor"].unique()), val_anchor, "train")
-    columns = {arm.name: arm.columns(spec) for arm in (XGB_BASE, XGB_FORECASTER)}
+    # both arms take the settings and the purchase offset chosen on the tuning month
+    columns = {arm.name: offset_columns(arm.columns(spec), chosen) for arm in (XGB_BASE, XGB_FORECASTER)}
     models, thresholds, summary = {}, {}, {}
     for arm, cols in columns.items():
-        model = fit(train, val, cols, scheme.n_buckets, seed, params=params)
+        model = fit(train, val, cols, scheme.n_buckets, seed, params=xgb_params(chosen))
         p_val = model.predict_proba(val)
         y_val = val["label"].to_numpy()
         thresholds[arm] = metrics.best_f1_threshold(1 - p_val[:, 0], y_val > 0)
@@ -290,10 +293,10 @@ def _differences(config: dict, scheme: BucketScheme, expected_forecaster: dict |
     features = config["features"]
     running = RowSpec(base=baseline_feature_names(), forecaster=forecast_group_names(scheme, "forecaster"),
                       btyd=[], empirical=[])
-    if features[BASE] != XGB_BASE.columns(running):
-        diffs.append("baseline feature list differs from the running code")
-    if features[AUGMENTED] != XGB_FORECASTER.columns(running):
-        diffs.append("forecaster feature list differs from the running code")
+    for key, arm, name in ((BASE, XGB_BASE, "baseline"), (AUGMENTED, XGB_FORECASTER, "forecaster")):
+        # either purchase offset the tuning month may choose (models/tuning.py)
+        if features[key] not in [offset_columns(arm.columns(running), {OFFSET_KEY: o}) for o in OFFSETS]:
+            diffs.append(f"{name} feature list differs from the running code")
     if expected_forecaster is not None:
         for key in ("provider", "model", "prompt_version"):
             if config["forecaster"].get(key) != expected_forecaster.get(key):

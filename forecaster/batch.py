@@ -28,6 +28,7 @@ from forecaster.pipeline import model_features
 from forecaster.providers import Forecaster, ForecasterChoice, LLMForecaster, Provider, resolve
 from forecaster.top_share import top_share
 from models.arms import spend_from_probs
+from models.repeat import RepeatContext
 from models.season import SeasonContext
 from models.timing import PurchaseDays
 from narrator.korean import format_month
@@ -140,12 +141,14 @@ def top_flags(frame: pd.DataFrame) -> np.ndarray:
 
 @dataclass(frozen=True)
 class WholeCut:
-    """The population pieces of the whole cut panel: the forecaster fitted on it and its
-    seasonal context. A batch made partition by partition hands every partition's job the
-    pieces of all partitions summed (:mod:`forecaster.batch_partitioned`)."""
+    """The population pieces of the whole cut panel: the forecaster fitted on it, its
+    seasonal context and its repeat-purchase model. A batch made partition by partition
+    hands every partition's job the pieces of all partitions summed
+    (:mod:`forecaster.batch_partitioned`)."""
 
     fitted: Forecaster
     season: SeasonContext
+    repeat: RepeatContext
 
 
 def open_provider(art: artifact.Artifact, currency: str, forecaster: ForecasterChoice | None) -> Provider:
@@ -274,7 +277,7 @@ class BatchJob:
                                             self.art.config["history_months"])
         records = self.provider.records(histories, self.fitted)
         return score_rows(self.art, self.anchor, histories, records, days_of(self.days, histories.customer_ids),
-                          self.season)
+                          self.season, self.repeat)
 
     @cached_property
     def fitted(self) -> Forecaster:
@@ -286,6 +289,11 @@ class BatchJob:
     def season(self) -> SeasonContext:
         """The population's seasonal context at the anchor (:class:`models.season.SeasonContext`), once."""
         return self.whole.season if self.whole is not None else SeasonContext.from_cut(self.cut, self.anchor)
+
+    @cached_property
+    def repeat(self) -> RepeatContext:
+        """The population's repeat-purchase model at the anchor (:class:`models.repeat.RepeatContext`), once."""
+        return self.whole.repeat if self.whole is not None else RepeatContext.from_cut(self.cut, self.season.factors)
 
     def run(self, chunk_customers: int | None = None) -> pd.DataFrame:
         """One row per customer of the data (or of the first ``--limit``), in id order, made
@@ -299,13 +307,13 @@ class BatchJob:
 
 
 def score_rows(art: artifact.Artifact, anchor: pd.Period, histories: HistoryBatch, records: list[ForecastRecord],
-               days: PurchaseDays, season: SeasonContext) -> pd.DataFrame:
+               days: PurchaseDays, season: SeasonContext, repeat: RepeatContext) -> pd.DataFrame:
     """The rows of the customers of ``histories`` from their forecaster records, purchase
-    days and the population's seasonal context: the part of a batch that needs no other
-    customer (the ``--dask`` engine runs it on the workers)."""
+    days and the population's seasonal context and repeat-purchase model: the part of a batch
+    that needs no other customer (the ``--dask`` engine runs it on the workers)."""
     scheme = art.scheme
     fc = records_to_features(records, scheme, index=histories.customer_ids)
-    features = model_features(histories, None, days, fc, season=season)
+    features = model_features(histories, None, days, fc, season=season, repeat=repeat)
     probs = art.models[artifact.AUGMENTED].predict_proba(features)
     purchase = 1.0 - probs[:, 0]
     frame = pd.DataFrame({

@@ -54,6 +54,7 @@ from forecaster.ingest_chunked import ChunkedScan
 from forecaster.ingest_reduce import Ingested, assemble_ingested, sorted_actual, sorted_guess
 from forecaster.providers import Provider
 from forecaster.top_share import tied_chosen, top_cutoff
+from models.repeat import RepeatContext, RepeatSummary
 from models.season import SeasonContext, SeasonStats
 from structurer.protocol import Population
 
@@ -74,6 +75,7 @@ class Summary:
     kept_breaks: list[int] = field(default_factory=lambda: [0, 0])
     acquired: dict[pd.Period, int] = field(default_factory=dict)
     season: dict[pd.Period, SeasonStats] = field(default_factory=dict)
+    repeat: dict[pd.Period, RepeatSummary] = field(default_factory=dict)
     population: dict[pd.Period, Population] = field(default_factory=dict)
 
     def add(self, ingested: Ingested, days: list[pa.Table], provider: Provider) -> None:
@@ -86,7 +88,8 @@ class Summary:
         for anchor in self.anchors:
             if panel.first_month < anchor <= panel.last_month + 1:  # else refused once the coverage is known
                 cut = panel.before(anchor)
-                self._add(anchor, len(cut.customer_ids), SeasonStats.of(cut), provider.population(cut))
+                self._add(anchor, len(cut.customer_ids), SeasonStats.of(cut), RepeatSummary.of(cut),
+                          provider.population(cut))
         self.digest.update(pd.util.hash_array(np.asarray(panel.customer_ids, dtype=object)).tobytes())
         update_digest(self.digest, (panel.spend, panel.orders, panel.first_idx))
         update_digest(self.digest, (t.column(c).to_numpy().view(np.int64) if c == "ts" else t.column(c).to_numpy()
@@ -94,15 +97,18 @@ class Summary:
 
     def release(self) -> None:
         """Drop the summaries once the population pieces are fitted from them."""
-        for pieces in (self.season, self.population):
+        for pieces in (self.season, self.repeat, self.population):
             pieces.clear()
 
-    def _add(self, anchor: pd.Period, acquired: int, season: SeasonStats, population: Population) -> None:
+    def _add(self, anchor: pd.Period, acquired: int, season: SeasonStats, repeat: RepeatSummary,
+             population: Population) -> None:
         if anchor not in self.season:
             self.acquired[anchor], self.season[anchor], self.population[anchor] = acquired, season, population
+            self.repeat[anchor] = repeat
             return
         self.acquired[anchor] += acquired
         self.season[anchor] = self.season[anchor] + season
+        self.repeat[anchor] = self.repeat[anchor] + repeat
         self.population[anchor] = self.population[anchor] + population
 
 
@@ -168,8 +174,9 @@ def write_partitioned(art: artifact.Artifact, chunked: ChunkedScan, provider: Pr
     if not summary.acquired.get(anchor):
         raise UserError(f"none of the {summary.customers:,} customers has a purchase before {anchor}, "
                         f"so there is nobody to forecast; choose a later --anchor")
-    whole = WholeCut(provider.fitted_from(summary.population[anchor]),
-                     SeasonContext.from_stats(summary.season[anchor], anchor))
+    season = SeasonContext.from_stats(summary.season[anchor], anchor)
+    whole = WholeCut(provider.fitted_from(summary.population[anchor]), season,
+                     RepeatContext.fit(summary.repeat[anchor], season.factors))
     summary.release()  # the positive spends of everyone, at each candidate anchor: no longer needed
     summary.digest.update(f"{anchor} {keys}".encode())
     work = WorkFolder.beside(out, summary.digest.hexdigest(), chunked.spill.parts)

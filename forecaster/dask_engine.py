@@ -127,7 +127,8 @@ def load_dataset(client: "Client", src: str, *, customer: str | None = None, dat
 @dataclass(frozen=True)
 class Scorer:
     """What every worker holds once (broadcast): the model and its scheme, the forecaster
-    with the population's rates already fitted, the seasonal context. No API key: the
+    with the population's rates already fitted, the seasonal context, the repeat-purchase
+    model. No API key: the
     empirical forecaster asks no one."""
 
     art: object
@@ -135,6 +136,7 @@ class Scorer:
     anchor: pd.Period
     history_months: int
     season: object  # models.season.SeasonContext
+    repeat: object  # models.repeat.RepeatContext
 
 
 def score_chunk(scorer: Scorer, shown: "MonthlyPanel", days: "PurchaseDays") -> pd.DataFrame:
@@ -144,7 +146,7 @@ def score_chunk(scorer: Scorer, shown: "MonthlyPanel", days: "PurchaseDays") -> 
 
     histories = HistoryBatch.from_panel(shown, scorer.anchor, scorer.history_months)
     records = scorer.forecaster.forecast_many(histories)
-    return score_rows(scorer.art, scorer.anchor, histories, records, days, scorer.season)
+    return score_rows(scorer.art, scorer.anchor, histories, records, days, scorer.season, scorer.repeat)
 
 
 def predict(client: "Client", model: "TrainedModel", dataset: "Dataset", anchor: str | pd.Period | None = None,
@@ -156,7 +158,7 @@ def predict(client: "Client", model: "TrainedModel", dataset: "Dataset", anchor:
     refuse_llm(job.provider.name)
     job.check_population()
     # the population pieces the in-memory batch uses, made once on the client
-    scorer = Scorer(job.art, job.fitted, job.anchor, job.art.config["history_months"], job.season)
+    scorer = Scorer(job.art, job.fitted, job.anchor, job.art.config["history_months"], job.season, job.repeat)
     shared = client.scatter(scorer, broadcast=True)
     bounds = chunk_bounds(len(job), chunk_customers)
 

@@ -24,12 +24,13 @@ from forecaster.datasets import Dataset
 from forecaster.errors import UserError
 from forecaster.providers import DEFAULT_PROVIDER, ForecasterChoice, Provider, registration, resolve
 from llm.config import ENV_API_KEY, ENV_BASE_URL
-from models.arm_specs import BAYES, ORACLE, XGB_BASE
+from models.arm_specs import BAYES, ORACLE, XGB_BASE, ArmKind
 from models.evaluate import EvaluationResult, arm_columns, evaluate
 from models.empirical import DEFAULT_SETTINGS, EmpiricalSettings
 from models.errors import InsufficientData
 from models.rows import BAYES_EXPECTED_SPEND, ORACLE_EXPECTED_SPEND, bayes_probability_names, oracle_probability_names
-from models.tuning import EMPIRICAL_GRID, XGB_DEFAULT, XGB_GRID, Tuning, tune_empirical, tune_xgb, tuning_month, untuned
+from models.tuning import (EMPIRICAL_GRID, XGB_DEFAULT, XGB_GRID, Tuning, offset_columns, tune_empirical, tune_xgb,
+                           tuning_month, untuned, xgb_params)
 from narrator.panel import HistoryBatch, MonthlyPanel, parse_month
 from structurer.schema import BucketScheme
 
@@ -244,9 +245,11 @@ def run(setup: EvaluationSetup, forecast_fn: pipeline.ForecastFn,
     if progress:
         progress(f"설정 탐색 {setup.tuning_month}")
     xgb_tuning = _xgb_tuning(rows, setup, plan[XGB_BASE])
+    chosen = xgb_tuning.chosen  # every XGBoost arm takes the purchase offset chosen on the tuning month
+    plan = {arm: offset_columns(cols, chosen) if arm.kind is ArmKind.XGB else cols for arm, cols in plan.items()}
     result = evaluate(rows, tests, setup.scheme, setup.representative_spend,
                       plan, seed=setup.seed, n_resamples=setup.n_resamples,
-                      progress=(lambda t: progress(f"검증 {t}")) if progress else None, params=xgb_tuning.chosen)
+                      progress=(lambda t: progress(f"검증 {t}")) if progress else None, params=xgb_params(chosen))
     result.metrics["tuning"] = {"month": setup.tuning_month, "xgb": xgb_tuning.to_json(),
                                 "empirical": setup.empirical_tuning.to_json()}
     test_rows = rows[rows["anchor"].isin(tests)]

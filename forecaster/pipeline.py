@@ -24,7 +24,9 @@ from models.btyd import BTYDModel
 from models.empirical import EmpiricalForecaster
 from models.errors import ModelError
 from models.features import baseline_feature_names, baseline_features
+from models.repeat import RepeatContext
 from models.rfm import DAYS_PER_WEEK, DayRFM, day_level_rfm
+from models.season import SeasonContext
 from models.timing import PurchaseDays
 from models.rows import BTYD_COLUMNS, BTYD_EXPECTED_ORDERS, BTYD_EXPECTED_SPEND, BTYD_P_PURCHASE, RowSpec, \
     forecast_group_names
@@ -190,14 +192,15 @@ class DayLevelBTYD:
 
 
 def model_features(batch: HistoryBatch, cut: MonthlyPanel | None, days: PurchaseDays, *columns: pd.DataFrame,
-                   season: float | None = None) -> pd.DataFrame:
+                   season: SeasonContext | None = None, repeat: RepeatContext | None = None) -> pd.DataFrame:
     """The models' input for ``batch``: its baseline features (``cut`` is
     ``panel.before(anchor)`` with every customer, ``days`` the log's purchase days), then each
     frame of further columns (a forecaster's, Pareto/NBD's) aligned on customer id; a
     customer a frame leaves out gets NaN there. Rows, batch and explain all put their
-    features together here. ``season``: the seasonal index already computed from ``cut``
-    (``cut`` may then be None: a Dask worker holds only its customers)."""
-    frame = baseline_features(batch, cut, days, season)
+    features together here. ``season``, ``repeat``: the seasonal context and the repeat-purchase
+    model already computed from ``cut`` (``cut`` may then be None: a Dask worker holds only its
+    customers)."""
+    frame = baseline_features(batch, cut, days, season, repeat)
     for extra in columns:
         frame = frame.join(extra.reindex(frame.index))
     return frame

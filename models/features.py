@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from models.repeat import REPEAT_COLUMN, RepeatContext
 from models.season import ORDERS_COLUMN, SEASON_COLUMN, SHIFT_COLUMN, SeasonContext
 from models.timing import TIMING_LABELS, PurchaseDays
 from narrator.panel import HistoryBatch, MonthlyPanel, month_ordinal
@@ -38,6 +39,7 @@ FEATURE_LABELS: dict[str, str] = {
     SEASON_COLUMN: "예측 대상 월의 계절 지수(지난해들의 같은 달 구매율)",
     SHIFT_COLUMN: "예측 대상 월의 계절이 이 고객의 구매 로그오즈에 주는 변화",
     ORDERS_COLUMN: "예측 대상 월에 구매한다면 예상되는 주문 수(계절 반영)",
+    REPEAT_COLUMN: "반복구매 모형(주문 빈도·이탈·계절)이 본 예측 대상 월의 구매 확률",
     **{f"spend_lag{k}": f"{k}개월 전 지출액" for k in range(1, LAGS + 1)},
     **{f"orders_lag{k}": f"{k}개월 전 주문 수" for k in range(1, LAGS + 1)},
     **{f"spend_mean{w}": f"최근 {w}개월 평균 지출액" for w in WINDOWS},
@@ -77,21 +79,23 @@ def _slope(spend: np.ndarray) -> np.ndarray:
 
 
 def baseline_features(batch: HistoryBatch, cut: MonthlyPanel | None, days: PurchaseDays,
-                      season: SeasonContext | None = None) -> pd.DataFrame:
+                      season: SeasonContext | None = None, repeat: RepeatContext | None = None) -> pd.DataFrame:
     """One row per customer of the batch (index ``customer_id``), columns in
     :func:`baseline_feature_names` order. Needs ``history_months >= 12``.
 
     ``cut`` is ``panel.before(batch.anchor)`` with every customer (the seasonal index is the
     population's), ``days`` the purchase days of the transaction log; ``season`` the
     population's seasonal context (:class:`models.season.SeasonContext`: the index, and what
-    the customer's seasonal shift and expected orders need) when the caller computed it once
-    from that cut (then ``cut`` is not read)."""
+    the customer's seasonal shift and expected orders need) and ``repeat`` the fitted
+    repeat-purchase model (:class:`models.repeat.RepeatContext`, the ``repeat_buy`` column)
+    when the caller computed them once from that cut (then ``cut`` is not read)."""
     if batch.history_months < max(WINDOWS):
         raise ValueError(f"baseline features need at least {max(WINDOWS)} history months")
     spend = batch.spend[:, -max(WINDOWS):]
     orders = np.where(batch.orders[:, -max(WINDOWS):] < 0, np.nan, batch.orders[:, -max(WINDOWS):])
     a = month_ordinal(batch.anchor) - batch.panel_start
     season = SeasonContext.from_cut(cut, batch.anchor) if season is None else season
+    repeat = RepeatContext.from_cut(cut, season.factors) if repeat is None else repeat
     tenure = a - batch.first_idx
     cols: dict[str, np.ndarray] = {
         "recency": (a - batch.last_idx).astype(float),
@@ -110,6 +114,7 @@ def baseline_features(batch: HistoryBatch, cut: MonthlyPanel | None, days: Purch
         SEASON_COLUMN: np.full(len(batch), season.index),
         # the purchase model's offset and the bucket model's seasonal input (models/season.py)
         **season.columns(batch.lifetime_orders, batch.first_idx, batch.panel_start),
+        **repeat.columns(batch.first_idx, batch.last_idx, batch.lifetime_orders, batch.panel_start),
     }
     for k in range(1, LAGS + 1):
         cols[f"spend_lag{k}"] = spend[:, -k]

@@ -3,7 +3,7 @@
 What is searched
 ----------------
 * XGBoost (:func:`tune_xgb`): ``max_depth`` {3, 4, 6} x ``min_child_weight`` {5, 20} at
-  ``eta`` 0.1 (:data:`XGB_GRID`, 6 candidates, the first commit's 4 / 0.1 / 5 among them),
+  ``eta`` 0.1 (:data:`XGB_GRID`, 6 settings, the first commit's 4 / 0.1 / 5 among them),
   the other settings as :data:`models.xgb.DEFAULT_PARAMS`. Why so few: on CDNOW (two cores)
   18 candidates with ``min_child_weight`` 1 took 46 s, about doubling ``forecaster
   evaluate`` (49 s), and the 1s ranked in the lower half at every depth and rate (tuning
@@ -19,27 +19,25 @@ What is searched
   differ from the choice by less than the boosters' own seed noise (XGBoost seeds 1-3 of the chosen settings: 1.0100-1.0104 on data seed 0,
   seeds 1-2: 1.0060-1.0064 on data seed 1; on data seed 0 the tuning month's RPS moves
   0.5% with the XGBoost seed, as much as between the grid's candidates), so none is added.
-  Also tried and not adopted (issue 11): a data-fitted repeat-purchase posterior as the
-  purchase booster's offset instead of ``season_shift``. The model: monthly orders
-  Poisson(lambda s_m) with lambda ~ Gamma (Pareto/NBD's purchasing, Schmittlein et al.
-  1987), s_m the order-rate seasonal factors, and a Beta-geometric dropout at each month's
-  start (as in BG/BB, Fader, Hardie & Shang 2010), fitted by maximum likelihood on customer
-  counts by (first month, last month with an order, orders after the first) of the cut,
-  which add exactly over groups of customers; the offset is logit P(alive and >= 1 order in
-  the anchor month | those three). Its raw P(buy) is about as sharp as the bayes arm's
-  (synthetic:10000:0, purchase log loss 0.1425 / 0.1418 / 0.1383 at 2024-10/11/12 against
-  0.1424 / 0.1415 / 0.1381). Full ``forecaster evaluate``, RPS ratio to bayes, seeds 0 / 1:
-  xgb_base 1.0093 / 1.0060 -> 1.0040 / 1.0035, xgb_base+btyd 1.0089 / 1.0051 -> 1.0040 /
-  1.0038, xgb_base+forecaster 1.0115 / 1.0086 -> 1.0042 / 1.0042 (the target, 1.005, met).
-  But on CDNOW its RPS is higher at all three test anchors: xgb_base pooled +0.000131 (95%
-  +0.000035..+0.000227), PR-AUC -0.0058 (-0.0100..-0.0017); xgb_base+forecaster RPS
-  +0.000128 (+0.000031..+0.000219), PR-AUC -0.0066 (-0.0108..-0.0027) (``bench/
-  compare_runs.py``), so it is not in the product. As a plain feature beside the
-  ``season_shift`` offset (cached rows, xgb_base+btyd 1.0076 / 1.0054) it is within the
-  seed noise on seed 1. The tuning month would tell the two shops apart: xgb_base fitted
-  before it and scored on it, RPS with the ``season_shift`` / the repeat offset, synthetic
-  seed 0 (2024-08) 0.031296 / 0.031277, seed 1 0.032305 / 0.032085, CDNOW (1998-02)
-  0.036834 / 0.036858; choosing the offset there is the next step to try.
+* The purchase booster's offset (:data:`OFFSETS`, issue 11), each grid entry tried with
+  both: ``season_shift`` (the model fitted without the ``repeat_buy`` column) or the log-odds
+  of ``repeat_buy``, a data-fitted repeat-purchase posterior (:mod:`models.repeat`: monthly
+  orders Poisson(lambda s_m) with lambda ~ Gamma, Pareto/NBD's purchasing, Schmittlein et
+  al. 1987, s_m the order-rate seasonal factors, and a Beta-geometric dropout at each
+  month's start as in BG/BB, Fader, Hardie & Shang 2010, fitted by maximum likelihood on
+  customer counts by first month, last month with an order and orders after the first).
+  Why chosen, not fixed: neither offset wins on both kinds of shop. With the repeat offset
+  everywhere, synthetic:10000 seeds 0 / 1 went from RPS ratio to bayes (xgb_base+btyd)
+  1.0089 / 1.0051 to 1.0040 / 1.0038, but CDNOW's test months got worse (xgb_base pooled
+  RPS +0.000131, 95% +0.000035..+0.000227; PR-AUC -0.0058). The tuning month tells the two
+  apart (xgb_base fitted before it and scored on it, RPS with ``season_shift`` / the repeat
+  offset: synthetic seed 0 (2024-08) 0.031296 / 0.031277, seed 1 0.032305 / 0.032085,
+  CDNOW (1998-02) 0.036834 / 0.036858), so the choice is made there with the other
+  settings. The chosen offset applies to every XGBoost arm of the run (:func:`offset_columns`
+  drops ``repeat_buy`` from their columns under ``season_shift``; the booster takes its
+  offset from the columns it is fitted on, so batch, explain and Dask follow from the saved
+  feature names). The default, when no search can run, is ``season_shift``, the offset
+  before the search.
 * The empirical forecaster (:func:`tune_empirical`): half-life x purchase prior strength x
   bucket prior strength over :data:`EMPIRICAL_GRID` (27 candidates).
 
@@ -75,6 +73,8 @@ from models import metrics
 from models.empirical import DEFAULT_SETTINGS, EmpiricalForecaster, EmpiricalSettings
 from models.errors import InsufficientData
 from models.arms import Fit, fit_xgb
+from models.repeat import REPEAT_COLUMN
+from models.season import SHIFT_COLUMN
 from models.xgb import DEFAULT_PARAMS, DEFAULT_THREADS
 from narrator.panel import HISTORY_MONTHS, HistoryBatch, MonthlyPanel
 from structurer.schema import BucketScheme
@@ -87,8 +87,10 @@ XGB_GRID: tuple[dict, ...] = tuple(
 EMPIRICAL_GRID: tuple[EmpiricalSettings, ...] = tuple(
     EmpiricalSettings(half_life, purchase, bucket)
     for half_life, purchase, bucket in product((1.5, 3.0, 6.0), (1.0, 3.0, 10.0), (1.0, 2.0, 5.0)))
+OFFSET_KEY = "purchase_offset"  # the column the purchase booster's offset comes from (module doc)
+OFFSETS = (SHIFT_COLUMN, REPEAT_COLUMN)  # in this order: a tie keeps the season shift
 # the settings before any search: what a run uses when the tuning month has too little data
-XGB_DEFAULT = {key: DEFAULT_PARAMS[key] for key in XGB_TUNED_KEYS}
+XGB_DEFAULT = {**{key: DEFAULT_PARAMS[key] for key in XGB_TUNED_KEYS}, OFFSET_KEY: SHIFT_COLUMN}
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,22 @@ class Tuning:
         return {"month": self.month, "criterion": CRITERION, "chosen": dict(self.chosen),
                 "default": dict(self.default), "candidates": [dict(c) for c in self.candidates],
                 "note": self.note}
+
+
+def xgb_params(chosen: dict) -> dict:
+    """The XGBoost parameters of a choice (``chosen`` without its purchase offset)."""
+    return {key: chosen[key] for key in XGB_TUNED_KEYS if key in chosen}
+
+
+def offset_columns(cols: list[str], chosen: dict) -> list[str]:
+    """The feature columns of an XGBoost arm under a choice: without ``repeat_buy`` unless
+    the choice's offset is ``repeat_buy`` (the booster takes its offset from the columns it is
+    fitted on, :meth:`models.xgb.HurdleXGB._offset_column`).
+
+    Example: ``offset_columns(["recency", "repeat_buy"], {"purchase_offset": "season_shift"})``
+    is ``["recency"]``."""
+    keep_repeat = chosen.get(OFFSET_KEY, XGB_DEFAULT[OFFSET_KEY]) == REPEAT_COLUMN
+    return [c for c in cols if keep_repeat or c != REPEAT_COLUMN]
 
 
 def tuning_month(anchors: list[str], validation_anchor: str) -> str:
@@ -144,7 +162,12 @@ def tune_xgb(rows: pd.DataFrame, validation_anchor: str, cols: list[str], n_buck
     a key left out keeps its default), ``fit`` (how each candidate is fitted:
     :func:`models.arms.fit_xgb` here, or the run's cluster fit).
 
-    Returns: a :class:`Tuning`; ``chosen`` holds the three searched keys.
+    Every grid entry is tried with each purchase offset of :data:`OFFSETS` whose column is
+    in ``cols`` (``season_shift``: the model fitted without ``repeat_buy``), unless the entry
+    names its ``purchase_offset``.
+
+    Returns: a :class:`Tuning`; ``chosen`` holds the three searched keys and
+    ``purchase_offset`` (apply them with :func:`xgb_params` and :func:`offset_columns`).
 
     Raises: InsufficientData when there is no anchor to fit on before the tuning month or no
     purchase in the fit or tuning rows.
@@ -155,12 +178,15 @@ def tune_xgb(rows: pd.DataFrame, validation_anchor: str, cols: list[str], n_buck
     fit_rows, tune_rows = rows[rows["anchor"] < month], rows[rows["anchor"] == month]
     labels = tune_rows["label"].to_numpy()
     candidates = []
+    offsets = [o for o in OFFSETS if o == SHIFT_COLUMN or o in cols]
     for partial in grid:
-        settings = {**XGB_DEFAULT, **partial}  # a grid may vary some of the keys only
-        model = fit(fit_rows, tune_rows, cols, n_buckets, seed, n_threads, params=settings)
-        candidates.append({**settings, **_scores(model.predict_proba(tune_rows[cols]), labels)})
+        for offset in [partial[OFFSET_KEY]] if OFFSET_KEY in partial else offsets:
+            settings = {**XGB_DEFAULT, **partial, OFFSET_KEY: offset}  # a grid may vary some of the keys only
+            used = offset_columns(cols, settings)
+            model = fit(fit_rows, tune_rows, used, n_buckets, seed, n_threads, params=xgb_params(settings))
+            candidates.append({**settings, **_scores(model.predict_proba(tune_rows[used]), labels)})
     chosen = _best(candidates)
-    return Tuning({key: chosen[key] for key in XGB_TUNED_KEYS}, XGB_DEFAULT, month, tuple(candidates))
+    return Tuning({key: chosen[key] for key in XGB_DEFAULT}, XGB_DEFAULT, month, tuple(candidates))
 
 
 def _empirical_target(panel: MonthlyPanel, month: pd.Period, scheme: BucketScheme) -> tuple[HistoryBatch, np.ndarray]:

@@ -16,7 +16,8 @@ from forecaster.report.tables import xgb_tuning_table
 from forecaster.report.text import tuning_sentences
 from models.empirical import DEFAULT_SETTINGS, EmpiricalSettings
 from models.evaluate import arm_columns, evaluate
-from models.tuning import XGB_DEFAULT, tune_empirical, tune_xgb
+from models.repeat import REPEAT_COLUMN
+from models.tuning import OFFSET_KEY, OFFSETS, XGB_DEFAULT, offset_columns, tune_empirical, tune_xgb
 
 DATA = "synthetic:300"
 SMALL_XGB_GRID = ({"max_depth": 2, "min_child_weight": 1.0}, {"max_depth": 4}, {"max_depth": 6, "eta": 0.3})
@@ -61,6 +62,9 @@ def test_xgb_choice_never_reads_a_row_after_the_tuning_month(setup, rows):
                          SMALL_XGB_GRID)
     assert scrambled.chosen == honest.chosen
     assert scrambled.candidates == honest.candidates  # the very same scores, not only the same winner
+    # each setting with each purchase offset, the offset part of the choice
+    assert [c[OFFSET_KEY] for c in honest.candidates] == list(OFFSETS) * len(SMALL_XGB_GRID)
+    assert honest.chosen[OFFSET_KEY] in OFFSETS
 
 
 def test_empirical_choice_never_reads_a_month_after_the_tuning_month(setup):
@@ -90,7 +94,7 @@ def test_a_grid_of_one_reproduces_the_untuned_run():
     frame, spec = pipeline.build_rows(one.panel, one.anchors, one.scheme, untuned_fn, with_btyd=True,
                                       transactions=one.dataset.transactions)  # as run() builds them
     tests = [str(a) for a in one.test_anchors]
-    plan = arm_columns(spec.base, spec.forecaster, spec.btyd)
+    plan = arm_columns(*(offset_columns(cols, XGB_DEFAULT) for cols in (spec.base, spec.forecaster, spec.btyd)))
     before = evaluate(frame, tests, one.scheme, one.representative_spend, plan, seed=0, n_resamples=100)
     for arm, entry in before.metrics["arms"].items():
         for key in ("rps", "log_loss", "pr_auc", "spend_mae"):
@@ -132,8 +136,10 @@ def test_config_records_the_tuning_and_an_artifact_without_it_still_loads(tmp_pa
     search = config["tuning"]["xgb"]
     known = [str(a) for a in pipeline.anchors_with_outcome(panel)]
     assert search["month"] == known[-2] and config["validation_anchor"] == known[-1]
-    assert len(search["candidates"]) == len(SMALL_XGB_GRID)
-    assert search["chosen"] in [{**XGB_DEFAULT, **g} for g in SMALL_XGB_GRID]
+    assert len(search["candidates"]) == len(SMALL_XGB_GRID) * len(OFFSETS)
+    assert search["chosen"] in [{**XGB_DEFAULT, **g, OFFSET_KEY: o} for g in SMALL_XGB_GRID for o in OFFSETS]
+    for model in art.models.values():  # both arms take the chosen offset: repeat_buy among the columns or not
+        assert (REPEAT_COLUMN in model.feature_names_) == (search["chosen"][OFFSET_KEY] == REPEAT_COLUMN)
     assert search["criterion"] == "rps" and search["default"] == XGB_DEFAULT
     params = json.loads(art.models["xgb_base"].purchase_.save_config())["learner"]["gradient_booster"]
     assert int(params["tree_train_param"]["max_depth"]) == search["chosen"]["max_depth"]
@@ -147,7 +153,8 @@ def test_config_records_the_tuning_and_an_artifact_without_it_still_loads(tmp_pa
 
 def test_the_report_states_the_choice_in_a_sentence_and_a_table():
     candidates = [{**XGB_DEFAULT, "rps": 0.0370, "purchase_log_loss": 0.191},
-                  {"max_depth": 3, "eta": 0.05, "min_child_weight": 20.0, "rps": 0.0368, "purchase_log_loss": 0.190}]
+                  {"max_depth": 3, "eta": 0.05, "min_child_weight": 20.0, OFFSET_KEY: REPEAT_COLUMN, "rps": 0.0368,
+                   "purchase_log_loss": 0.190}]
     chosen = {k: candidates[1][k] for k in XGB_DEFAULT}
     data = {"tuning": {"month": "1998-02", "xgb": {"month": "1998-02", "criterion": "rps", "chosen": chosen,
                                                    "default": XGB_DEFAULT, "candidates": candidates, "note": ""},
@@ -155,8 +162,12 @@ def test_the_report_states_the_choice_in_a_sentence_and_a_table():
                                      "candidates": [], "note": "not searched"}}}
     sentence, = tuning_sentences(data)
     assert "1998년 2월" in sentence and "후보 2개" in sentence
-    assert "깊이 3, 학습률 0.05, 최소 자식 가중치 20을" in sentence  # the particle after 20 (이십)
+    assert "깊이 3, 학습률 0.05, 최소 자식 가중치 20, 구매 오프셋 repeat_buy를" in sentence
+    older = {"tuning": {**data["tuning"], "xgb": {**data["tuning"]["xgb"], "chosen": {
+        k: v for k, v in chosen.items() if k != OFFSET_KEY}}}}  # a metrics.json from before the offset was searched
+    assert "최소 자식 가중치 20을" in tuning_sentences(older)[0]  # the particle after 20 (이십)
     table = xgb_tuning_table(data)
     assert [row[0] for row in table["rows"]] == ["1", "2"]
     assert table["rows"][0][-1] == "선택" and table["rows"][1][-1] == "기본값"
+    assert table["rows"][0][4] == REPEAT_COLUMN and table["rows"][1][4] == XGB_DEFAULT[OFFSET_KEY]
     assert tuning_sentences({}) == [] and xgb_tuning_table({}) is None  # an older metrics.json

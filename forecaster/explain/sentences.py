@@ -32,7 +32,7 @@ def feature_label(name: str, scheme: BucketScheme) -> str:
 
 _AMOUNTS = ("lifetime_spend", "monetary", "order_value", f"{FC}expected_spend", "spend_lag", "spend_mean", "spend_max", "spend_last")
 _DAYS = ("days_since_last_purchase", "last_gap_days", "gap_mean_days", "purchase_days_last")
-_PERCENTS = ("active_share", f"{FC}purchase_prob", f"{FC}confidence", f"{FC}p_")
+_PERCENTS = ("active_share", "repeat_buy", f"{FC}purchase_prob", f"{FC}confidence", f"{FC}p_")
 _MONTHS = ("recency", "tenure", "lifetime_active_months", "active")
 
 
@@ -98,6 +98,7 @@ def _history_clause(name: str, value: float, text: str, anchor: pd.Period, curre
         "orders_per_active_month": f"구매한 달의 평균 주문이 {_ra(text)}",
         "season_index": f"지난해들의 같은 달 구매율이 앞뒤 1년 평균의 {value:.2f}배라",
         "season_orders": f"예측 대상 월에 구매한다면 예상되는 주문이 {_ra(text)}",
+        "repeat_buy": f"주문 빈도·마지막 구매 시점·계절로 본 반복구매 확률이 {_ra(text)}",
         "days_since_last_purchase": f"마지막 구매일이 {_ra(text + ' 전')}",
         "last_gap_days": f"마지막 두 구매일 사이가 {_ra(text)}",
         "gap_mean_days": f"구매일 사이 평균 간격이 {_ra(text)}",
@@ -163,6 +164,8 @@ def _missing_clause(name: str, scheme: BucketScheme, anchor: pd.Period) -> str:
         return "이전 해 같은 달의 자료가 없어 계절 지수를 잴 수 없고, 이 점이"
     if name == "season_orders":
         return "주문 빈도를 잴 고객이 없어 예상 주문 수가 없고, 이 점이"
+    if name == "repeat_buy":
+        return "반복구매 모형을 맞출 고객이 없어 반복구매 확률이 없고, 이 점이"
     label = feature_label(name, scheme)
     if name.startswith(FC):
         return f"예측기 응답이 실패해 {josa(label, '이/가')} 없고, 이 점이"

@@ -192,26 +192,29 @@ def importance_table(data: dict) -> dict | None:
 
 
 TUNING_SHOWN = 5  # the best candidates a tuning table lists (plus the default, when it is not among them)
-XGB_SETTING_CELLS = (("max_depth", "깊이", 0), ("eta", "학습률", 2), ("min_child_weight", "최소 자식 가중치", 0))
+# digits None: the value is a name (the purchase booster's offset column; absent before it was searched)
+XGB_SETTING_CELLS = (("max_depth", "깊이", 0), ("eta", "학습률", 2), ("min_child_weight", "최소 자식 가중치", 0),
+                     ("purchase_offset", "구매 오프셋", None))
 EMPIRICAL_SETTING_CELLS = (("half_life", "반감기 (개월)", 1), ("purchase_prior_strength", "구매 사전 강도", 0),
                            ("bucket_prior_strength", "구간 사전 강도", 0))
 
 
-def _tuning_table(search: dict | None, cells: tuple[tuple[str, str, int], ...]) -> dict | None:
+def _tuning_table(search: dict | None, cells: tuple[tuple[str, str, int | None], ...]) -> dict | None:
     """The best candidates of one search by RPS on the tuning month, and the default."""
     if not search or not search["candidates"]:
         return None
     keys = [key for key, _, _ in cells]
 
     def mark(candidate: dict) -> str:
-        settings = {k: candidate[k] for k in keys}
-        marks = [word for word, same in (("선택", settings == search["chosen"]), ("기본값", settings == search["default"]))
-                 if same]
+        settings = {k: candidate.get(k) for k in keys}
+        marks = [word for word, target in (("선택", search["chosen"]), ("기본값", search["default"]))
+                 if settings == {k: target.get(k) for k in keys}]
         return "·".join(marks) or MISSING
 
     ranked = sorted(search["candidates"], key=lambda c: c[search["criterion"]])
     shown = ranked[:TUNING_SHOWN] + [c for c in ranked[TUNING_SHOWN:] if mark(c) != MISSING]
-    rows = [[str(ranked.index(c) + 1)] + [number(c[k], digits) for k, _, digits in cells]
+    rows = [[str(ranked.index(c) + 1)] + [number(c[k], digits) if digits is not None else c.get(k, MISSING)
+                                         for k, _, digits in cells]
             + [number(c["rps"], 5), number(c["purchase_log_loss"], 5), mark(c)] for c in shown]
     headers = ["순위"] + [name for _, name, _ in cells] + ["RPS ↓", "구매 로그 손실 ↓", "비고"]
     return _table(headers, rows)

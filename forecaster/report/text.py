@@ -256,7 +256,8 @@ def learning_curve_sentence(data: dict) -> str:
 
 def _xgb_settings_text(settings: dict) -> str:
     return (f"깊이 {settings['max_depth']}, 학습률 {number(settings['eta'], 2)}, "
-            f"최소 자식 가중치 {number(settings['min_child_weight'], 0)}")
+            f"최소 자식 가중치 {number(settings['min_child_weight'], 0)}"
+            + (f", 구매 오프셋 {settings['purchase_offset']}" if "purchase_offset" in settings else ""))
 
 
 def _empirical_settings_text(settings: dict) -> str:
@@ -275,7 +276,7 @@ def tuning_sentences(data: dict) -> list[str]:
     if xgb["month"] is None:
         out = [f"XGBoost 설정은 탐색할 자료가 부족해 기본값({_xgb_settings_text(xgb['chosen'])})을 썼습니다."]
     else:
-        out = [f"XGBoost 설정(트리 깊이, 학습률, 최소 자식 가중치)은 첫 검증 월의 앞 달인 {month(xgb['month'])}에서 "
+        out = [f"XGBoost 설정(트리 깊이, 학습률, 최소 자식 가중치, 구매 모형 오프셋)은 첫 검증 월의 앞 달인 {month(xgb['month'])}에서 "
                f"후보 {count(len(xgb['candidates']))}개를 그보다 앞선 기준 월로 학습해 RPS로 비교하고, 가장 낮은 "
                f"{josa(_xgb_settings_text(xgb['chosen']), '을/를')} 모든 평가 월과 모든 XGBoost 비교군에 똑같이 "
                "썼습니다. 평가 월과 검증 월의 행은 이 선택에 전혀 쓰지 않았습니다."]
