@@ -56,6 +56,7 @@ from forecaster.providers import Provider
 from forecaster.top_share import tied_chosen, top_cutoff
 from models.repeat import RepeatContext, RepeatSummary
 from models.season import SeasonContext, SeasonStats
+from narrator.panel import MonthlyPanel
 from structurer.protocol import Population
 
 MERGE_ROWS = 1 << 16  # output rows put into id order at a time (a block is copied a few times)
@@ -146,6 +147,20 @@ def _notices(chunked: ChunkedScan, summary: Summary, coverage: Coverage) -> None
         progress.notice(line)
 
 
+def _months_of(chunked: ChunkedScan) -> MonthlyPanel:
+    """The scanned data's months, without customers (what the anchor check reads)."""
+    first, n = chunked.month_range
+    return MonthlyPanel(np.array([], dtype=object), 1970 * 12 + first, np.zeros((0, n)), np.zeros((0, n), np.int32),
+                        np.zeros(0, np.int32), chunked.currency)
+
+
+def _check_anchor(panel: MonthlyPanel, anchor: pd.Period) -> None:
+    try:
+        panel.check_anchor(anchor)
+    except ValueError as exc:
+        raise UserError(f"--anchor: {exc}") from exc
+
+
 def write_partitioned(art: artifact.Artifact, chunked: ChunkedScan, provider: Provider, out: Path,
                       anchor: pd.Period | None, force: bool, chunk_customers: int) -> Counter:
     """Every customer's row into ``out``, one spill file at a time (module doc); the status
@@ -153,6 +168,8 @@ def write_partitioned(art: artifact.Artifact, chunked: ChunkedScan, provider: Pr
     out = Path(out)
     check_output(out, force)
     months_known = anchor is not None
+    if months_known:  # before any file is read; the coverage may still drop the last month (checked below)
+        _check_anchor(_months_of(chunked), anchor)
     last = pd.Period("1970-01", "M") + (sum(chunked.month_range) - 1)  # the data's last month
     anchors = [anchor] if months_known else [last + 1, last]
     keys = sorted_guess(chunked.totals)
@@ -167,10 +184,7 @@ def write_partitioned(art: artifact.Artifact, chunked: ChunkedScan, provider: Pr
     _notices(chunked, summary, coverage)
     panel = coverage.apply(summary.totals.months)
     anchor = anchor if months_known else panel.last_month + 1
-    try:
-        panel.check_anchor(anchor)
-    except ValueError as exc:
-        raise UserError(f"--anchor: {exc}") from exc
+    _check_anchor(panel, anchor)
     if not summary.acquired.get(anchor):
         raise UserError(f"none of the {summary.customers:,} customers has a purchase before {anchor}, "
                         f"so there is nobody to forecast; choose a later --anchor")

@@ -110,7 +110,8 @@ def test_a_killed_run_resumes_from_its_last_spill_file(model, folder, tmp_path, 
     assert not work.exists()
 
 
-def test_an_anchor_outside_the_data_is_refused_in_one_line(model, folder, tmp_path):
+def test_an_anchor_outside_the_data_is_refused_before_any_spill_file_is_read(model, folder, tmp_path, monkeypatch):
+    monkeypatch.setattr(batch_partitioned, "summarise", lambda *a: pytest.fail("a spill file was read"))
     with pytest.raises(UserError, match="--anchor"):
         _partitioned_file(model, folder, tmp_path / "parts.parquet", pd.Period("2031-01", "M"), 500)
     assert not list(tmp_path.iterdir())
