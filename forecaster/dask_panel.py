@@ -216,11 +216,36 @@ def date_plan(source: Source, roles: Roles, date_format: str | None) -> tuple[tu
     return (dates.lookup, dates.parsed, dates.aware), dates.notes
 
 
-def load_dataset(client: "Client", path: Path, *, customer_col: str | None, date_col: str | None,
-                 amount_col: str | None, order_col: str | None, currency: str, date_format: str | None,
-                 decimal_comma: bool, months: "_MonthOptions") -> "Dataset":
-    """A Parquet folder, Parquet file or CSV read and reduced on the cluster of ``client``
-    into the Dataset the in-memory and chunked readers give (module doc)."""
+@dataclass
+class Shuffled:
+    """A source read, cleaned and shuffled by customer on the cluster: every customer's rows
+    in one partition of ``frame`` (persisted on the workers), the whole data's date rules
+    applied (``month_range``). What the client holds is only this and the scan's totals."""
+
+    source: Source
+    roles: Roles
+    totals: ScanTotals
+    month_range: tuple[int, int]
+    months: "_MonthOptions"
+    currency: str
+    frame: Any  # dask.dataframe.DataFrame, persisted
+
+    @property
+    def parts(self) -> int:
+        return self.frame.npartitions
+
+    def sorted_guess(self) -> tuple[bool, bool]:
+        """Whether the kept rows come sorted by (customer, day) and (customer, month)
+        (:func:`forecaster.ingest_reduce.sorted_guess`), from the rows' order breaks."""
+        found = flagged_breaks(self.frame)
+        return found[0] == 0, found[1] == 0
+
+
+def shuffle(client: "Client", path: Path, *, customer_col: str | None, date_col: str | None,
+            amount_col: str | None, order_col: str | None, currency: str, date_format: str | None,
+            decimal_comma: bool, months: "_MonthOptions") -> Shuffled:
+    """Steps 1 and 2 of the module doc up to the reduction: the rows cleaned, shuffled by
+    customer and persisted on the workers; the whole data's date rules checked."""
     import dask
     import dask.dataframe as dd
 
@@ -244,8 +269,20 @@ def load_dataset(client: "Client", path: Path, *, customer_col: str | None, date
     shuffled = client.persist(shuffled)
     range_text = months.date_range.text if months.date_range else None
     month_range = check_dates(source, roles, totals, ShuffledSpill(shuffled), range_text, months.data_end, currency)
-    out = _reduce_exact(shuffled, month_range, currency, flagged_breaks(shuffled))
-    return reduced_dataset(source, roles, totals, out, month_range, months, currency)
+    return Shuffled(source, roles, totals, month_range, months, currency, shuffled)
+
+
+def load_dataset(client: "Client", path: Path, *, customer_col: str | None, date_col: str | None,
+                 amount_col: str | None, order_col: str | None, currency: str, date_format: str | None,
+                 decimal_comma: bool, months: "_MonthOptions") -> "Dataset":
+    """A Parquet folder, Parquet file or CSV read and reduced on the cluster of ``client``
+    into the Dataset the in-memory and chunked readers give (module doc): every partition's
+    customers gathered on the client (``forecaster batch --dask`` does not: forecaster.dask_batch)."""
+    got = shuffle(client, path, customer_col=customer_col, date_col=date_col, amount_col=amount_col,
+                  order_col=order_col, currency=currency, date_format=date_format, decimal_comma=decimal_comma,
+                  months=months)
+    out = _reduce_exact(got.frame, got.month_range, currency, flagged_breaks(got.frame))
+    return reduced_dataset(got.source, got.roles, got.totals, out, got.month_range, months, currency)
 
 
 def flagged_breaks(shuffled) -> tuple[int, int]:
