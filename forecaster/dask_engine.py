@@ -34,7 +34,7 @@ from collections import Counter, deque
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from distributed import Client, Future
 
     from forecaster.api.model import TrainedModel
+    from forecaster.dask_panel import Shuffled
     from forecaster.datasets import Dataset
     from models.timing import PurchaseDays
     from narrator.panel import MonthlyPanel
@@ -108,9 +109,10 @@ def refuse_llm(provider: str) -> None:
 def load_dataset(client: "Client", src: str, *, customer: str | None = None, date: str | None = None,
                  amount: str | None = None, order: str | None = None, currency: str | None = None,
                  date_format: str | None = None, decimal_comma: bool = False, date_range: str | None = None,
-                 data_end: str | None = None, keep_partial_month: bool = False) -> "Dataset":
+                 data_end: str | None = None, keep_partial_month: bool = False, _build: Callable | None = None):
     """``fc.load_dataset`` of a CSV, Parquet file or Parquet folder, its panel built on the
-    cluster (:mod:`forecaster.dask_panel`): the same Dataset."""
+    cluster (:mod:`forecaster.dask_panel`): the same Dataset, gathered on the client.
+    ``_build``: what the source is given to instead (:func:`shuffled`)."""
     from forecaster import datasets
     from forecaster.dask_panel import load_dataset as build
 
@@ -120,8 +122,17 @@ def load_dataset(client: "Client", src: str, *, customer: str | None = None, dat
                         f"drop --dask for the built-in data, or write it out (forecaster.synthetic.write_parquet)")
     code = datasets.check_currency(currency or datasets.USER_FILE_CURRENCY)
     months = datasets.month_options(date_range, data_end, keep_partial_month)
-    return build(client, path, customer_col=customer, date_col=date, amount_col=amount, order_col=order,
-                 currency=code, date_format=date_format, decimal_comma=decimal_comma, months=months)
+    return (_build or build)(client, path, customer_col=customer, date_col=date, amount_col=amount, order_col=order,
+                             currency=code, date_format=date_format, decimal_comma=decimal_comma, months=months)
+
+
+def shuffled(client: "Client", src: str, **options: Any) -> "Shuffled":
+    """:func:`load_dataset`'s rows (same options) cleaned and shuffled by customer, left on
+    the workers, not gathered (:func:`forecaster.dask_panel.shuffle`; what ``forecaster batch
+    --dask`` scores, :mod:`forecaster.dask_batch`)."""
+    from forecaster.dask_panel import shuffle
+
+    return load_dataset(client, src, **options, _build=shuffle)
 
 
 @dataclass(frozen=True)

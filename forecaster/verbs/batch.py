@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from forecaster.memory import DEFAULT_CHUNK_CUSTOMERS
-from forecaster.verbs.options import (DaskOption, DataOptions, dataset_from_options, engine,
+from forecaster.verbs.options import (DaskOption, DataOptions, dask_source, dataset_from_options, engine,
                                       scan_from_options, with_options)
 from forecaster.verbs.provider_options import LLMRunOptions, err
 
@@ -69,16 +69,26 @@ def batch(
 
 def _batch_on_dask(address: str, model: Path, out: Path, data: DataOptions, month, limit: int | None, force: bool,
                    chunk_customers: int) -> None:
-    """The panel built and the customers scored on the Dask cluster (empirical forecaster only)."""
+    """The customers scored on the Dask cluster (empirical forecaster only), partition by
+    partition where the rows stay (:mod:`forecaster.dask_batch`); with ``--limit`` the panel
+    is gathered on the client and scored in chunks on the workers (:func:`forecaster.dask_engine.write_batch`)."""
     from forecaster import batch as batch_job
     from forecaster.api.model import TrainedModel
-    from forecaster.dask_engine import refuse_llm, write_batch
+    from forecaster.dask_engine import refuse_llm
 
     trained = TrainedModel.load(model)
     refuse_llm(trained.config_["forecaster"]["provider"])  # before a cluster is started
     with engine(address) as client:
-        counts = write_batch(client, trained, dataset_from_options(data, client), out, month, force=force,
-                             chunk_customers=chunk_customers, limit=limit)
+        if limit is None:
+            from forecaster import dask_batch
+
+            counts = dask_batch.write_batch(client, trained, dask_source(data, client, gathered=False), out, month,
+                                            force=force, chunk_customers=chunk_customers)
+        else:
+            from forecaster.dask_engine import write_batch
+
+            counts = write_batch(client, trained, dataset_from_options(data, client), out, month, force=force,
+                                 chunk_customers=chunk_customers, limit=limit)
     err.print(f"{batch_job.status_line(counts)}, 결과를 {out}에 썼습니다.", soft_wrap=True)
 
 

@@ -272,18 +272,26 @@ def scan_from_options(options: DataOptions) -> Any:
 
 def _dask_dataset(options: DataOptions, client: Any) -> Dataset:
     from forecaster import progress
-    from forecaster.dask_engine import load_dataset
+
+    dataset = dask_source(options, client)
+    for line in dataset.notices:
+        progress.notice(line)
+    return dataset
+
+
+def dask_source(options: DataOptions, client: Any, gathered: bool = True) -> Any:
+    """The data the options name, read on the cluster of ``client``: the Dataset
+    (:func:`forecaster.dask_engine.load_dataset`), or with ``gathered=False`` its rows
+    shuffled by customer and left on the workers (:func:`forecaster.dask_engine.shuffled`)."""
+    from forecaster import dask_engine
     from forecaster.errors import UserError
 
     if options.chunk_rows is not None:
         raise UserError("--chunk-rows sets the single-machine reader's chunks; with --dask the partitions of the "
                         "files set them: drop one of the two")
     dates = options.dates
-    dataset = load_dataset(client, options.data, customer=options.customer_col, date=options.date_col,
-                           amount=options.amount_col, order=options.order_col, currency=options.currency,
-                           date_format=dates.date_format, decimal_comma=dates.decimal_comma,
-                           date_range=dates.date_range, data_end=dates.data_end,
-                           keep_partial_month=dates.keep_partial_month)
-    for line in dataset.notices:
-        progress.notice(line)
-    return dataset
+    build = dask_engine.load_dataset if gathered else dask_engine.shuffled
+    return build(client, options.data, customer=options.customer_col, date=options.date_col,
+                 amount=options.amount_col, order=options.order_col, currency=options.currency,
+                 date_format=dates.date_format, decimal_comma=dates.decimal_comma,
+                 date_range=dates.date_range, data_end=dates.data_end, keep_partial_month=dates.keep_partial_month)
