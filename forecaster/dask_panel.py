@@ -10,9 +10,13 @@ in place of chunks and a hash shuffle in place of the spill files.
    another way, so this decides the purchase days' sums to the last bit).
 2. The rows are shuffled by customer id; each output partition, put back in file order, is
    reduced on its worker by the chunked reader's ``_reduce_part`` (duplicates, ``panel_cells``
-   over the whole data's months, purchase days, returns). The client merges the small
-   per-partition results (``Reduced.merge``), applies the whole-data date rules
-   (``check_dates``) and assembles the panel (``reduced_dataset``): the same Dataset, bit for bit.
+   over the whole data's months, purchase days, returns). :func:`shuffle` stops before the
+   reduction: the whole-data date rules applied (``check_dates``), the shuffled partitions
+   stay persisted on the workers (:class:`Shuffled`), which ``forecaster batch --dask``
+   reduces one partition at a time where they are (:mod:`forecaster.dask_batch`).
+   :func:`load_dataset` goes on: the client merges the per-partition results
+   (``Reduced.merge``) and assembles the panel (``reduced_dataset``): the same Dataset, bit
+   for bit, held whole on the client.
 
 Not a ``groupby().agg()``: Dask's tree reduction adds a cell's amounts in another order than
 pandas does over the whole frame, so its float sums would differ in the last bits; a
@@ -185,16 +189,7 @@ def scan_totals(pieces: list[tuple[int, int, ScanTotals]], rows_read: int, notes
     totals = ScanTotals(rows_read=rows_read, date_notes=notes)
     for kept, converted, part in pieces:
         totals.converted += converted
-        totals.in_range += part.in_range
-        if part.first_ts is not None:
-            totals.first_ts = part.first_ts if totals.first_ts is None else min(totals.first_ts, part.first_ts)
-            totals.last_ts = part.last_ts if totals.last_ts is None else max(totals.last_ts, part.last_ts)
-            totals.date_only &= part.date_only
-        totals.months |= part.months
-        for name in ("after_data_end", "beyond_years"):
-            value = getattr(part, name)
-            if value is not None and (getattr(totals, name) is None or value < getattr(totals, name)):
-                setattr(totals, name, value)
+        totals.add_dates(part)
     totals.null_ids = rows_read - sum(kept for kept, _, _ in pieces)
     return totals
 

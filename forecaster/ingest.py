@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -51,7 +50,8 @@ from forecaster.errors import UserError
 from forecaster.memory import DEFAULT_CHUNK_ROWS
 from forecaster.ingest_arrays import _WEIGHTS, days_months, sorted_codes, text_hash
 from forecaster.ingest_source import Source
-from forecaster.ingest_spill import OrderCheck, Spill
+from forecaster.ingest_spill import Layout, OrderCheck, OwnOrder, Spill
+from forecaster.threads import ordered
 
 PARTITION_CHUNKS = 1  # a spill file holds about this many chunks' rows (1M customers: 1.56 GB peak with 1, 2.03 GB with 4)
 _US = "datetime64[us]"
@@ -97,6 +97,19 @@ class ScanTotals:
     day_order: OrderCheck = field(default_factory=OrderCheck)  # purchases by (customer, day)
     month_order: OrderCheck = field(default_factory=OrderCheck)  # rows by (customer, month)
 
+    def add_dates(self, other: "ScanTotals") -> None:
+        """The date totals of other rows (:func:`_note_dates`), e.g. a chunk's or a partition's."""
+        self.in_range += other.in_range
+        if other.first_ts is not None:
+            self.first_ts = other.first_ts if self.first_ts is None else min(self.first_ts, other.first_ts)
+            self.last_ts = other.last_ts if self.last_ts is None else max(self.last_ts, other.last_ts)
+            self.date_only &= other.date_only
+        self.months |= other.months
+        for name in ("after_data_end", "beyond_years"):  # the first such row of the file
+            value = getattr(other, name)
+            if value is not None and (getattr(self, name) is None or value < getattr(self, name)):
+                setattr(self, name, value)
+
 
 class DateReader:
     """The date column of each chunk as parse_dates reads the whole column."""
@@ -124,6 +137,7 @@ class DateReader:
         distinct = pd.Series(values[keep].to_numpy(), index=rows[keep])
         parsed = parse_dates(distinct, self.source.where, self.name, self.format)
         self.lookup = pd.Index(distinct.to_numpy())
+        self.lookup.get_indexer(self.lookup[:1])  # fills its hash table here: filled lazily, it is not thread-safe
         self.parsed = parsed.ts.to_numpy(_US)
         self.aware = _aware(distinct, self.format)
         self.notes = parsed.notes
@@ -167,58 +181,86 @@ def partitions(rows: int, chunk_rows: int) -> int:
 
 def scan(source: Source, roles: Roles, spill: Spill, *, chunk_rows: int, date_format: str | None,
          decimal_comma: bool, date_range: DateRange | None, data_end: pd.Timestamp | None) -> ScanTotals:
-    """Pass 1: clean every chunk and spill its rows; the whole data's totals."""
+    """Pass 1: clean every chunk and spill its rows; the whole data's totals. Chunks are
+    cleaned on :data:`~forecaster.threads.THREADS` threads (:func:`clean_chunk`); the
+    running totals, the order checks and the spill take them in file order."""
     totals = ScanTotals()
     dates = DateReader(source, roles, date_format, chunk_rows)
     totals.date_notes = getattr(dates, "notes", ())
-    for frame in source.batches(roles.read, chunk_rows):
-        totals.rows_read += len(frame)
-        ids = _ids(frame[roles.customer], source, roles.customer)
-        has_id = ids.notna().to_numpy()
-        totals.null_ids += int((~has_id).sum())
-        if not has_id.any():
+
+    def clean(frame: pd.DataFrame) -> "Chunk":
+        return clean_chunk(frame, source, roles, dates, decimal_comma, (date_range, data_end), spill)
+
+    for chunk in ordered(clean, source.batches(roles.read, chunk_rows)):
+        totals.rows_read += chunk.rows_read
+        totals.null_ids += chunk.rows_read - len(chunk.rows)
+        if not len(chunk.rows):
             continue
-        if not has_id.all():
-            frame, ids = frame[has_id], ids[has_id]
-        ts, converted, date_code = dates.read(frame[roles.date])
-        totals.converted += converted
-        amount = parse_amounts(frame[roles.amount], source.where, roles.amount, decimal_comma)
-        values = ts.to_numpy(_US)
-        units = days_months(values)
-        in_range = _range_mask(values, date_range)
-        _note_dates(totals, values, units[1], in_range, frame.index.to_numpy(), data_end)
-        table, distinct = _spill_table(frame, roles, ids, values, units, amount, date_code, in_range, totals)
-        spill.write(table, distinct, text_hash(distinct) if spill.parts > 1 else None)
+        totals.converted += chunk.converted
+        totals.add_dates(chunk.dates)
+        spill.write(chunk.layout, {"day_break": _chunk_breaks(totals.day_order, chunk.day_order, chunk),
+                                   "month_break": _chunk_breaks(totals.month_order, chunk.month_order, chunk)})
     if totals.rows_read and totals.null_ids == totals.rows_read:
         customer_ids(pd.Series([""]), source.where, roles.customer)  # raises the in-memory reader's error
     return totals
+
+
+@dataclass
+class Chunk:
+    """One chunk cleaned (:func:`clean_chunk`): its rows with an id laid out in spill-file
+    order, and all that needs no other chunk; the order-break columns, which need the
+    chunks before it, are added by :func:`scan`."""
+
+    rows_read: int
+    rows: np.ndarray  # file positions of the rows with an id
+    converted: int = 0
+    dates: ScanTotals = field(default_factory=ScanTotals)  # its rows' dates (:func:`_note_dates`)
+    distinct: pa.Array | None = None  # the chunk's sorted distinct ids
+    day_order: tuple[np.ndarray, OwnOrder] | None = None  # (rows checked, their order): purchases by day
+    month_order: tuple[np.ndarray, OwnOrder] | None = None  # rows in range by month
+    layout: Layout | None = None
+
+
+def clean_chunk(frame: pd.DataFrame, source: Source, roles: Roles, dates: DateReader, decimal_comma: bool,
+                limits: tuple[DateRange | None, pd.Timestamp | None], spill: Spill) -> Chunk:
+    """A chunk cleaned by the in-memory reader's functions (module doc); reads no state
+    another chunk writes, so chunks are cleaned at once on several threads. ``limits``:
+    ``--date-range`` and ``--data-end``."""
+    ids = _ids(frame[roles.customer], source, roles.customer)
+    has_id = ids.notna().to_numpy()
+    if not has_id.all():
+        frame, ids = frame[has_id], ids[has_id]
+    chunk = Chunk(len(has_id), frame.index.to_numpy(np.int64))
+    if not len(frame):
+        return chunk
+    parsed, chunk.converted, date_code = dates.read(frame[roles.date])
+    amount = parse_amounts(frame[roles.amount], source.where, roles.amount, decimal_comma)
+    ts = parsed.to_numpy(_US)
+    day, month = days_months(ts)
+    in_range = _range_mask(ts, limits[0])
+    _note_dates(chunk.dates, ts, month, in_range, chunk.rows, limits[1])
+    amounts = amount.to_numpy(np.float64)
+    rank, chunk.distinct = sorted_codes(_text(ids))
+    buying = in_range & (amounts >= 0)
+    chunk.day_order = buying, OrderCheck.own(rank[buying], chunk.distinct, day[buying])
+    chunk.month_order = in_range, OrderCheck.own(rank[in_range], chunk.distinct, month[in_range])
+    columns = {"customer": pa.array(rank), "ts": pa.array(ts), "amount": pa.array(amounts),
+               "row": pa.array(chunk.rows), "in_range": pa.array(in_range)}
+    if roles.order is not None:
+        columns.update(_order_columns(frame[roles.order], ts))
+    if date_code is not None:
+        columns["date_code"] = pa.array(date_code.astype(np.int64))
+    columns["raw_hash"] = pa.array(_raw_hash(frame, roles, ids, amount))
+    # the ids' text is spilled once per chunk and file, each row's customer as a place among them
+    chunk.layout = spill.layout(pa.table(columns), chunk.distinct,
+                                text_hash(chunk.distinct) if spill.parts > 1 else None)
+    return chunk
 
 
 def _text(series: pd.Series) -> pa.Array:
     """A str Series as an Arrow string array (no copy for pandas' Arrow-backed str)."""
     array = pa.array(series.array)
     return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
-
-
-def _spill_table(frame: pd.DataFrame, roles: Roles, ids: pd.Series, ts: np.ndarray,
-                 units: tuple[np.ndarray, np.ndarray], amount: pd.Series, date_code: np.ndarray | None,
-                 in_range: np.ndarray, totals: ScanTotals) -> tuple[pa.Table, pa.Array]:
-    """The chunk's cleaned rows as spilled, each customer as the rank of its id among the
-    chunk's sorted distinct ids (returned beside them): the ids' text is written once per
-    chunk and spill file, not once per row."""
-    id_text = _text(ids)
-    rank, distinct = sorted_codes(id_text)
-    amounts = amount.to_numpy(np.float64)
-    columns = {"customer": pa.array(rank), "ts": pa.array(ts), "amount": pa.array(amounts),
-               "row": pa.array(frame.index.to_numpy(np.int64)), "in_range": pa.array(in_range)}
-    if roles.order is not None:
-        columns.update(_order_columns(frame[roles.order], ts))
-    if date_code is not None:
-        columns["date_code"] = pa.array(date_code.astype(np.int64))
-    columns["raw_hash"] = pa.array(_raw_hash(frame, roles, ids, amount))
-    columns["day_break"] = pa.array(_breaks(totals.day_order, rank, distinct, units[0], in_range & (amounts >= 0)))
-    columns["month_break"] = pa.array(_breaks(totals.month_order, rank, distinct, units[1], in_range))
-    return pa.table(columns), distinct
 
 
 def _order_columns(column: pd.Series, ts: np.ndarray) -> dict[str, pa.Array]:
@@ -230,11 +272,20 @@ def _order_columns(column: pd.Series, ts: np.ndarray) -> dict[str, pa.Array]:
     return {"order_id": _text(cleaned)}
 
 
-def _breaks(check: OrderCheck, rank: np.ndarray, distinct: pa.Array, unit: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Which of the chunk's rows break the whole data's (customer, day or month) order among ``rows``."""
-    out = np.zeros(len(rank), dtype=bool)
-    out[rows] = check.breaks(rank[rows], distinct, unit[rows])
+def _chunk_breaks(check: OrderCheck, checked: tuple[np.ndarray, OwnOrder], chunk: Chunk) -> np.ndarray:
+    """Which of the chunk's rows break the whole data's (customer, day or month) order among
+    the rows checked."""
+    rows, own = checked
+    out = np.zeros(len(rows), dtype=bool)
+    out[rows] = check.after(own, chunk.distinct)
     return out
+
+
+def _breaks(check: OrderCheck, rank: np.ndarray, distinct: pa.Array, unit: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Which of a partition's rows break the (customer, day or month) order among ``rows``
+    (:mod:`forecaster.dask_panel`, one partition after another)."""
+    return _chunk_breaks(check, (rows, OrderCheck.own(rank[rows], distinct, unit[rows])),
+                         Chunk(0, rows, distinct=distinct))
 
 
 def _raw_hash(frame: pd.DataFrame, roles: Roles, ids: pd.Series, amount: pd.Series) -> np.ndarray:

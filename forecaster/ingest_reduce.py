@@ -10,7 +10,6 @@ whole data for those customers, to the last bit of every floating-point sum.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -25,13 +24,13 @@ from forecaster.errors import UserError
 from forecaster.ingest import Roles, ScanTotals
 from forecaster.ingest_arrays import days_months, dense_codes, duplicated_rows, group_sum, sorted_codes, stable_order
 from forecaster.ingest_spill import Spill
+from forecaster.threads import ordered
 from forecaster.ingest_source import Source
 from narrator.panel import MonthlyPanel, first_order_column, panel_cells
 
 if TYPE_CHECKING:
     from forecaster.datasets import Dataset, _MonthOptions
 
-REDUCE_THREADS = 1  # spill files reduced at once (2 gained nothing on the shared 2-core machine and held two files)
 
 @dataclass
 class Reduced:
@@ -89,19 +88,14 @@ def reduce_spill(spill: Spill, months: tuple[int, int] | None, currency: str,
                  sorted_keys: tuple[bool, bool] = (False, False)) -> Reduced:
     """Every spill file's counts and, when ``months`` is given, its panel rows and purchase
     days; ``sorted_keys``: whether the kept rows of the whole data come sorted by (customer,
-    day) among purchases and by (customer, month) (see :func:`group_sum`). REDUCE_THREADS
-    files at a time (numpy's sorts and Arrow's kernels release the GIL), merged in order."""
+    day) among purchases and by (customer, month) (see :func:`group_sum`). Files are reduced
+    on :data:`~forecaster.threads.THREADS` threads, merged in order."""
     def one(p: int) -> Reduced:
         return reduce_file(spill, p, months, currency, sorted_keys)
 
     out = Reduced()
-    if REDUCE_THREADS == 1:
-        for part in map(one, range(spill.parts)):
-            out.merge(part)
-        return out
-    with ThreadPoolExecutor(max_workers=REDUCE_THREADS) as pool:
-        for part in pool.map(one, range(spill.parts)):
-            out.merge(part)
+    for part in ordered(one, range(spill.parts)):
+        out.merge(part)
     return out
 
 
