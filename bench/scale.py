@@ -26,7 +26,7 @@ including interpreter start and imports, and the child's peak RSS, ``ru_maxrss``
 * ``batch-whole``: the batch that holds the whole panel (``TrainedModel.write_predictions``
   on the loaded data, :mod:`forecaster.batch_stream`), what ``batch`` did before;
 * ``duckdb-full``: DuckDB doing the work the panel build does beyond the group-by: the
-  exact duplicate rows dropped (``SELECT DISTINCT``), net spend floored at 0 and distinct
+  exact duplicate rows dropped (a ``GROUP BY`` of every column), net spend floored at 0 and distinct
   orders with a positive amount per customer-month, and the purchase-day log (customer x
   day sums), all fetched as Arrow tables -- the like-for-like comparison (it still skips the
   date, id and amount checks the reader makes);
@@ -87,12 +87,17 @@ def child_batch_whole(folder: str, model: str, out: str, chunk_rows: int) -> Non
 def child_duckdb_full(folder: str) -> None:
     import duckdb
     con = duckdb.connect()
-    con.sql(f"CREATE TEMP TABLE kept AS SELECT DISTINCT customer_id, ts, amount, order_id "
-            f"FROM read_parquet('{folder}/*.parquet')")
+    con.sql(f"CREATE TEMP TABLE kept AS SELECT customer_id, ts, amount, order_id "
+            f"FROM read_parquet('{folder}/*.parquet') GROUP BY ALL")
+    # orders with a positive amount per cell through a group-by per order: 5.3 s in-process on
+    # the 1M shop against 6.6 s for count(DISTINCT order_id) FILTER (WHERE amount > 0)
     panel = con.sql("""
-        SELECT customer_id, date_trunc('month', ts) AS month, greatest(sum(amount), 0) AS spend,
-               count(DISTINCT order_id) FILTER (WHERE amount > 0) AS orders, count(*) AS n
-        FROM kept GROUP BY ALL""").fetch_arrow_table()
+        WITH per_order AS (
+            SELECT customer_id, date_trunc('month', ts) AS month, order_id, sum(amount) AS spend,
+                   max(CAST(amount > 0 AS INTEGER)) AS positive, count(*) AS n
+            FROM kept GROUP BY ALL)
+        SELECT customer_id, month, greatest(sum(spend), 0) AS spend, sum(positive) AS orders, sum(n) AS n
+        FROM per_order GROUP BY ALL""").fetch_arrow_table()
     days = con.sql("""
         SELECT customer_id, CAST(ts AS DATE) AS day, sum(amount) AS amount
         FROM kept WHERE amount >= 0 GROUP BY ALL""").fetch_arrow_table()
