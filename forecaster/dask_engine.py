@@ -1,14 +1,14 @@
 """The ``--dask ADDRESS`` engine: the work that grows with the data on a Dask cluster.
 
 ``tcp://host:port`` connects to a running scheduler; ``local:N`` starts a ``LocalCluster`` of
-N single-threaded workers on 127.0.0.1 (no dashboard). Only this module and
-:mod:`forecaster.dask_panel` import dask, and only when the option is given.
+N single-threaded workers on 127.0.0.1 (no dashboard). Only the ``dask_*`` modules import
+dask, and only when the option is given.
 
 What runs where:
 
-- **the panel** (:mod:`forecaster.dask_panel`): read, cleaned and reduced per customer on
-  the workers; the client merges the per-partition results into the same Dataset as the
-  in-memory reader.
+- **the panel** (:mod:`forecaster.dask_panel`): read, cleaned and shuffled by customer on
+  the workers. ``data`` and ``train`` (:func:`load_dataset`) gather it: the client merges the
+  per-partition results into the same Dataset as the in-memory reader.
 - **training** stays on the client by default, on a stratified customer sample
   (``--sample-customers``): the models see a few hundred thousand rows at most, which one
   machine fits in minutes, and the same rows give the same model whatever the engine.
@@ -16,10 +16,15 @@ What runs where:
   on every training row (:mod:`forecaster.dask_train`: the rows built on the client, sent
   once partitioned by customer); it is for rows the client cannot also train on, and slower
   whenever they fit (the figures are in that module's doc).
-- **batch scoring** (:func:`write_batch`): the population pieces (the forecaster's rates, the
-  seasonal context) are computed once on the client from the whole cut panel; the model, the
-  bucket scheme and those pieces are broadcast once (``client.scatter``); each worker scores
-  chunks of customers from their own panel rows and purchase days only
+- **batch scoring**: ``forecaster batch --dask`` never gathers the panel
+  (:mod:`forecaster.dask_batch`): the shuffled partitions stay on the workers (:func:`shuffled`),
+  each worker reduces its own, returns its summary piece, then, given the model and the whole
+  cut's population pieces (broadcast once), its partition's output rows, which the client
+  writes as resumable parts and merges in id order with the top-20% flag. The client holds
+  the summaries and a few partitions' rows, not the panel. With ``--limit``, and in the Python
+  API (:func:`predict`, :func:`write_batch`), the Dataset is gathered on the client, the
+  population pieces computed there once and broadcast with the model (``client.scatter``),
+  each worker scores chunks of customers from their own panel rows and purchase days only
   (:func:`forecaster.batch.score_rows`, the function the in-memory batch uses), and the client
   adds the rows without a forecast and the top-20% flag, which ranks everyone.
 - **the LLM stage** never runs on a worker: ``--dask`` with ``--provider llm`` is refused, so
