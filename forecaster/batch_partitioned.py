@@ -54,6 +54,7 @@ from forecaster.ingest import ScanTotals
 from forecaster.ingest_chunked import ChunkedScan
 from forecaster.ingest_reduce import Reduced, assemble_ingested, sorted_actual, sorted_guess
 from forecaster.providers import Provider
+from forecaster.threads import ordered
 from models.repeat import RepeatContext, RepeatSummary
 from models.season import SeasonContext, SeasonStats
 from narrator.panel import MonthlyPanel
@@ -189,7 +190,9 @@ class Partitions(Protocol):
 
 @dataclass
 class SpillPartitions:
-    """The chunked reader's spill files as :class:`Partitions`, reduced in this process."""
+    """The chunked reader's spill files as :class:`Partitions`, reduced in this process, two
+    files at a time (:func:`forecaster.threads.ordered`: numpy's, Arrow's and XGBoost's work
+    releases the GIL; the empirical provider and the fitted pieces are only read)."""
 
     chunked: ChunkedScan
 
@@ -204,12 +207,14 @@ class SpillPartitions:
         return sorted_guess(self.chunked.totals)
 
     def summaries(self, provider: Provider, anchors: list[pd.Period], keys: tuple[bool, bool]) -> Iterator[Summary]:
-        for p in range(self.parts):
-            yield summary_piece(self.chunked, self.chunked.reduce_file(p, keys), provider, anchors)
+        def piece(p: int) -> Summary:
+            return summary_piece(self.chunked, self.chunked.reduce_file(p, keys), provider, anchors)
+        return ordered(piece, range(self.parts))
 
     def scored(self, todo: list[int], job: PartJob) -> Iterator[tuple[int, pd.DataFrame]]:
-        for p in todo:
-            yield p, part_frame(self.chunked, self.chunked.reduce_file(p, job.keys), job)
+        def frame(p: int) -> tuple[int, pd.DataFrame]:
+            return p, part_frame(self.chunked, self.chunked.reduce_file(p, job.keys), job)
+        return ordered(frame, todo)
 
 
 def summarise(partitions: Partitions, provider: Provider, anchors: list[pd.Period],
