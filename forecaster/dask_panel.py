@@ -8,15 +8,17 @@ in place of chunks and a hash shuffle in place of the spill files.
    they break the whole data's (customer, day) and (customer, month) order (the running
    largest key is carried from the partitions before: pandas sums a sorted frame's groups
    another way, so this decides the purchase days' sums to the last bit).
-2. The rows are shuffled by customer id; each output partition, put back in file order, is
-   reduced on its worker by the chunked reader's ``_reduce_part`` (duplicates, ``panel_cells``
-   over the whole data's months, purchase days, returns). :func:`shuffle` stops before the
-   reduction: the whole-data date rules applied (``check_dates``), the shuffled partitions
-   stay persisted on the workers (:class:`Shuffled`), which ``forecaster batch --dask``
-   reduces one partition at a time where they are (:mod:`forecaster.dask_batch`).
-   :func:`load_dataset` goes on: the client merges the per-partition results
-   (``Reduced.merge``) and assembles the panel (``reduced_dataset``): the same Dataset, bit
-   for bit, held whole on the client.
+2. The rows are shuffled by customer id, into as many partitions as the input has and at
+   least as many as the chunked reader's spill files (about ``DEFAULT_CHUNK_ROWS`` rows
+   each: a partition stays small whatever the size of the input files); each output
+   partition, put back in file order, is reduced on its worker by the chunked reader's
+   ``_reduce_part`` (duplicates, ``panel_cells`` over the whole data's months, purchase days,
+   returns). :func:`shuffle` stops before the reduction: the whole-data date rules applied
+   (``check_dates``), the shuffled partitions stay persisted on the workers
+   (:class:`Shuffled`), which ``forecaster batch --dask`` reduces one partition at a time
+   where they are (:mod:`forecaster.dask_batch`). :func:`load_dataset` goes on: the client
+   merges the per-partition results (``Reduced.merge``) and assembles the panel
+   (``reduced_dataset``): the same Dataset, bit for bit, held whole on the client.
 
 Not a ``groupby().agg()``: Dask's tree reduction adds a cell's amounts in another order than
 pandas does over the whole frame, so its float sums would differ in the last bits; a
@@ -37,11 +39,12 @@ import pyarrow as pa
 from forecaster.amounts import parse_amounts
 from forecaster.dates import DateRange, parse_dates
 from forecaster.ingest import (DateReader, Roles, ScanTotals, _breaks, _ids, _note_dates, _order_columns,
-                               _range_mask, resolve_roles)
+                               _range_mask, partitions, resolve_roles)
 from forecaster.ingest_arrays import days_months, sorted_codes
 from forecaster.ingest_reduce import Part, Reduced, _reduce_part, check_dates, reduced_dataset
 from forecaster.ingest_source import Source, open_source
 from forecaster.ingest_spill import OrderCheck
+from forecaster.memory import DEFAULT_CHUNK_ROWS
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -260,7 +263,10 @@ def shuffle(client: "Client", path: Path, *, customer_col: str | None, date_col:
     if totals.rows_read and totals.null_ids == totals.rows_read:
         _ids(pd.Series([""]), source, roles.customer)  # raises the in-memory reader's error
     meta = with_breaks(clean(_empty(source, roles), 0, plan), (None, None)).astype({"customer_id": str})
-    shuffled = dd.from_delayed(flagged, meta=meta, verify_meta=False).shuffle("customer_id", npartitions=max(1, len(raw)))
+    # at least as many partitions as the chunked reader's spill files (about DEFAULT_CHUNK_ROWS
+    # rows each): a worker reduces and scores one at a time, whatever the size of the input files
+    npartitions = max(len(raw), partitions(int(sum(lengths)), DEFAULT_CHUNK_ROWS))
+    shuffled = dd.from_delayed(flagged, meta=meta, verify_meta=False).shuffle("customer_id", npartitions=npartitions)
     shuffled = client.persist(shuffled)
     range_text = months.date_range.text if months.date_range else None
     month_range = check_dates(source, roles, totals, ShuffledSpill(shuffled), range_text, months.data_end, currency)

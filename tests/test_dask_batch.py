@@ -68,6 +68,18 @@ def test_the_dask_file_is_the_single_machine_batch(client, model, folder, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"single{suffix}", f"dask{suffix}"])
 
 
+def test_partitions_hold_about_a_spill_files_rows_whatever_the_input_files(client, model, folder, tmp_path,
+                                                                           monkeypatch):
+    """Three input files but partitions of about 1,000 rows (DEFAULT_CHUNK_ROWS stands for a
+    spill file's rows): more partitions than files, the same file."""
+    expected = _single_file(model, folder, tmp_path / "single.parquet", None)
+    monkeypatch.setattr(dask_panel, "DEFAULT_CHUNK_ROWS", 1_000)
+    rows = len(pd.read_parquet(folder))
+    got, _, parts = _dask_file(client, model, folder, tmp_path / "dask.parquet", None)
+    assert parts == -(-rows // 1_000) > 3
+    pd.testing.assert_frame_equal(got, expected)
+
+
 @pytest.mark.parametrize("kind", ["csv", "parquet"])
 def test_every_kind_of_customer_and_a_partial_month_as_one_machine(client, model, statuses, statuses_parquet,
                                                                    tmp_path, kind):
