@@ -60,6 +60,7 @@ from models.season import SeasonContext, SeasonStats
 from narrator.panel import MonthlyPanel
 from structurer.protocol import Population
 
+
 @dataclass
 class Summary:
     """What pass 1 adds up over the partitions (module doc): one partition's piece
