@@ -26,6 +26,7 @@ import forecaster as fc  # noqa: E402
 from forecaster import batch_partitioned, dask_batch, dask_engine, dask_panel, ingest_reduce  # noqa: E402
 from forecaster.batch_stream import WORK_TAG, WorkFolder  # noqa: E402
 from forecaster.datasets import load_dataset  # noqa: E402
+from forecaster.errors import UserError  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +157,14 @@ def test_the_client_never_holds_the_whole_panel(client, model, folder, tmp_path,
     frames = [r for r in received if isinstance(r, pd.DataFrame)]
     assert len(pieces) == parts and len(frames) == parts and max(len(f) for f in frames) < customers
     assert all(len(pickle.dumps(p)) < 200_000 for p in pieces)
+
+
+def test_an_anchor_outside_the_data_is_refused_before_a_partition_is_summarised(client, model, folder, tmp_path,
+                                                                                 monkeypatch):
+    monkeypatch.setattr(dask_batch.DaskPartitions, "summaries", lambda *a: pytest.fail("a partition was summarised"))
+    with pytest.raises(UserError, match="--anchor"):
+        _dask_file(client, model, folder, tmp_path / "dask.parquet", "2031-01")
+    assert not list(tmp_path.iterdir())
 
 
 def test_what_crosses_to_a_worker_holds_no_key(client, model, folder, tmp_path, monkeypatch):
