@@ -82,3 +82,15 @@ def make_llm_forecaster(tmp_path: Any) -> Any:
         return LLMForecaster(**options)
 
     return make
+
+
+@pytest.fixture(scope="module")
+def small_xgb_grid() -> Iterator[None]:
+    """Runs searching the product's XGBoost grid search a one-setting grid instead, for the
+    module (tests/small_grid.py: for tests whose subject is not the tuning). Apply it with
+    ``pytestmark = pytest.mark.usefixtures("small_xgb_grid")`` (module-scoped: it is set up
+    before the module's fixtures that train) or on one test."""
+    from small_grid import small_xgb_grid as context
+
+    with context():
+        yield

@@ -19,6 +19,8 @@ from forecaster import evaluation, progress
 from forecaster.api.evaluation import _anchor_range
 from forecaster.datasets import load_dataset
 
+pytestmark = pytest.mark.usefixtures("small_xgb_grid")  # not a test of the tuning: tests/small_grid.py
+
 DATA = "synthetic:500:4"  # 2022-01..2024-12
 ANCHOR = "2024-06"
 

@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 from clitools import run_cli, train_once
 
+pytestmark = pytest.mark.usefixtures("small_xgb_grid")  # not a test of the tuning: tests/small_grid.py
+
 
 DATA = "synthetic:400:5"  # small: each case loads it in well under a second
 Setup = Callable[[Path, Path], None]

@@ -18,6 +18,8 @@ from forecaster.datasets import load_dataset
 from forecaster.errors import UserError
 from forecaster.ingest_chunked import open_scan
 
+pytestmark = pytest.mark.usefixtures("small_xgb_grid")  # not a test of the tuning: tests/small_grid.py
+
 DATA = "synthetic:400:5"
 EARLY = "2022-05"  # many customers not yet acquired
 

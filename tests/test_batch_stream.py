@@ -17,6 +17,8 @@ from forecaster.batch_stream import PROGRESS, WORK_TAG
 from forecaster.errors import UserError
 from models.timing import PurchaseDays
 
+pytestmark = pytest.mark.usefixtures("small_xgb_grid")  # not a test of the tuning: tests/small_grid.py
+
 DATA = "synthetic:400:5"
 EARLY = "2022-05"  # many customers not yet acquired: rows without a forecast between the chunks
 

@@ -26,6 +26,8 @@ from models.arm_specs import BOUND_ARMS
 from models.rows import bayes_probability_names
 from narrator.panel import HISTORY_MONTHS, MonthlyPanel, first_order_column, month_ordinal
 
+pytestmark = pytest.mark.usefixtures("small_xgb_grid")  # not a test of the tuning: tests/small_grid.py
+
 RATIO_KEYS = ("rps_ratio_to_oracle", "log_loss_ratio_to_oracle", "rps_ratio_to_bayes", "log_loss_ratio_to_bayes")
 
 # -- where it must agree with the oracle ------------------------------------------------------

@@ -29,6 +29,8 @@ from models.xgb import HurdleXGB  # noqa: E402
 
 from clitools import run_cli  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("small_xgb_grid")  # not a test of the tuning: tests/small_grid.py
+
 # No row or column subsampling in the comparison: XGBoost draws those per worker, so with them
 # the two fits differ by what another seed gives (log loss ~5e-4 on these rows); without them
 # only the distributed quantile sketch differs.
@@ -118,8 +120,9 @@ def test_workers_log_the_collectives_rank_line_instead_of_printing_it(client, ca
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    script = str(Path(sys.executable).with_name("forecaster"))
-    return subprocess.run([script, *args], capture_output=True, text=True, timeout=600, cwd=cwd)
+    """``forecaster *args`` in a subprocess, searching the small grid (tests/small_grid.py)."""
+    command = [sys.executable, str(Path(__file__).with_name("small_grid.py")), "forecaster", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=cwd)
 
 
 def test_train_on_the_cluster_writes_a_model_batch_uses(tmp_path):

@@ -16,6 +16,8 @@ from clitools import run_cli
 
 from forecaster import cli, model_warnings, top_share
 
+pytestmark = pytest.mark.usefixtures("small_xgb_grid")  # not a test of the tuning: tests/small_grid.py
+
 HEALTHY = {"validation_pr_auc": 0.36, "climatology_pr_auc": 0.08, "rounds_purchase": 40, "rounds_bucket": 25}
 
 

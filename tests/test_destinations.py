@@ -16,6 +16,8 @@ from forecaster import cli, destination
 from forecaster.datasets import load_dataset
 from forecaster.errors import UserError
 
+pytestmark = pytest.mark.usefixtures("small_xgb_grid")  # not a test of the tuning: tests/small_grid.py
+
 DATA = "synthetic:400:5"
 
 

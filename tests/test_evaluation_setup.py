@@ -13,6 +13,8 @@ from forecaster import evaluation
 from forecaster.datasets import load_dataset
 from forecaster.verbs.options import DataOptions, DateOptions, with_options
 
+pytestmark = pytest.mark.usefixtures("small_xgb_grid")  # not a test of the tuning: tests/small_grid.py
+
 
 def test_the_setup_states_everything_before_the_run_and_the_run_leaves_it_unchanged():
     setup = evaluation.prepare(load_dataset("synthetic:300"), None, None, seed=0, n_resamples=100)

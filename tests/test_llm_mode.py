@@ -15,6 +15,8 @@ from llm_server import LoopbackLLMServer
 import forecaster as fc
 from forecaster.datasets import load_dataset
 
+pytestmark = pytest.mark.usefixtures("small_xgb_grid")  # not a test of the tuning: tests/small_grid.py
+
 DATA = "synthetic:120:11"
 
 

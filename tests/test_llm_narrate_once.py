@@ -14,6 +14,8 @@ from forecaster.datasets import load_dataset
 from llm.narratives import NarrativeMemo
 from narrator import narrative
 
+pytestmark = pytest.mark.usefixtures("small_xgb_grid")  # not a test of the tuning: tests/small_grid.py
+
 DATA = "synthetic:120:11"
 
 

@@ -11,6 +11,8 @@ from clitools import run_cli
 from forecaster.datasets import load_dataset
 from llm_server import LoopbackLLMServer
 
+pytestmark = pytest.mark.usefixtures("small_xgb_grid")  # not a test of the tuning: tests/small_grid.py
+
 
 
 

@@ -18,6 +18,8 @@ from llm.forecaster import LLMForecaster
 from llm.prompt import build_messages
 from structurer.schema import BucketScheme
 
+pytestmark = pytest.mark.usefixtures("small_xgb_grid")  # not a test of the tuning: tests/small_grid.py
+
 DATA = "synthetic:120:11"
 # each verb with what else it needs on the command line (nothing of it is read: the flag fails first)
 VERBS = {

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import small_grid
 
 import forecaster as fc
 from forecaster import evaluation, power
@@ -67,6 +68,7 @@ def test_sampling_options_belong_to_an_llm_run():
 
 def test_an_llm_evaluation_on_a_sample_asks_only_the_sample_and_reports_the_plan(tmp_path, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # the loopback server needs no key
+    small_grid.install(monkeypatch)  # who is asked, not the tuning (the MDE tests above keep the product's grid)
     data = load_dataset("synthetic:1200:5", date_range="2023-07..")  # about 370 customers, 17 anchors
     printed: list[str] = []
     with LoopbackLLMServer(lifetime_s=180.0, max_requests=20_000) as server:

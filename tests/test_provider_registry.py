@@ -20,6 +20,8 @@ from llm.forecaster import LLMForecaster
 from structurer.protocol import Forecaster
 from structurer.schema import BucketScheme, ForecastRecord, spend_forecast_model
 
+pytestmark = pytest.mark.usefixtures("small_xgb_grid")  # not a test of the tuning: tests/small_grid.py
+
 DATA = "synthetic:400:5"
 
 

@@ -24,6 +24,8 @@ import pandas as pd
 import pytest
 from clitools import run_cli
 
+pytestmark = pytest.mark.usefixtures("small_xgb_grid")  # not a test of the tuning: tests/small_grid.py
+
 SCRIPT = Path(__file__).resolve().parents[1] / "docs" / "python_api_example.py"
 DOC = SCRIPT.with_name("python-api.md")
 DATA = "cdnow"
@@ -95,8 +97,9 @@ def script(tmp_path_factory) -> Iterator[Started]:
     stdout, stderr = folder / "stdout.txt", folder / "stderr.txt"
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     with stdout.open("w", encoding="utf-8") as out, stderr.open("w", encoding="utf-8") as err:
-        process = subprocess.Popen([sys.executable, str(SCRIPT), str(folder / "out")], stdout=out, stderr=err,
-                                   env=env, cwd=SCRIPT.parents[1])
+        # as `python SCRIPT OUT`, searching the small grid as the command line here does (tests/small_grid.py)
+        command = [sys.executable, str(Path(__file__).with_name("small_grid.py")), str(SCRIPT), str(folder / "out")]
+        process = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=SCRIPT.parents[1])
     started = Started(process, folder / "out", stdout, stderr)
     yield started
     if process.poll() is None:  # a test failed before waiting for it

@@ -26,6 +26,8 @@ from models.features import baseline_feature_names
 from structurer.features import forecast_feature_names
 from test_report import ANCHORS, make_inputs
 
+pytestmark = pytest.mark.usefixtures("small_xgb_grid")  # not a test of the tuning: tests/small_grid.py
+
 MINUS = "\u2212"
 COMPARISON = "xgb_base+forecaster - xgb_base"
 CONCLUSIONS = ("근거가 있습니다", "근거는 없습니다", "나빠졌다고", "개선 (신뢰구간", "악화 (신뢰구간", "차이의 근거 없음")

@@ -15,6 +15,8 @@ from clitools import run_cli
 from forecaster import evaluation, minimum_data, pipeline
 from forecaster.datasets import load_dataset
 
+pytestmark = pytest.mark.usefixtures("small_xgb_grid")  # not a test of the tuning: tests/small_grid.py
+
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "minimum-data.md"
 
 
