@@ -18,6 +18,8 @@ from forecaster import dask_engine, synthetic  # noqa: E402
 from forecaster.datasets import from_table, load_dataset  # noqa: E402
 from models.timing import PurchaseDays  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("small_xgb_grid")  # not a test of the tuning: tests/small_grid.py
+
 
 @pytest.fixture(scope="module")
 def client():
