@@ -5,9 +5,10 @@ customer (:func:`forecaster.dask_panel.shuffle`) in place of the spill files.
 Where things live:
 
 - **the panel** never exists whole anywhere. The rows, cleaned and shuffled so that every
-  customer's rows are in one partition, stay persisted on the workers; each worker reduces
-  its own partitions to their customers' panel rows and purchase days
-  (:func:`forecaster.dask_panel.reduce_partition`), twice, and drops them after each task.
+  customer's rows are in one partition, stay on the workers, one Arrow table per partition
+  (:meth:`forecaster.dask_panel.Shuffled.into_tables`, as a spill file holds them); each worker
+  reduces its own partitions to their customers' panel rows and purchase days
+  (:func:`forecaster.dask_panel.reduce_table`), twice, and drops them after each task.
 - **pass 1** (:func:`partition_summary`): a worker returns its partition's
   :class:`~forecaster.batch_partitioned.Summary` piece only (month totals, counts, the
   seasonal and repeat-purchase summaries, the forecaster's population -- for the empirical
@@ -38,12 +39,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 import pandas as pd
+import pyarrow as pa
 
 from forecaster import progress
 from forecaster.batch_partitioned import PartJob, Summary, part_frame, summary_piece, write_parts
 from forecaster.coverage import Coverage
 from forecaster.dask_engine import IN_FLIGHT_PER_WORKER, in_order_bounded, refuse_llm
-from forecaster.dask_panel import Shuffled, reduce_partition
+from forecaster.dask_panel import Shuffled, reduce_table
 from forecaster.ingest import Roles, ScanTotals
 from forecaster.ingest_reduce import Reduced, reduced_dataset
 from forecaster.providers import Provider
@@ -86,15 +88,15 @@ class PartitionPlan:
                                self.currency, judged)
 
 
-def partition_summary(frame: pd.DataFrame, plan: PartitionPlan, provider: Provider, anchors: list[pd.Period],
+def partition_summary(table: pa.Table | None, plan: PartitionPlan, provider: Provider, anchors: list[pd.Period],
                       keys: tuple[bool, bool]) -> Summary:
     """On a worker: pass 1 of one shuffled partition (its Summary piece)."""
-    return summary_piece(plan, reduce_partition(frame, plan.month_range, plan.currency, keys), provider, anchors)
+    return summary_piece(plan, reduce_table(table, plan.month_range, plan.currency, keys), provider, anchors)
 
 
-def partition_rows(frame: pd.DataFrame, plan: PartitionPlan, job: PartJob) -> pd.DataFrame:
+def partition_rows(table: pa.Table | None, plan: PartitionPlan, job: PartJob) -> pd.DataFrame:
     """On a worker: pass 2 of one shuffled partition (its output rows in id order)."""
-    return part_frame(plan, reduce_partition(frame, plan.month_range, plan.currency, job.keys), job)
+    return part_frame(plan, reduce_table(table, plan.month_range, plan.currency, job.keys), job)
 
 
 class DaskPartitions:
@@ -105,11 +107,12 @@ class DaskPartitions:
         self.source, self.roles, self.totals = shuffled.source, shuffled.roles, shuffled.totals
         self.month_range, self.months, self.currency = shuffled.month_range, shuffled.months, shuffled.currency
         self.parts = shuffled.parts
-        self._frames = shuffled.frame.to_delayed()  # one per partition, already in the workers' memory
+        self._guess = shuffled.sorted_guess()
+        self._tables = shuffled.into_tables(client)  # one per partition, in the memory of the worker holding it
         self._plan: Any = None
 
     def sorted_guess(self) -> tuple[bool, bool]:
-        return self.shuffled.sorted_guess()
+        return self._guess
 
     def summaries(self, provider: Provider, anchors: list[pd.Period], keys: tuple[bool, bool]) -> Iterator[Summary]:
         refuse_llm(provider.name)
@@ -129,7 +132,7 @@ class DaskPartitions:
             self._plan = self.client.scatter(PartitionPlan.of(self.shuffled), broadcast=True)
 
         def submit(p: int, _: int) -> Any:
-            return self.client.compute(dask.delayed(run)(self._frames[p], self._plan, *args))
+            return self.client.compute(dask.delayed(run)(self._tables[p], self._plan, *args))
 
         workers = max(1, len(self.client.scheduler_info()["workers"]))
         return in_order_bounded(submit, [(p, p + 1) for p in parts], IN_FLIGHT_PER_WORKER * workers)
