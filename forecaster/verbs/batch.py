@@ -5,7 +5,7 @@ chunks written to the file as they are made
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,6 +13,9 @@ from forecaster.memory import DEFAULT_CHUNK_CUSTOMERS
 from forecaster.verbs.options import (DaskOption, DataOptions, dask_source, dataset_from_options, engine,
                                       scan_from_options, with_options)
 from forecaster.verbs.provider_options import LLMRunOptions, err
+
+if TYPE_CHECKING:
+    from forecaster.api.model import TrainedModel
 
 NOTHING_TO_ESTIMATE = "경험적 예측기는 LLM을 호출하지 않으므로 드라이런으로 추정할 호출·토큰·비용이 없습니다."
 
@@ -41,13 +44,13 @@ def batch(
 
     batch_job.check_output(out, force)  # before any data is loaded
     month = parse_anchor(anchor) if anchor else None  # a typo fails before the data is loaded
+    trained = TrainedModel.load(model)  # a damaged or outdated model too: reading 100M rows took minutes
     if dask is not None:
-        _batch_on_dask(dask, model, out, data, month, limit, force, chunk_customers)
+        _batch_on_dask(dask, trained, out, data, month, limit, force, chunk_customers)
         return
     scan = None if dry_run or limit is not None else scan_from_options(data)
     if scan is not None:  # read in chunks: scored one spill file of customers at a time
         with scan:
-            trained = TrainedModel.load(model)
             counts = trained.write_predictions_from_scan(
                 scan, out, month, force=force, chunk_customers=chunk_customers,
                 forecaster=llm.choice(trained.config_["forecaster"]["provider"]), max_failed=llm.max_failed,
@@ -55,7 +58,6 @@ def batch(
         err.print(f"{batch_job.status_line(counts)}, 결과를 {out}에 썼습니다.", soft_wrap=True)
         return
     dataset = dataset_from_options(data)
-    trained = TrainedModel.load(model)
     forecaster = llm.choice(trained.config_["forecaster"]["provider"])
     if dry_run:
         estimate = trained.dry_run(dataset, month, limit=limit, forecaster=forecaster)
@@ -67,16 +69,14 @@ def batch(
     err.print(f"{batch_job.status_line(counts)}, 결과를 {out}에 썼습니다.", soft_wrap=True)
 
 
-def _batch_on_dask(address: str, model: Path, out: Path, data: DataOptions, month, limit: int | None, force: bool,
-                   chunk_customers: int) -> None:
+def _batch_on_dask(address: str, trained: "TrainedModel", out: Path, data: DataOptions, month, limit: int | None,
+                   force: bool, chunk_customers: int) -> None:
     """The customers scored on the Dask cluster (empirical forecaster only), partition by
     partition where the rows stay (:mod:`forecaster.dask_batch`); with ``--limit`` the panel
     is gathered on the client and scored in chunks on the workers (:func:`forecaster.dask_engine.write_batch`)."""
     from forecaster import batch as batch_job
-    from forecaster.api.model import TrainedModel
     from forecaster.dask_engine import refuse_llm
 
-    trained = TrainedModel.load(model)
     refuse_llm(trained.config_["forecaster"]["provider"])  # before a cluster is started
     with engine(address) as client:
         if limit is None:

@@ -44,9 +44,10 @@ def explain(
     if model is None and provider not in (None, DEFAULT_PROVIDER):  # the default model's provider
         raise UserError(f"--provider {provider} needs a model trained with it: run `forecaster train --provider "
                         f"{provider} --out DIR` and pass --model DIR")
+    given = TrainedModel.load(model) if model is not None else None  # a damaged model before the data is read
     dataset = dataset_from_options(data)
     locate_customer(dataset, customer_id, month)  # cheap checks before any training
-    trained = TrainedModel.load(model) if model is not None else default_model(dataset)
+    trained = given if given is not None else default_model(dataset)
     chosen = llm.choice(provider or trained.config_["forecaster"]["provider"])
     result = trained.explain(dataset, customer_id, month, forecaster=chosen)
     if output_format == "json":
