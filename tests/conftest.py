@@ -94,3 +94,18 @@ def small_xgb_grid() -> Iterator[None]:
 
     with context():
         yield
+
+
+# The modules that take minutes, longest first (durations of a full run under load: the
+# docs example's setup 324 s, the tuning's grid of one 94 s, ...). With ``--dist loadfile``
+# a worker takes a whole module; started last, the longest one was the run's tail, so they go
+# first (pyproject's addopts keep this order: ``--no-loadscope-reorder``).
+SLOW_FIRST = ("test_python_api_example.py", "test_tuning.py", "test_power.py", "test_provider_registry.py",
+              "test_api.py", "test_dask_train.py", "test_llm_narrate_once.py", "test_bayes.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(SLOW_FIRST)
+    items.sort(key=rank)  # stable: every module's own order is kept
