@@ -14,9 +14,9 @@ docs/architecture.md, section "Memory"):
   (the log, the cut panel, the purchase days; per transaction) plus one chunk of
   ``--chunk-customers`` customers' features, answers and rows
   (:mod:`forecaster.batch_stream`); for data read in chunks (a Parquet folder, a large
-  file, ``--chunk-rows``), one spill file of about ``--chunk-rows`` rows reduced and scored
+  file, ``--chunk-rows``), two spill files of about ``--chunk-rows`` rows reduced and scored
   at a time plus what the run keeps of everyone (:mod:`forecaster.batch_partitioned`),
-  measured on the 1M and 3M shops of ``bench/scale.py``.
+  measured on the 1M and 10M shops of ``bench/scale.py``.
 
 The synthetic shops have 10.6 transactions and 36 months a customer; a shop with other
 ratios is estimated from the same coefficients. Synthetic data is generated in memory,
@@ -48,11 +48,11 @@ EVALUATE_PER_ROW = 2_100.0  # of evaluate (more arms and columns)
 BATCH_BASE_BYTES = 600 * MIB  # batch also imports xgboost and pyarrow
 BATCH_PER_TRANSACTION = 169.0  # what batch holds of everyone: the log, the cut panel, the purchase days
 BATCH_PER_CHUNK_CUSTOMER = 4_900.0  # one chunk's features, answers and rows
-# batch over a spill file at a time (bench/scale.py --steps batch at 962f726: 1.11 GiB for 10.6M rows,
-# 2.67 GiB for 105.9M; --chunk-rows 250,000 and 3,000,000 on 10.6M rows: 0.92 and 1.98 GiB)
-PARTITIONED_BASE_BYTES = 960 * MIB  # imports, the model, one spill file of 1,000,000 rows reduced and scored
-PARTITIONED_PER_TRANSACTION = 17.6  # kept of everyone: the summaries while summed, the merge's ids and order
-PARTITIONED_PER_CHUNK_ROW = 400.0  # a spill file's (and a scanned chunk's) rows beyond or below 1,000,000
+# batch over spill files, two at a time (bench/scale.py --steps batch at 15d8539: 1.72 GiB for 10.6M rows,
+# 3.23 GiB for 105.9M; --chunk-rows 250,000 on 10.6M rows: 1.04 GiB)
+PARTITIONED_BASE_BYTES = 1590 * MIB  # imports, the model, two spill files of 1,000,000 rows reduced and scored
+PARTITIONED_PER_TRANSACTION = 17.0  # kept of everyone: the summaries while summed, the merge's ids and order
+PARTITIONED_PER_CHUNK_ROW = 970.0  # the spill files' (and scanned chunks') rows beyond or below 1,000,000
 DEFAULT_CHUNK_ROWS = 1_000_000  # the chunked reader's rows per chunk (forecaster.ingest), a spill file's
 
 
