@@ -198,8 +198,8 @@ def scan(source: Source, roles: Roles, spill: Spill, *, chunk_rows: int, date_fo
             continue
         totals.converted += chunk.converted
         totals.add_dates(chunk.dates)
-        spill.write(chunk.layout, {"day_break": _chunk_breaks(totals.day_order, chunk.day_order, chunk),
-                                   "month_break": _chunk_breaks(totals.month_order, chunk.month_order, chunk)})
+        spill.write(chunk.layout, {"day_break": _breaks_among(totals.day_order, *chunk.day_order, chunk.distinct),
+                                   "month_break": _breaks_among(totals.month_order, *chunk.month_order, chunk.distinct)})
     if totals.rows_read and totals.null_ids == totals.rows_read:
         customer_ids(pd.Series([""]), source.where, roles.customer)  # raises the in-memory reader's error
     return totals
@@ -272,20 +272,17 @@ def _order_columns(column: pd.Series, ts: np.ndarray) -> dict[str, pa.Array]:
     return {"order_id": _text(cleaned)}
 
 
-def _chunk_breaks(check: OrderCheck, checked: tuple[np.ndarray, OwnOrder], chunk: Chunk) -> np.ndarray:
+def _breaks_among(check: OrderCheck, rows: np.ndarray, own: OwnOrder, distinct: pa.Array) -> np.ndarray:
     """Which of the chunk's rows break the whole data's (customer, day or month) order among
-    the rows checked."""
-    rows, own = checked
+    ``rows`` (``own``: those rows checked against each other)."""
     out = np.zeros(len(rows), dtype=bool)
-    out[rows] = check.after(own, chunk.distinct)
+    out[rows] = check.after(own, distinct)
     return out
 
 
 def _breaks(check: OrderCheck, rank: np.ndarray, distinct: pa.Array, unit: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Which of a partition's rows break the (customer, day or month) order among ``rows``
-    (:mod:`forecaster.dask_panel`, one partition after another)."""
-    return _chunk_breaks(check, (rows, OrderCheck.own(rank[rows], distinct, unit[rows])),
-                         Chunk(0, rows, distinct=distinct))
+    """:func:`_breaks_among` of one partition after another (:mod:`forecaster.dask_panel`)."""
+    return _breaks_among(check, rows, OrderCheck.own(rank[rows], distinct, unit[rows]), distinct)
 
 
 def _raw_hash(frame: pd.DataFrame, roles: Roles, ids: pd.Series, amount: pd.Series) -> np.ndarray:

@@ -37,7 +37,8 @@ class Spill:
         file already holds (the only step that needs the chunks before it)."""
         for p, lo, hi, ids in layout.slices:
             table = layout.table.slice(lo, hi - lo)
-            table = table.set_column(0, "customer", pc.add(table.column(0), int(self.ids_written[p])))
+            at = table.column_names.index("customer")
+            table = table.set_column(at, "customer", pc.add(table.column(at), int(self.ids_written[p])))
             for name, values in columns.items():
                 table = table.append_column(name, pa.array(values[layout.order[lo:hi]]))
             self._append(p, table, ids)
